@@ -1,0 +1,46 @@
+//! The error type of the safe Rust API. Each variant maps to one fixed
+//! `BILLIARD_E*` code at the C boundary.
+
+use thiserror::Error;
+
+/// What went wrong in a pool call. The message says what failed and why.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Error {
+    /// A bad argument or a call that is not valid in the pool's state.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The timeout passed before the awaited event.
+    #[error("timed out")]
+    TimedOut,
+    /// The pool is closed or terminated and takes no new tasks.
+    #[error("pool is closed: {0}")]
+    Closed(String),
+    /// The queue is full and the submit was non-blocking.
+    #[error("queue is full ({0} tasks waiting)")]
+    Full(usize),
+    /// No task with that id is pending or waiting to be collected.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A worker could not be started.
+    #[error("worker start failed: {0}")]
+    Spawn(String),
+    /// Workers crashed too often; the pool gave up.
+    #[error("restart limit exceeded: {0}")]
+    Restarts(String),
+    /// Out of memory.
+    #[error("out of memory: {0}")]
+    NoMemory(String),
+    /// A system call failed.
+    #[error("I/O error: {0}")]
+    Io(String),
+}
+
+impl Error {
+    /// Wraps an OS error with what was being done.
+    pub(crate) fn io(what: &str, err: std::io::Error) -> Error {
+        Error::Io(format!("{what}: {err}"))
+    }
+}
+
+/// Result type of the safe API.
+pub type Result<T> = std::result::Result<T, Error>;

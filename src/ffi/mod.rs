@@ -1,0 +1,1 @@
+//! C boundary (filled in next).

@@ -1,0 +1,32 @@
+//! billiard: a supervised process pool with a C ABI.
+//!
+//! A host creates a [`Pool`] of worker processes, submits tasks as byte
+//! buffers and gets one [`TaskResult`] back for every task, whatever happens
+//! to the worker that ran it. The same core is exported to C in [`ffi`]
+//! (`include/billiard.h`).
+//!
+//! ```no_run
+//! use billiard::{Config, Pool, TaskOptions};
+//! let pool = Pool::new(Config::new().workers(2).handler(|input, reply| {
+//!     reply.write(&input.to_ascii_uppercase());
+//!     Ok(())
+//! }))?;
+//! let id = pool.submit(b"hello", &TaskOptions::default())?;
+//! let result = pool.wait_task(id, None)?;
+//! assert_eq!(result.data, b"HELLO");
+//! # Ok::<(), billiard::Error>(())
+//! ```
+
+pub mod config;
+pub mod error;
+pub mod ffi;
+pub mod pool;
+pub mod protocol;
+mod spawn;
+mod sys;
+pub mod worker;
+
+pub use config::{Config, StartMethod};
+pub use error::{Error, Result};
+pub use pool::{Outcome, Pool, TaskOptions, TaskResult};
+pub use worker::Reply;

@@ -1,0 +1,371 @@
+//! The pool's shared state, behind one mutex: tasks, queue, workers as the
+//! scheduler sees them, finished results and the threads waiting for them.
+//!
+//! Every accepted task is in `tasks` until it finishes; finishing removes it
+//! and hands its result to exactly one place (a waiter or the `done` store),
+//! which is what makes delivery exactly-once.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Condvar;
+
+use super::result::{Outcome, TaskResult};
+use crate::error::Error;
+use crate::sys;
+
+/// Where the pool is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Workers are starting; `Pool::new` waits.
+    Starting,
+    /// Accepting tasks.
+    Running,
+    /// No new tasks; queued and running ones finish, then workers stop.
+    Closed,
+    /// `terminate` asked: the supervisor kills and reaps everything.
+    Terminating,
+    /// Closed, drained, every worker exited and reaped. Final.
+    Joined,
+    /// Terminated; every worker reaped. Final.
+    Terminated,
+    /// Could not start or keep workers; the supervisor is stopping them.
+    Failing,
+    /// Could not start or keep workers; every worker reaped. Final.
+    Failed,
+}
+
+impl Phase {
+    /// The supervisor has stopped and no worker exists.
+    pub(crate) fn is_final(self) -> bool {
+        matches!(self, Phase::Joined | Phase::Terminated | Phase::Failed)
+    }
+}
+
+/// A task from submit until its result is handed out.
+pub(crate) struct Task {
+    pub tag: u64,
+    /// The encoded TASK frame; dropped once a worker acknowledged it.
+    pub frame: Option<Arc<Vec<u8>>>,
+    pub submitted: Instant,
+    pub started: Option<Instant>,
+    /// Already sent back to the queue once after a worker died before ACK.
+    pub requeued: bool,
+    /// A thread waits for this task by id.
+    pub waiter: Option<u64>,
+}
+
+/// A worker as the scheduler sees it.
+pub(crate) struct Worker {
+    pub generation: u32,
+    pub pid: libc::pid_t,
+    pub channel: Arc<OwnedFd>,
+    /// Said hello: may take tasks.
+    pub ready: bool,
+    /// The task handed to it, and whether it acknowledged (started) it.
+    pub task: Option<u64>,
+    pub acked: bool,
+    /// Rest of a frame that did not fit into the socket buffer.
+    pub outbox: Option<(Arc<Vec<u8>>, usize)>,
+    /// Why the pool killed it, if it did.
+    pub kill_reason: Option<String>,
+    /// A FATAL message it sent before exiting.
+    pub last_words: Option<String>,
+}
+
+/// A frame to send to a worker, outside the lock.
+pub(crate) struct Send {
+    pub slot: usize,
+    pub generation: u32,
+    pub channel: Arc<OwnedFd>,
+    pub frame: Arc<Vec<u8>>,
+}
+
+struct Mailbox {
+    cv: Arc<Condvar>,
+    got: Option<TaskResult>,
+}
+
+pub(crate) struct State {
+    pub phase: Phase,
+    /// Why the pool failed to start or keep workers.
+    pub failure: Option<Error>,
+    pub tasks: HashMap<u64, Task>,
+    pub queue: VecDeque<u64>,
+    pub workers: Vec<Option<Worker>>,
+    pub idle: Vec<usize>,
+    /// Submitters blocked on a full queue.
+    pub blocked_submitters: usize,
+    done: HashMap<u64, TaskResult>,
+    done_order: VecDeque<u64>,
+    any_waiters: VecDeque<u64>,
+    /// Tasks some thread waits for by id.
+    claimed: usize,
+    mailboxes: HashMap<u64, Mailbox>,
+    next_waiter: u64,
+    results_fd: RawFd,
+}
+
+/// How a result wait ended without a result.
+pub(crate) enum NoResult {
+    /// Keep waiting.
+    Pending,
+    /// Nothing can ever arrive for this waiter.
+    Gone(Error),
+}
+
+impl State {
+    pub(crate) fn new(results_fd: RawFd) -> State {
+        State {
+            phase: Phase::Starting,
+            failure: None,
+            tasks: HashMap::new(),
+            queue: VecDeque::new(),
+            workers: Vec::new(),
+            idle: Vec::new(),
+            blocked_submitters: 0,
+            done: HashMap::new(),
+            done_order: VecDeque::new(),
+            any_waiters: VecDeque::new(),
+            claimed: 0,
+            mailboxes: HashMap::new(),
+            next_waiter: 0,
+            results_fd,
+        }
+    }
+
+    /// The live worker in `slot` if it is still generation `generation`.
+    pub(crate) fn worker_mut(&mut self, slot: usize, generation: u32) -> Option<&mut Worker> {
+        self.workers
+            .get_mut(slot)
+            .and_then(|w| w.as_mut())
+            .filter(|w| w.generation == generation)
+    }
+
+    /// Hands `task_id` to the worker in `slot` (which must be ready and free).
+    pub(crate) fn assign(&mut self, slot: usize, task_id: u64) -> Option<Send> {
+        let frame = self.tasks.get(&task_id)?.frame.clone()?;
+        let w = self.workers[slot].as_mut()?;
+        w.task = Some(task_id);
+        w.acked = false;
+        Some(Send {
+            slot,
+            generation: w.generation,
+            channel: w.channel.clone(),
+            frame,
+        })
+    }
+
+    /// Gives queued tasks to idle workers; returns the frames to send.
+    pub(crate) fn dispatch(&mut self) -> Vec<Send> {
+        let mut out = Vec::new();
+        while !self.queue.is_empty() {
+            let Some(slot) = self.idle.pop() else { break };
+            let id = self.queue.pop_front().expect("queue is not empty");
+            if let Some(send) = self.assign(slot, id) {
+                out.push(send);
+            }
+        }
+        out
+    }
+
+    /// A worker became free: queue it as idle, or hand it the next task.
+    pub(crate) fn worker_free(&mut self, slot: usize) -> Option<Send> {
+        while let Some(id) = self.queue.pop_front() {
+            if let Some(send) = self.assign(slot, id) {
+                return Some(send);
+            }
+        }
+        self.idle.push(slot);
+        None
+    }
+
+    /// Removes a finished task and delivers its result exactly once.
+    pub(crate) fn finish(
+        &mut self,
+        task_id: u64,
+        outcome: Outcome,
+        data: Vec<u8>,
+        pid: i32,
+        status: Option<sys::ExitStatus>,
+    ) {
+        let Some(task) = self.tasks.remove(&task_id) else {
+            return;
+        };
+        let now = Instant::now();
+        let (queued, running) = match task.started {
+            Some(s) => (s - task.submitted, now - s),
+            None => (now - task.submitted, Duration::ZERO),
+        };
+        let (exit_code, signal) = match status {
+            Some(sys::ExitStatus::Code(c)) => (Some(c), None),
+            Some(sys::ExitStatus::Signal(s)) => (None, Some(s)),
+            _ => (None, None),
+        };
+        let result = TaskResult {
+            task_id,
+            tag: task.tag,
+            outcome,
+            data,
+            pid,
+            exit_code,
+            signal,
+            queued,
+            running,
+        };
+        if task.waiter.is_some() {
+            self.claimed -= 1;
+        }
+        let target = task.waiter.or_else(|| self.any_waiters.pop_front());
+        match target {
+            Some(waiter) => {
+                let mb = self
+                    .mailboxes
+                    .get_mut(&waiter)
+                    .expect("waiter has a mailbox");
+                mb.got = Some(result);
+                mb.cv.notify_one();
+            }
+            None => {
+                if self.done.is_empty() {
+                    sys::eventfd_signal(self.results_fd);
+                }
+                self.done.insert(task_id, result);
+                self.done_order.push_back(task_id);
+            }
+        }
+        self.wake_hopeless_waiters();
+    }
+
+    /// Ends every task not yet finished with `outcome`.
+    pub(crate) fn finish_all(&mut self, outcome: Outcome, message: &str) {
+        let holders: HashMap<u64, i32> = self
+            .workers
+            .iter()
+            .flatten()
+            .filter_map(|w| w.task.map(|t| (t, w.pid)))
+            .collect();
+        let mut ids: Vec<u64> = self.tasks.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let pid = holders.get(&id).copied().unwrap_or(0);
+            self.finish(id, outcome, message.as_bytes().to_vec(), pid, None);
+        }
+        self.queue.clear();
+        for w in self.workers.iter_mut().flatten() {
+            w.task = None;
+        }
+    }
+
+    /// Tasks whose result no thread waits for by id.
+    fn unclaimed_pending(&self) -> usize {
+        self.tasks.len() - self.claimed
+    }
+
+    /// Wakes "any result" waiters when nothing is left for them.
+    fn wake_hopeless_waiters(&mut self) {
+        if self.any_waiters.is_empty() || !self.done.is_empty() {
+            return;
+        }
+        if self.unclaimed_pending() > 0 {
+            return;
+        }
+        for w in &self.any_waiters {
+            if let Some(mb) = self.mailboxes.get(w) {
+                mb.cv.notify_one();
+            }
+        }
+    }
+
+    /// Takes a finished result: the one for `want`, or the oldest.
+    pub(crate) fn take_done(&mut self, want: Option<u64>) -> Option<TaskResult> {
+        let result = match want {
+            Some(id) => self.done.remove(&id),
+            None => loop {
+                let id = self.done_order.pop_front()?;
+                if let Some(r) = self.done.remove(&id) {
+                    break Some(r);
+                }
+            },
+        };
+        if result.is_some() && self.done.is_empty() {
+            self.done_order.clear();
+            sys::eventfd_drain(self.results_fd);
+        }
+        result
+    }
+
+    /// Why a waiter for `want` has nothing to wait for, if so.
+    pub(crate) fn nothing_to_wait_for(&self, want: Option<u64>, waiter: Option<u64>) -> NoResult {
+        match want {
+            Some(id) => match self.tasks.get(&id) {
+                None => NoResult::Gone(Error::NotFound(format!(
+                    "task {id} is not pending and its result is not waiting to be collected"
+                ))),
+                Some(t) if t.waiter.is_some() && t.waiter != waiter => {
+                    NoResult::Gone(Error::InvalidArgument(format!(
+                        "another thread is already waiting for task {id}"
+                    )))
+                }
+                Some(_) => NoResult::Pending,
+            },
+            None if self.unclaimed_pending() == 0 => NoResult::Gone(Error::NotFound(
+                "no task is pending and no result is waiting".into(),
+            )),
+            None => NoResult::Pending,
+        }
+    }
+
+    /// Registers the calling thread as a waiter; returns its id and condvar.
+    pub(crate) fn add_waiter(&mut self, want: Option<u64>) -> (u64, Arc<Condvar>) {
+        let id = self.next_waiter;
+        self.next_waiter += 1;
+        let cv = Arc::new(Condvar::new());
+        self.mailboxes.insert(
+            id,
+            Mailbox {
+                cv: cv.clone(),
+                got: None,
+            },
+        );
+        match want {
+            Some(task) => {
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    t.waiter = Some(id);
+                    self.claimed += 1;
+                }
+            }
+            None => self.any_waiters.push_back(id),
+        }
+        (id, cv)
+    }
+
+    /// The result delivered to a waiter, if any.
+    pub(crate) fn take_mail(&mut self, waiter: u64) -> Option<TaskResult> {
+        self.mailboxes.get_mut(&waiter).and_then(|m| m.got.take())
+    }
+
+    /// Unregisters a waiter. A result delivered meanwhile goes back to the store.
+    pub(crate) fn remove_waiter(&mut self, waiter: u64, want: Option<u64>) {
+        let mail = self.mailboxes.remove(&waiter).and_then(|m| m.got);
+        match want {
+            Some(task) => {
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    if t.waiter.take().is_some() {
+                        self.claimed -= 1;
+                    }
+                }
+            }
+            None => self.any_waiters.retain(|&w| w != waiter),
+        }
+        if let Some(r) = mail {
+            if self.done.is_empty() {
+                sys::eventfd_signal(self.results_fd);
+            }
+            self.done_order.push_back(r.task_id);
+            self.done.insert(r.task_id, r);
+        }
+    }
+}

@@ -1,0 +1,708 @@
+//! The supervisor thread: the only thread that starts, reads, kills and reaps
+//! workers. One epoll set watches every worker's channel and pidfd plus a wake
+//! eventfd; a worker's death is seen the moment its pidfd or channel says so.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::result::Outcome;
+use super::state::{Phase, Send, State, Worker};
+use crate::error::Error;
+use crate::protocol::{self, Frame, PROTOCOL_VERSION};
+use crate::spawn::Launcher;
+use crate::sys::{self, ExitStatus, Sent};
+
+/// Replacement workers that may fail to start in a row before the pool fails.
+const MAX_START_FAILURES: u32 = 5;
+/// Poll interval for workers without a pidfd (old kernels only).
+const REAP_POLL_MS: i32 = 20;
+
+/// Epoll token of the wake eventfd.
+pub(crate) const WAKE: u64 = u64::MAX;
+const KIND_CHANNEL: u64 = 1;
+const KIND_PIDFD: u64 = 2;
+const CHANNEL_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+
+fn token(slot: usize, generation: u32, kind: u64) -> u64 {
+    ((slot as u64) << 34) | ((generation as u64) << 2) | kind
+}
+
+fn untoken(data: u64) -> (usize, u32, u64) {
+    ((data >> 34) as usize, (data >> 2) as u32, data & 3)
+}
+
+/// What host threads and the supervisor share.
+pub(crate) struct Shared {
+    pub state: Mutex<State>,
+    /// Signalled on phase changes and when a full queue shrinks.
+    pub changed: Condvar,
+    /// Written to wake the supervisor.
+    pub wake_fd: OwnedFd,
+    /// Readable while results wait to be collected (`billiard_pool_fd`).
+    pub results_fd: OwnedFd,
+    pub epoll: OwnedFd,
+    pub max_frame: usize,
+    pub max_queued: usize,
+    pub next_task: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn wake(&self) {
+        sys::eventfd_signal(self.wake_fd.as_raw_fd());
+    }
+
+    pub(crate) fn set_phase(&self, st: &mut State, phase: Phase) {
+        st.phase = phase;
+        self.changed.notify_all();
+    }
+
+    /// Sends a TASK frame from whichever thread assigned it, without blocking.
+    /// What does not fit into the socket is left to the supervisor (EPOLLOUT).
+    /// A broken channel is ignored here: the supervisor sees the death and
+    /// puts the unacknowledged task back in the queue.
+    pub(crate) fn send(&self, s: Send) {
+        let fd = s.channel.as_raw_fd();
+        if let Sent::Partial(offset) = sys::send_nonblocking(fd, &s.frame, 0) {
+            let mut st = self.state.lock();
+            if let Some(w) = st.worker_mut(s.slot, s.generation) {
+                w.outbox = Some((s.frame, offset));
+                let events = CHANNEL_EVENTS | libc::EPOLLOUT as u32;
+                let data = token(s.slot, s.generation, KIND_CHANNEL);
+                let _ = sys::epoll_ctl(
+                    self.epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_MOD,
+                    fd,
+                    events,
+                    data,
+                );
+            }
+        }
+    }
+
+    fn send_all(&self, sends: Vec<Send>) {
+        for s in sends {
+            self.send(s);
+        }
+    }
+}
+
+/// The supervisor's private view of a worker process.
+struct Link {
+    generation: u32,
+    pid: libc::pid_t,
+    channel: Arc<OwnedFd>,
+    pidfd: Option<OwnedFd>,
+    inbuf: Vec<u8>,
+    eof: bool,
+}
+
+pub(crate) struct Supervisor {
+    shared: Arc<Shared>,
+    launcher: Box<dyn Launcher>,
+    links: Vec<Option<Link>>,
+    target: usize,
+    next_generation: u32,
+    start_failures: u32,
+    start_deadline: Option<Instant>,
+    stopping: bool,
+}
+
+impl Supervisor {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        launcher: Box<dyn Launcher>,
+        target: usize,
+        start_timeout: Option<Duration>,
+    ) -> Supervisor {
+        Supervisor {
+            shared,
+            launcher,
+            links: Vec::new(),
+            target,
+            next_generation: 0,
+            start_failures: 0,
+            start_deadline: start_timeout.map(|t| Instant::now() + t),
+            stopping: false,
+        }
+    }
+
+    /// The thread body. Whatever happens, it ends with no worker left.
+    pub(crate) fn run(mut self) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.main_loop()));
+        if outcome.is_err() {
+            self.stop_all(
+                Phase::Failed,
+                "the pool's supervisor failed (a bug in billiard)",
+            );
+            let mut st = self.shared.state.lock();
+            st.failure = Some(Error::Io("the pool's supervisor panicked".into()));
+        }
+    }
+
+    fn main_loop(&mut self) {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        loop {
+            if self.maintain() {
+                return;
+            }
+            let n = match sys::epoll_wait(
+                self.shared.epoll.as_raw_fd(),
+                &mut events,
+                self.timeout_ms(),
+            ) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.fail(Error::io("epoll_wait", e));
+                    continue;
+                }
+            };
+            for ev in &events[..n] {
+                self.handle(ev.events, ev.u64);
+            }
+            self.poll_without_pidfd();
+            self.notify_blocked_submitters();
+        }
+    }
+
+    fn timeout_ms(&self) -> i32 {
+        if self.links.iter().flatten().any(|l| l.pidfd.is_none()) {
+            return REAP_POLL_MS;
+        }
+        match self.start_deadline {
+            Some(d) if self.shared.state.lock().phase == Phase::Starting => {
+                let left = d.saturating_duration_since(Instant::now());
+                left.as_millis().min(i32::MAX as u128) as i32 + 1
+            }
+            _ => -1,
+        }
+    }
+
+    /// Brings the worker set in line with the phase. Returns true when the
+    /// supervisor is done (every worker reaped, phase final).
+    fn maintain(&mut self) -> bool {
+        let (phase, live, ready, pending) = {
+            let st = self.shared.state.lock();
+            let ready = st.workers.iter().flatten().filter(|w| w.ready).count();
+            (st.phase, self.live(), ready, st.tasks.len())
+        };
+        match phase {
+            Phase::Starting => {
+                if ready == self.target {
+                    self.start_failures = 0;
+                    let mut st = self.shared.state.lock();
+                    self.shared.set_phase(&mut st, Phase::Running);
+                } else if self.start_deadline.is_some_and(|d| Instant::now() >= d) {
+                    self.fail(Error::Spawn(format!(
+                        "{} of {} workers said hello before the start timeout",
+                        ready, self.target
+                    )));
+                    return self.maintain();
+                } else if live < self.target {
+                    self.fill();
+                }
+                false
+            }
+            Phase::Running => {
+                if ready == self.target {
+                    self.start_failures = 0;
+                }
+                self.fill();
+                false
+            }
+            Phase::Closed if pending > 0 => {
+                self.fill();
+                false
+            }
+            Phase::Closed => {
+                if !self.stopping {
+                    // Drained: end of stream tells each worker to exit cleanly.
+                    self.stopping = true;
+                    for l in self.links.iter().flatten() {
+                        // SAFETY: shutting down our own socket.
+                        unsafe { libc::shutdown(l.channel.as_raw_fd(), libc::SHUT_WR) };
+                    }
+                }
+                if live == 0 {
+                    let mut st = self.shared.state.lock();
+                    self.shared.set_phase(&mut st, Phase::Joined);
+                    return true;
+                }
+                false
+            }
+            Phase::Terminating => {
+                self.stop_all(Phase::Terminated, "the pool was terminated");
+                true
+            }
+            Phase::Failing => {
+                let why = self
+                    .shared
+                    .state
+                    .lock()
+                    .failure
+                    .as_ref()
+                    .map(|e| e.to_string());
+                let why = why.unwrap_or_else(|| "the pool failed".into());
+                self.stop_all(Phase::Failed, &format!("the pool failed: {why}"));
+                true
+            }
+            Phase::Joined | Phase::Terminated | Phase::Failed => true,
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.links.iter().flatten().count()
+    }
+
+    /// Starts workers until `target` exist.
+    fn fill(&mut self) {
+        while self.live() < self.target {
+            match self.launcher.launch() {
+                Ok(started) => self.adopt(started),
+                Err(e) => {
+                    if self.start_failed(format!("could not start a worker: {e}")) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a worker that failed to start. Returns true if the pool failed.
+    fn start_failed(&mut self, message: String) -> bool {
+        let phase = self.shared.state.lock().phase;
+        self.start_failures += 1;
+        if phase == Phase::Starting || self.start_failures >= MAX_START_FAILURES {
+            self.fail(Error::Spawn(message));
+            return true;
+        }
+        false
+    }
+
+    fn fail(&self, error: Error) {
+        let mut st = self.shared.state.lock();
+        if st.phase.is_final() || matches!(st.phase, Phase::Terminating | Phase::Failing) {
+            return;
+        }
+        st.failure.get_or_insert(error);
+        self.shared.set_phase(&mut st, Phase::Failing);
+    }
+
+    /// Registers a freshly started worker.
+    fn adopt(&mut self, started: crate::spawn::Started) {
+        let slot = match self.links.iter().position(|l| l.is_none()) {
+            Some(s) => s,
+            None => {
+                self.links.push(None);
+                self.links.len() - 1
+            }
+        };
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        let channel = Arc::new(started.channel);
+        let epfd = self.shared.epoll.as_raw_fd();
+        let ch = channel.as_raw_fd();
+        let _ = sys::epoll_ctl(
+            epfd,
+            libc::EPOLL_CTL_ADD,
+            ch,
+            CHANNEL_EVENTS,
+            token(slot, generation, KIND_CHANNEL),
+        );
+        if let Some(p) = &started.pidfd {
+            let _ = sys::epoll_ctl(
+                epfd,
+                libc::EPOLL_CTL_ADD,
+                p.as_raw_fd(),
+                libc::EPOLLIN as u32,
+                token(slot, generation, KIND_PIDFD),
+            );
+        }
+        let mut st = self.shared.state.lock();
+        if st.workers.len() <= slot {
+            st.workers.resize_with(slot + 1, || None);
+        }
+        st.workers[slot] = Some(Worker {
+            generation,
+            pid: started.pid,
+            channel: channel.clone(),
+            ready: false,
+            task: None,
+            acked: false,
+            outbox: None,
+            kill_reason: None,
+            last_words: None,
+        });
+        drop(st);
+        self.links[slot] = Some(Link {
+            generation,
+            pid: started.pid,
+            channel,
+            pidfd: started.pidfd,
+            inbuf: Vec::with_capacity(4096),
+            eof: false,
+        });
+    }
+
+    fn link(&mut self, slot: usize, generation: u32) -> Option<&mut Link> {
+        self.links
+            .get_mut(slot)
+            .and_then(|l| l.as_mut())
+            .filter(|l| l.generation == generation)
+    }
+
+    fn handle(&mut self, events: u32, data: u64) {
+        if data == WAKE {
+            sys::eventfd_drain(self.shared.wake_fd.as_raw_fd());
+            return;
+        }
+        let (slot, generation, kind) = untoken(data);
+        if self.link(slot, generation).is_none() {
+            return;
+        }
+        match kind {
+            KIND_CHANNEL => {
+                if events & libc::EPOLLOUT as u32 != 0 {
+                    self.flush_outbox(slot, generation);
+                }
+                if events & !(libc::EPOLLOUT as u32) != 0 {
+                    self.read_channel(slot, generation);
+                }
+            }
+            KIND_PIDFD => {
+                let pid = self.link(slot, generation).map(|l| l.pid);
+                if let Some(status) = pid.and_then(sys::try_reap) {
+                    self.read_channel(slot, generation);
+                    self.finalize(slot, generation, status);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reaps workers that have no pidfd (kernels without `pidfd_open`).
+    fn poll_without_pidfd(&mut self) {
+        let polled: Vec<(usize, u32, libc::pid_t)> = self
+            .links
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                l.as_ref()
+                    .filter(|l| l.pidfd.is_none())
+                    .map(|l| (i, l.generation, l.pid))
+            })
+            .collect();
+        for (slot, generation, pid) in polled {
+            if let Some(status) = sys::try_reap(pid) {
+                self.read_channel(slot, generation);
+                self.finalize(slot, generation, status);
+            }
+        }
+    }
+
+    /// Wakes submitters blocked on a full queue once it has room.
+    fn notify_blocked_submitters(&self) {
+        if self.shared.max_queued == 0 {
+            return;
+        }
+        let st = self.shared.state.lock();
+        if st.blocked_submitters > 0 && st.queue.len() < self.shared.max_queued {
+            self.shared.changed.notify_all();
+        }
+    }
+
+    /// Sends what is left of a frame that did not fit into the socket.
+    fn flush_outbox(&mut self, slot: usize, generation: u32) {
+        let pending = {
+            let mut st = self.shared.state.lock();
+            st.worker_mut(slot, generation)
+                .and_then(|w| w.outbox.take())
+        };
+        let Some((frame, offset)) = pending else {
+            return;
+        };
+        let Some(link) = self.link(slot, generation) else {
+            return;
+        };
+        let fd = link.channel.as_raw_fd();
+        let epfd = self.shared.epoll.as_raw_fd();
+        let data = token(slot, generation, KIND_CHANNEL);
+        match sys::send_nonblocking(fd, &frame, offset) {
+            Sent::Partial(offset) => {
+                let mut st = self.shared.state.lock();
+                if let Some(w) = st.worker_mut(slot, generation) {
+                    w.outbox = Some((frame, offset));
+                }
+            }
+            Sent::All | Sent::Broken(_) => {
+                let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, CHANNEL_EVENTS, data);
+            }
+        }
+    }
+
+    /// Reads everything available on a worker's channel and acts on it.
+    fn read_channel(&mut self, slot: usize, generation: u32) {
+        let shared = &self.shared;
+        let max_frame = shared.max_frame;
+        let Some(link) = self.links.get_mut(slot).and_then(|l| l.as_mut()) else {
+            return;
+        };
+        if link.generation != generation || link.eof {
+            return;
+        }
+        let fd = link.channel.as_raw_fd();
+        let mut saw_eof = false;
+        loop {
+            protocol::reserve_read_space(&mut link.inbuf, max_frame);
+            match sys::recv_into(fd, &mut link.inbuf, libc::MSG_DONTWAIT) {
+                Ok(0) => {
+                    saw_eof = true;
+                    break;
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    saw_eof = true;
+                    break;
+                }
+            }
+        }
+        let (used, sends, mut violation) = apply_frames(shared, slot, generation, &link.inbuf);
+        link.inbuf.drain(..used);
+        if saw_eof {
+            link.eof = true;
+            let _ = sys::epoll_ctl(shared.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0, 0);
+            if violation.is_none() {
+                if let Err(e) = protocol::check_eof(&link.inbuf, max_frame) {
+                    violation = Some(format!("it sent a bad frame: {e}"));
+                }
+            }
+        }
+        shared.send_all(sends);
+        if violation.is_some() || saw_eof {
+            // A worker that broke the protocol, or has no channel, is of no use.
+            self.kill(slot, generation, violation);
+        }
+    }
+
+    /// Sends SIGKILL to a worker (and its process group), recording why.
+    fn kill(&mut self, slot: usize, generation: u32, reason: Option<String>) {
+        if let Some(reason) = reason {
+            let mut st = self.shared.state.lock();
+            if let Some(w) = st.worker_mut(slot, generation) {
+                w.kill_reason.get_or_insert(reason);
+            }
+        }
+        if let Some(link) = self.link(slot, generation) {
+            link.inbuf.clear();
+            kill_link(link);
+        }
+    }
+
+    /// A worker was reaped: account for its task, free its slot.
+    fn finalize(&mut self, slot: usize, generation: u32, status: ExitStatus) {
+        let Some(link) = self.links[slot].take_if(|l| l.generation == generation) else {
+            return;
+        };
+        let epfd = self.shared.epoll.as_raw_fd();
+        if !link.eof {
+            let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, link.channel.as_raw_fd(), 0, 0);
+        }
+        if let Some(p) = &link.pidfd {
+            let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, p.as_raw_fd(), 0, 0);
+        }
+        let mut st = self.shared.state.lock();
+        let Some(w) = st.workers[slot].take() else {
+            return;
+        };
+        st.idle.retain(|&s| s != slot);
+        let about = describe_exit(w.pid, status, &w);
+        let mut sends = Vec::new();
+        if let Some(task_id) = w.task {
+            let live_phase = matches!(st.phase, Phase::Running | Phase::Closed);
+            let requeue =
+                !w.acked && live_phase && st.tasks.get(&task_id).is_some_and(|t| !t.requeued);
+            if requeue {
+                if let Some(t) = st.tasks.get_mut(&task_id) {
+                    t.requeued = true;
+                }
+                st.queue.push_front(task_id);
+                sends = st.dispatch();
+            } else {
+                let message = if w.acked {
+                    format!("{about} while running task {task_id}")
+                } else {
+                    format!("{about} before starting task {task_id}, for the second time")
+                };
+                st.finish(
+                    task_id,
+                    Outcome::WorkerLost,
+                    message.into_bytes(),
+                    w.pid,
+                    Some(status),
+                );
+            }
+        }
+        let counts_as_start_failure = !w.ready
+            && !self.stopping
+            && matches!(st.phase, Phase::Starting | Phase::Running | Phase::Closed);
+        drop(st);
+        drop(link);
+        self.shared.send_all(sends);
+        if counts_as_start_failure {
+            self.start_failed(format!("{about} before it was ready"));
+        }
+    }
+
+    /// Kills and reaps every worker, ends every task, and sets a final phase.
+    fn stop_all(&mut self, phase: Phase, message: &str) {
+        for link in self.links.iter().flatten() {
+            kill_link(link);
+        }
+        for link in self.links.drain(..).flatten() {
+            sys::reap_blocking(link.pid);
+        }
+        let mut st = self.shared.state.lock();
+        st.finish_all(Outcome::Abandoned, message);
+        st.workers.clear();
+        st.idle.clear();
+        self.shared.set_phase(&mut st, phase);
+    }
+}
+
+/// Kills a worker through its pidfd (or pid), and its process group.
+fn kill_link(link: &Link) {
+    match &link.pidfd {
+        Some(p) => {
+            let _ = sys::pidfd_send_signal(p.as_raw_fd(), libc::SIGKILL);
+        }
+        // SAFETY: our own child, not yet reaped, so the pid is still ours.
+        None => unsafe {
+            libc::kill(link.pid, libc::SIGKILL);
+        },
+    }
+    // SAFETY: the worker leads its own group and is not reaped, so the group
+    // id cannot belong to anyone else.
+    unsafe { libc::kill(-link.pid, libc::SIGKILL) };
+}
+
+/// Decodes complete frames from `buf` and applies them under one lock.
+/// Returns the bytes consumed, frames to send, and a protocol violation.
+fn apply_frames(
+    shared: &Shared,
+    slot: usize,
+    generation: u32,
+    buf: &[u8],
+) -> (usize, Vec<Send>, Option<String>) {
+    let mut used = 0;
+    let mut sends = Vec::new();
+    if buf.is_empty() {
+        return (0, sends, None);
+    }
+    let now = Instant::now();
+    let mut st = shared.state.lock();
+    while used < buf.len() {
+        let (frame, n) = match protocol::decode(&buf[used..], shared.max_frame) {
+            Ok(Some(x)) => x,
+            Ok(None) => break,
+            Err(e) => return (buf.len(), sends, Some(format!("it sent a bad frame: {e}"))),
+        };
+        used += n;
+        match apply(&mut st, slot, generation, frame, now) {
+            Ok(Some(send)) => sends.push(send),
+            Ok(None) => {}
+            Err(v) => return (buf.len(), sends, Some(v)),
+        }
+    }
+    (used, sends, None)
+}
+
+/// Applies one frame from a worker to the shared state.
+fn apply(
+    st: &mut State,
+    slot: usize,
+    generation: u32,
+    frame: Frame<'_>,
+    now: Instant,
+) -> Result<Option<Send>, String> {
+    let phase = st.phase;
+    let Some(w) = st.worker_mut(slot, generation) else {
+        return Ok(None);
+    };
+    if w.kill_reason.is_some() {
+        return Ok(None);
+    }
+    match frame {
+        Frame::Hello { version, pid } => {
+            if w.ready {
+                return Err("it sent a second HELLO".into());
+            }
+            if version != PROTOCOL_VERSION {
+                return Err(format!(
+                    "it speaks protocol version {version}, the pool speaks {PROTOCOL_VERSION}"
+                ));
+            }
+            if pid as libc::pid_t != w.pid {
+                return Err(format!("its HELLO names pid {pid}"));
+            }
+            w.ready = true;
+            if !matches!(phase, Phase::Starting | Phase::Running | Phase::Closed) {
+                return Ok(None);
+            }
+            Ok(st.worker_free(slot))
+        }
+        Frame::Ack { id } => {
+            if w.task != Some(id) || w.acked {
+                return Err(format!("it acknowledged task {id}, which it was not given"));
+            }
+            w.acked = true;
+            if let Some(t) = st.tasks.get_mut(&id) {
+                t.started = Some(now);
+                t.frame = None;
+            }
+            Ok(None)
+        }
+        Frame::Result { id, ok, payload } => {
+            if w.task != Some(id) || !w.acked {
+                return Err(format!(
+                    "it sent a result for task {id}, which it was not running"
+                ));
+            }
+            w.task = None;
+            w.acked = false;
+            let pid = w.pid;
+            let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
+            st.finish(id, outcome, payload.to_vec(), pid, None);
+            if matches!(phase, Phase::Running | Phase::Closed) {
+                Ok(st.worker_free(slot))
+            } else {
+                Ok(None)
+            }
+        }
+        Frame::Fatal { message } => {
+            w.last_words = Some(String::from_utf8_lossy(message).into_owned());
+            Ok(None)
+        }
+        Frame::Task { .. } => Err("it sent a TASK frame".into()),
+    }
+}
+
+/// "worker 12 exited with code 3", with the pool's reason or the worker's last words.
+fn describe_exit(pid: libc::pid_t, status: ExitStatus, w: &Worker) -> String {
+    let how = match status {
+        ExitStatus::Code(c) => format!("worker {pid} exited with code {c}"),
+        ExitStatus::Signal(s) => format!("worker {pid} was killed by {}", sys::signal_name(s)),
+        ExitStatus::Unknown => {
+            format!("worker {pid} ended, but another part of the process collected its exit status")
+        }
+    };
+    match (&w.kill_reason, &w.last_words) {
+        (Some(reason), _) => format!("{how} (the pool killed it because {reason})"),
+        (None, Some(words)) => format!("{how} (it said: {words})"),
+        (None, None) => how,
+    }
+}

@@ -1,0 +1,279 @@
+//! Thin wrappers over the Linux system calls the pool uses. Every fd made here
+//! is CLOEXEC; every write to a peer uses `MSG_NOSIGNAL`; `EINTR` is retried.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// Turns a `-1` return into the thread's `errno` as an error.
+pub(crate) fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A connected `AF_UNIX` stream socket pair, both ends CLOEXEC.
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid array of two ints.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    cvt(r as libc::c_long)?;
+    // SAFETY: socketpair returned two fresh fds we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// An eventfd (CLOEXEC, non-blocking) starting at 0.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    cvt(fd as libc::c_long)?;
+    // SAFETY: fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds 1 to an eventfd, making it readable.
+pub(crate) fn eventfd_signal(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a valid u64. EAGAIN (counter full) cannot
+    // matter: the fd is readable either way.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
+/// Resets an eventfd to 0 (not readable).
+pub(crate) fn eventfd_drain(fd: RawFd) {
+    let mut v: u64 = 0;
+    // SAFETY: reads 8 bytes into a valid u64; EAGAIN means it was already 0.
+    unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+}
+
+/// An epoll instance (CLOEXEC).
+pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    cvt(fd as libc::c_long)?;
+    // SAFETY: fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `epoll_ctl` with `op` for `fd`, carrying `data` back in events.
+pub(crate) fn epoll_ctl(epfd: RawFd, op: i32, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: data };
+    // SAFETY: ev is a valid epoll_event.
+    cvt(unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) } as libc::c_long).map(drop)
+}
+
+/// Waits for events; `EINTR` returns zero events.
+pub(crate) fn epoll_wait(
+    epfd: RawFd,
+    events: &mut [libc::epoll_event],
+    timeout_ms: i32,
+) -> io::Result<usize> {
+    // SAFETY: events is a valid writable buffer of the given length.
+    let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), events.len() as i32, timeout_ms) };
+    match cvt(n as libc::c_long) {
+        Ok(n) => Ok(n as usize),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// `pidfd_open(pid)`: a CLOEXEC fd that becomes readable when `pid` exits.
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the kernel sets CLOEXEC on pidfds.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `sig` to the process behind `pidfd` (no pid-reuse race).
+pub(crate) fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall with a null siginfo.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// Outcome of a non-blocking send.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Everything went out.
+    All,
+    /// The socket buffer is full; this many bytes went out so far.
+    Partial(usize),
+    /// The peer is gone (or another hard error).
+    Broken(io::ErrorKind),
+}
+
+/// Sends `buf[from..]` without blocking and without SIGPIPE.
+pub(crate) fn send_nonblocking(fd: RawFd, buf: &[u8], mut from: usize) -> Sent {
+    while from < buf.len() {
+        let rest = &buf[from..];
+        // SAFETY: rest is a valid readable slice.
+        let n = unsafe {
+            libc::send(
+                fd,
+                rest.as_ptr().cast(),
+                rest.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            from += n as usize;
+            continue;
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Sent::Partial(from),
+            kind => return Sent::Broken(kind),
+        }
+    }
+    Sent::All
+}
+
+/// Sends all of `buf`, blocking as needed, without SIGPIPE.
+pub(crate) fn send_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: buf is a valid readable slice.
+        let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// Reads into `buf` with `flags`, retrying `EINTR`. `Ok(0)` is end of stream.
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8], flags: i32) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is a valid writable slice.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Reads what is available into the spare capacity of `buf` and extends it.
+/// `Ok(0)` is end of stream. The caller makes sure there is spare capacity.
+pub(crate) fn recv_into(fd: RawFd, buf: &mut Vec<u8>, flags: i32) -> io::Result<usize> {
+    let len = buf.len();
+    let spare = buf.capacity() - len;
+    // SAFETY: reads into the vector's spare capacity, then extends its length
+    // by exactly the number of bytes the kernel wrote.
+    let n = unsafe {
+        let dst = std::slice::from_raw_parts_mut(buf.as_mut_ptr().add(len), spare);
+        recv(fd, dst, flags)?
+    };
+    // SAFETY: n bytes were initialised by recv.
+    unsafe { buf.set_len(len + n) };
+    Ok(n)
+}
+
+/// How a reaped process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitStatus {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+    /// Reaped by someone else (the host called `waitpid` on our pid).
+    Unknown,
+}
+
+/// `waitpid(pid, WNOHANG)`: `None` while it still runs.
+pub(crate) fn try_reap(pid: libc::pid_t) -> Option<ExitStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid int; pid is one of our own children.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return Some(decode_status(status));
+        }
+        if r == 0 {
+            return None;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        // ECHILD: somebody else reaped it.
+        return Some(ExitStatus::Unknown);
+    }
+}
+
+/// Blocking `waitpid(pid)`, for a process already sent SIGKILL.
+pub(crate) fn reap_blocking(pid: libc::pid_t) -> ExitStatus {
+    let mut status = 0;
+    loop {
+        // SAFETY: as in try_reap.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return decode_status(status);
+        }
+        if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        return ExitStatus::Unknown;
+    }
+}
+
+fn decode_status(status: i32) -> ExitStatus {
+    if libc::WIFEXITED(status) {
+        ExitStatus::Code(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        ExitStatus::Signal(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Unknown
+    }
+}
+
+/// Name of a signal such as `SIGKILL`, or `signal N`.
+pub(crate) fn signal_name(sig: i32) -> String {
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => format!("signal {sig}"),
+    }
+}
+
+/// Blocks every signal in the calling thread; returns the previous mask.
+pub(crate) fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigfillset/pthread_sigmask.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+/// Restores a mask saved by [`block_all_signals`].
+pub(crate) fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: old is a valid mask.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+}

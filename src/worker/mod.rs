@@ -1,0 +1,18 @@
+//! The worker side: the loop a worker process runs, and its reply buffer.
+//!
+//! Everything here runs in a worker process, never in the host.
+
+mod reply;
+mod serve;
+
+pub use reply::Reply;
+pub(crate) use serve::serve;
+
+/// Exit code of a worker whose initializer failed.
+pub const EXIT_INIT_FAILED: i32 = 120;
+/// Exit code of a worker that received a frame it cannot understand.
+pub const EXIT_PROTOCOL: i32 = 121;
+/// Exit code of a worker whose own code panicked outside a handler.
+pub const EXIT_PANIC: i32 = 122;
+/// Exit code of a worker whose pool is gone (parent died or channel closed mid-frame).
+pub const EXIT_PARENT_GONE: i32 = 123;

@@ -1,0 +1,90 @@
+//! The worker loop: hello, then read TASK, ACK it, run the handler, send the
+//! RESULT, until the pool closes the channel.
+
+use std::os::fd::RawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::{Reply, EXIT_INIT_FAILED, EXIT_PARENT_GONE, EXIT_PROTOCOL};
+use crate::config::{Handler, Initializer};
+use crate::protocol::{self, Frame};
+use crate::sys;
+
+/// Runs the initializer and then serves tasks on `channel` until end of
+/// stream. Returns the exit code the process should `_exit` with.
+pub(crate) fn serve(
+    channel: RawFd,
+    handler: &Handler,
+    initializer: Option<&Initializer>,
+    max_frame: usize,
+) -> i32 {
+    if let Some(init) = initializer {
+        let outcome = catch_unwind(AssertUnwindSafe(|| init()))
+            .unwrap_or_else(|_| Err("initializer panicked".to_string()));
+        if let Err(message) = outcome {
+            let _ = sys::send_all(channel, &protocol::encode_fatal(message.as_bytes()));
+            return EXIT_INIT_FAILED;
+        }
+    }
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() } as u32;
+    if sys::send_all(channel, &protocol::encode_hello(pid)).is_err() {
+        return EXIT_PARENT_GONE;
+    }
+
+    let mut inbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut start = 0usize;
+    let mut reply = Reply::new();
+    loop {
+        // Decode one frame from what we have, or read more.
+        let decoded = match protocol::decode(&inbuf[start..], max_frame) {
+            Ok(d) => d,
+            Err(e) => return fatal(channel, &format!("bad frame from pool: {e}")),
+        };
+        let Some((frame, used)) = decoded else {
+            if start > 0 {
+                inbuf.drain(..start);
+                start = 0;
+            }
+            protocol::reserve_read_space(&mut inbuf, max_frame);
+            match sys::recv_into(channel, &mut inbuf, 0) {
+                Ok(0) if inbuf.is_empty() => return 0, // pool closed the channel: done
+                Ok(0) => return EXIT_PARENT_GONE,
+                Ok(_) => continue,
+                Err(_) => return EXIT_PARENT_GONE,
+            }
+        };
+        let Frame::Task { id, payload } = frame else {
+            return fatal(channel, "unexpected frame from pool (only TASK is valid)");
+        };
+        if sys::send_all(channel, &protocol::encode_ack(id)).is_err() {
+            return EXIT_PARENT_GONE;
+        }
+        reply.reset();
+        let returned = catch_unwind(AssertUnwindSafe(|| handler(payload, &mut reply)))
+            .unwrap_or_else(|panic| Err(panic_message(&panic)));
+        let frame = reply.finish(id, returned, max_frame);
+        if sys::send_all(channel, frame).is_err() {
+            return EXIT_PARENT_GONE;
+        }
+        start += used;
+        if start == inbuf.len() {
+            inbuf.clear();
+            start = 0;
+        }
+    }
+}
+
+fn fatal(channel: RawFd, message: &str) -> i32 {
+    let _ = sys::send_all(channel, &protocol::encode_fatal(message.as_bytes()));
+    EXIT_PROTOCOL
+}
+
+/// Text of a caught panic payload.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown payload".to_string());
+    format!("handler panicked: {detail}")
+}

@@ -1,0 +1,345 @@
+//! The safe Rust core, end to end, with real processes.
+//!
+//! Tests in this file fork workers from a multithreaded test binary; each
+//! test owns its pool and checks for its own workers only, because cargo runs
+//! tests in parallel threads of one process.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use billiard::{Config, Error, Outcome, Pool, TaskOptions};
+use common::{eventually, exists, kill, LONG};
+
+fn echo_pool(workers: usize) -> Pool {
+    Pool::new(Config::new().workers(workers).handler(|input, reply| {
+        reply.write(input);
+        Ok(())
+    }))
+    .unwrap()
+}
+
+/// A handler driven by its input: "echo:x", "fail:msg", "exit:N", "sleep:ms",
+/// "pid", "panic".
+fn scripted(input: &[u8], reply: &mut billiard::Reply) -> Result<(), String> {
+    let text = std::str::from_utf8(input).unwrap();
+    let (cmd, arg) = text.split_once(':').unwrap_or((text, ""));
+    match cmd {
+        "echo" => reply.write(arg.as_bytes()),
+        "fail" => return Err(arg.to_string()),
+        "exit" => unsafe { libc::_exit(arg.parse().unwrap()) },
+        "sleep" => std::thread::sleep(Duration::from_millis(arg.parse().unwrap())),
+        "pid" => reply.write(std::process::id().to_string().as_bytes()),
+        "panic" => panic!("scripted panic"),
+        _ => return Err(format!("unknown command {cmd}")),
+    }
+    Ok(())
+}
+
+fn scripted_pool(workers: usize) -> Pool {
+    Pool::new(Config::new().workers(workers).handler(scripted)).unwrap()
+}
+
+fn submit(pool: &Pool, text: &str) -> u64 {
+    pool.submit(text.as_bytes(), &TaskOptions::default())
+        .unwrap()
+}
+
+#[test]
+fn echo_many_tasks_every_result_once() {
+    let pool = echo_pool(3);
+    let mut expected = HashSet::new();
+    for i in 0..500u32 {
+        let id = pool
+            .submit(
+                &i.to_le_bytes(),
+                &TaskOptions {
+                    tag: i as u64 + 1000,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        expected.insert(id);
+    }
+    let mut seen = HashSet::new();
+    while let Ok(r) = pool.wait(LONG) {
+        assert_eq!(r.outcome, Outcome::Ok);
+        assert_eq!(r.data, ((r.tag - 1000) as u32).to_le_bytes());
+        assert!(pool.worker_pids().contains(&r.pid));
+        assert!(seen.insert(r.task_id), "task {} delivered twice", r.task_id);
+    }
+    assert_eq!(seen, expected);
+    assert!(matches!(pool.wait(LONG), Err(Error::NotFound(_))));
+}
+
+#[test]
+fn empty_and_large_payloads() {
+    let pool = echo_pool(1);
+    let id = pool.submit(b"", &TaskOptions::default()).unwrap();
+    assert_eq!(pool.wait_task(id, LONG).unwrap().data, b"");
+    let big: Vec<u8> = (0..(3 << 20)).map(|i| (i * 7) as u8).collect();
+    let id = pool.submit(&big, &TaskOptions::default()).unwrap();
+    let r = pool.wait_task(id, LONG).unwrap();
+    assert_eq!(r.outcome, Outcome::Ok);
+    assert!(r.data == big);
+}
+
+#[test]
+fn handler_error_is_failed_with_message() {
+    let pool = scripted_pool(1);
+    let id = submit(&pool, "fail:bad input");
+    let r = pool.wait_task(id, LONG).unwrap();
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert_eq!(r.text(), "bad input");
+    let id = submit(&pool, "panic");
+    let r = pool.wait_task(id, LONG).unwrap();
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert!(r.text().contains("scripted panic"), "{}", r.text());
+    // The same worker keeps serving.
+    let id = submit(&pool, "echo:after");
+    assert_eq!(pool.wait_task(id, LONG).unwrap().data, b"after");
+}
+
+#[test]
+fn sigkill_mid_task_is_worker_lost_and_pool_keeps_serving() {
+    let pool = scripted_pool(1);
+    let before = pool.worker_pids();
+    let id = submit(&pool, "sleep:30000");
+    // Wait until the task is running (acknowledged), then kill its worker.
+    std::thread::sleep(Duration::from_millis(100));
+    kill(before[0], libc::SIGKILL);
+    let r = pool.wait_task(id, LONG).unwrap();
+    assert_eq!(r.outcome, Outcome::WorkerLost);
+    assert_eq!(r.signal, Some(libc::SIGKILL));
+    assert_eq!(r.exit_code, None);
+    assert_eq!(r.pid, before[0]);
+    assert!(r.text().contains("SIGKILL"), "{}", r.text());
+    assert!(!exists(before[0]), "the dead worker was reaped");
+    let id = submit(&pool, "pid");
+    let r = pool.wait_task(id, LONG).unwrap();
+    assert_eq!(r.outcome, Outcome::Ok);
+    assert_ne!(
+        r.text(),
+        before[0].to_string(),
+        "a replacement worker served it"
+    );
+}
+
+#[test]
+fn exit_code_is_reported() {
+    let pool = scripted_pool(1);
+    let id = submit(&pool, "exit:3");
+    let r = pool.wait_task(id, LONG).unwrap();
+    assert_eq!(r.outcome, Outcome::WorkerLost);
+    assert_eq!(r.exit_code, Some(3));
+    assert_eq!(r.signal, None);
+    assert!(r.text().contains("exited with code 3"), "{}", r.text());
+}
+
+#[test]
+fn task_given_to_a_worker_that_dies_before_ack_is_requeued() {
+    let pool = scripted_pool(1);
+    let victim = pool.worker_pids()[0];
+    // A stopped worker cannot read, so the task sits unacknowledged in its channel.
+    kill(victim, libc::SIGSTOP);
+    let id = submit(&pool, "pid");
+    std::thread::sleep(Duration::from_millis(50));
+    kill(victim, libc::SIGKILL);
+    let r = pool.wait_task(id, LONG).unwrap();
+    assert_eq!(r.outcome, Outcome::Ok, "{}", r.text());
+    assert_ne!(r.text(), victim.to_string());
+    assert_ne!(r.pid, victim);
+}
+
+#[test]
+fn initializer_runs_first_and_its_failure_fails_new() {
+    let err = Pool::new(
+        Config::new()
+            .workers(2)
+            .handler(scripted)
+            .initializer(|| Err("no database".into())),
+    )
+    .unwrap_err();
+    match err {
+        Error::Spawn(m) => assert!(m.contains("no database"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // A working initializer sets state the handler sees.
+    static READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let pool = Pool::new(
+        Config::new()
+            .workers(1)
+            .initializer(|| {
+                READY.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+            .handler(|_, reply| {
+                let v = READY.load(std::sync::atomic::Ordering::SeqCst);
+                reply.write(if v { b"ready" } else { b"cold!" });
+                Ok(())
+            }),
+    )
+    .unwrap();
+    let id = pool.submit(b"", &TaskOptions::default()).unwrap();
+    assert_eq!(pool.wait_task(id, LONG).unwrap().data, b"ready");
+    assert!(
+        !READY.load(std::sync::atomic::Ordering::SeqCst),
+        "initializer ran in the host"
+    );
+}
+
+#[test]
+fn close_then_join_finishes_queued_tasks_and_reaps_workers() {
+    let pool = scripted_pool(2);
+    let pids = pool.worker_pids();
+    let ids: Vec<u64> = (0..6)
+        .map(|i| submit(&pool, &format!("echo:{i}")))
+        .collect();
+    assert!(matches!(pool.join(LONG), Err(Error::InvalidArgument(_))));
+    pool.close().unwrap();
+    assert!(matches!(
+        pool.submit(b"x", &TaskOptions::default()),
+        Err(Error::Closed(_))
+    ));
+    pool.join(LONG).unwrap();
+    for pid in pids {
+        assert!(!exists(pid), "worker {pid} still exists after join");
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let r = pool.wait_task(*id, Some(Duration::ZERO)).unwrap();
+        assert_eq!(r.outcome, Outcome::Ok);
+        assert_eq!(r.text(), i.to_string());
+    }
+}
+
+#[test]
+fn terminate_abandons_everything_and_leaves_no_child() {
+    let pool = scripted_pool(2);
+    let pids = pool.worker_pids();
+    let ids: Vec<u64> = (0..5).map(|_| submit(&pool, "sleep:30000")).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    pool.terminate().unwrap();
+    for pid in &pids {
+        assert!(!exists(*pid), "worker {pid} left behind");
+    }
+    let mut outcomes = Vec::new();
+    for id in ids {
+        let r = pool.wait_task(id, Some(Duration::ZERO)).unwrap();
+        outcomes.push(r.outcome);
+    }
+    assert!(
+        outcomes.iter().all(|&o| o == Outcome::Abandoned),
+        "{outcomes:?}"
+    );
+    assert!(matches!(
+        pool.submit(b"x", &TaskOptions::default()),
+        Err(Error::Closed(_))
+    ));
+}
+
+#[test]
+fn drop_with_tasks_in_flight_leaves_no_child() {
+    let pool = scripted_pool(3);
+    let pids = pool.worker_pids();
+    for _ in 0..10 {
+        submit(&pool, "sleep:30000");
+    }
+    drop(pool);
+    for pid in pids {
+        assert!(!exists(pid), "worker {pid} left behind");
+    }
+}
+
+#[test]
+fn wait_errors_are_clear() {
+    let pool = scripted_pool(1);
+    assert!(
+        matches!(pool.wait(None), Err(Error::NotFound(_))),
+        "nothing pending: no hang"
+    );
+    assert!(matches!(
+        pool.wait_task(12345, None),
+        Err(Error::NotFound(_))
+    ));
+    let id = submit(&pool, "sleep:300");
+    assert_eq!(
+        pool.wait_task(id, Some(Duration::from_millis(10))),
+        Err(Error::TimedOut)
+    );
+    assert_eq!(pool.wait(Some(Duration::ZERO)), Err(Error::TimedOut));
+    let r = pool.wait_task(id, LONG).unwrap();
+    assert_eq!(r.outcome, Outcome::Ok);
+    assert!(
+        matches!(pool.wait_task(id, LONG), Err(Error::NotFound(_))),
+        "collected once only"
+    );
+}
+
+#[test]
+fn bounded_queue_gives_full_when_nonblocking() {
+    let pool = Pool::new(Config::new().workers(1).max_queued(2).handler(scripted)).unwrap();
+    submit(&pool, "sleep:200"); // running
+    submit(&pool, "echo:a"); // queued
+    submit(&pool, "echo:b"); // queued
+    let nb = TaskOptions {
+        nonblocking: true,
+        ..Default::default()
+    };
+    assert!(matches!(pool.submit(b"echo:c", &nb), Err(Error::Full(2))));
+    // A blocking submit waits for room instead.
+    let id = pool.submit(b"echo:d", &TaskOptions::default()).unwrap();
+    assert_eq!(pool.wait_task(id, LONG).unwrap().data, b"d");
+}
+
+#[test]
+fn oversized_task_is_rejected_at_submit() {
+    let pool = Pool::new(
+        Config::new()
+            .workers(1)
+            .max_frame_size(1024)
+            .unwrap()
+            .handler(scripted),
+    )
+    .unwrap();
+    let err = pool
+        .submit(&[0u8; 2000], &TaskOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    assert!(pool.submit(&[0u8; 1015], &TaskOptions::default()).is_ok());
+}
+
+#[test]
+fn event_fd_is_readable_while_results_wait() {
+    let pool = echo_pool(1);
+    let fd = pool.event_fd();
+    let readable = |ms| {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        unsafe { libc::poll(&mut p, 1, ms) == 1 }
+    };
+    assert!(!readable(0));
+    let id = pool.submit(b"x", &TaskOptions::default()).unwrap();
+    assert!(readable(20_000));
+    assert_eq!(pool.wait(Some(Duration::ZERO)).unwrap().task_id, id);
+    assert!(!readable(0), "drained: not readable");
+}
+
+#[test]
+fn fallback_without_pidfd_still_notices_deaths() {
+    let pool = Pool::new(Config::new().workers(1).handler(scripted).without_pidfd()).unwrap();
+    let id = submit(&pool, "exit:4");
+    let r = pool.wait_task(id, LONG).unwrap();
+    assert_eq!(r.outcome, Outcome::WorkerLost);
+    assert_eq!(r.exit_code, Some(4));
+    let id = submit(&pool, "echo:ok");
+    assert_eq!(pool.wait_task(id, LONG).unwrap().data, b"ok");
+    let pids = pool.worker_pids();
+    drop(pool);
+    assert!(eventually(Duration::from_secs(5), || pids
+        .iter()
+        .all(|p| !exists(*p))));
+}
