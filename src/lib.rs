@@ -17,13 +17,20 @@
 //! # Ok::<(), billiard::Error>(())
 //! ```
 
+/// cbindgen:ignore
 pub mod config;
+/// cbindgen:ignore
 pub mod error;
 pub mod ffi;
+/// cbindgen:ignore
 pub mod pool;
+/// cbindgen:ignore
 pub mod protocol;
+/// cbindgen:ignore
 mod spawn;
+/// cbindgen:ignore
 mod sys;
+/// cbindgen:ignore
 pub mod worker;
 
 pub use config::{Config, StartMethod};

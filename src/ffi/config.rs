@@ -1,0 +1,243 @@
+//! `billiard_config`: built single-threaded by the host, then passed to
+//! `billiard_pool_new`, which copies what it needs.
+
+use std::ffi::{c_int, c_void};
+use std::time::Duration;
+
+use super::error::status;
+use super::reply::billiard_reply;
+use super::{arg_mut, arg_timeout};
+use crate::config::{Config, StartMethod};
+use crate::error::Error;
+
+/// Start method: fork the host (the only one available in this version).
+pub const BILLIARD_START_FORK: c_int = 0;
+/// Start method: a fresh worker program (not available yet: `BILLIARD_EINVAL`).
+pub const BILLIARD_START_SPAWN: c_int = 1;
+/// Start method: a fork server program (not available yet: `BILLIARD_EINVAL`).
+pub const BILLIARD_START_FORKSERVER: c_int = 2;
+
+/// A task handler, run inside a worker process for each task. `in`/`len` is
+/// the task's payload (valid during the call). Append the answer with
+/// billiard_reply_write(); return 0. To fail the task, call
+/// billiard_reply_error() and return non-zero (a non-zero return alone fails
+/// it with "handler returned N"; billiard_reply_error() fails it whatever the
+/// return value).
+pub type billiard_handler = Option<
+    unsafe extern "C" fn(
+        ctx: *mut c_void,
+        input: *const u8,
+        len: usize,
+        reply: *mut billiard_reply,
+    ) -> c_int,
+>;
+
+/// Runs once in each worker before its first task. Non-zero: the worker
+/// does not start (billiard_pool_new fails with BILLIARD_ESPAWN).
+pub type billiard_initializer = Option<unsafe extern "C" fn(ctx: *mut c_void) -> c_int>;
+
+/// Pool configuration (opaque). Not thread-safe: build it on one thread.
+pub struct billiard_config {
+    pub(crate) inner: Config,
+}
+
+/// A C function pointer and its context, callable from worker processes.
+#[derive(Clone, Copy)]
+struct CCallback<F> {
+    f: F,
+    ctx: *mut c_void,
+}
+// SAFETY: the pointers are only used inside worker processes (each has its
+// own copy of memory) and the host promises ctx stays valid; the library
+// never dereferences ctx itself.
+unsafe impl<F> Send for CCallback<F> {}
+// SAFETY: as above.
+unsafe impl<F> Sync for CCallback<F> {}
+
+impl<F: Copy> CCallback<F> {
+    /// The pointer and context (a method, so closures capture the whole
+    /// `Send` wrapper rather than its raw-pointer field).
+    fn parts(&self) -> (F, *mut c_void) {
+        (self.f, self.ctx)
+    }
+}
+
+/// Creates a configuration with defaults: one worker per usable CPU, FORK,
+/// inherited fds closed, 256 MiB frames, unbounded queue. A handler must be
+/// set before billiard_pool_new. The caller owns `*out` and must call
+/// billiard_config_free. `*out` is NULL on failure.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_new(out: *mut *mut billiard_config) -> c_int {
+    boundary!(super::BILLIARD_EPANIC, {
+        status((|| {
+            let out = unsafe { arg_mut(out, "out") }?;
+            *out = std::ptr::null_mut();
+            *out = Box::into_raw(Box::new(billiard_config {
+                inner: Config::new(),
+            }));
+            Ok(())
+        })())
+    })
+}
+
+/// Frees a configuration. NULL is a no-op. Pools made from it are unaffected.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_free(cfg: *mut billiard_config) {
+    boundary!((), {
+        if !cfg.is_null() {
+            // SAFETY: cfg came from billiard_config_new and is freed once.
+            drop(unsafe { Box::from_raw(cfg) });
+        }
+    })
+}
+
+/// Applies `f` to the config behind `cfg`, mapping errors to codes. `cfg`
+/// comes straight from C: NULL or a config from billiard_config_new.
+fn update(cfg: *mut billiard_config, f: impl FnOnce(Config) -> Result<Config, Error>) -> c_int {
+    boundary!(super::BILLIARD_EPANIC, {
+        status((|| {
+            let cfg = unsafe { arg_mut(cfg, "cfg") }?;
+            cfg.inner = f(cfg.inner.clone())?;
+            Ok(())
+        })())
+    })
+}
+
+/// Number of workers; 0 means one per CPU this process may use.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_workers(cfg: *mut billiard_config, n: u32) -> c_int {
+    update(cfg, |c| Ok(c.workers(n as usize)))
+}
+
+/// How workers start: BILLIARD_START_FORK. The others give BILLIARD_EINVAL
+/// until they exist.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_start_method(
+    cfg: *mut billiard_config,
+    method: c_int,
+) -> c_int {
+    update(cfg, |c| match method {
+        BILLIARD_START_FORK => c.start_method(StartMethod::Fork),
+        BILLIARD_START_SPAWN => c.start_method(StartMethod::Spawn),
+        BILLIARD_START_FORKSERVER => c.start_method(StartMethod::ForkServer),
+        other => Err(Error::InvalidArgument(format!(
+            "unknown start method {other}"
+        ))),
+    })
+}
+
+/// The task handler and its context (FORK: called in forked workers, so
+/// `ctx` must stay valid for as long as any pool made from this config).
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_handler(
+    cfg: *mut billiard_config,
+    handler: billiard_handler,
+    ctx: *mut c_void,
+) -> c_int {
+    update(cfg, |c| {
+        let f = handler.ok_or_else(|| Error::InvalidArgument("handler is NULL".into()))?;
+        let cb = CCallback { f, ctx };
+        Ok(c.handler(move |input, reply| {
+            let reply = (reply as *mut crate::worker::Reply).cast::<billiard_reply>();
+            let (f, ctx) = cb.parts();
+            // SAFETY: the host's handler, called with a valid buffer and reply.
+            let rc = unsafe { f(ctx, input.as_ptr(), input.len(), reply) };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(format!("handler returned {rc}"))
+            }
+        }))
+    })
+}
+
+/// Code run once in each worker before its first task, with its context.
+/// NULL removes it.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_initializer(
+    cfg: *mut billiard_config,
+    initializer: billiard_initializer,
+    ctx: *mut c_void,
+) -> c_int {
+    update(cfg, |mut c| {
+        let Some(f) = initializer else {
+            c.initializer = None;
+            return Ok(c);
+        };
+        let cb = CCallback { f, ctx };
+        Ok(c.initializer(move || {
+            // SAFETY: the host's initializer with its own context.
+            let (f, ctx) = cb.parts();
+            match unsafe { f(ctx) } {
+                0 => Ok(()),
+                rc => Err(format!("initializer returned {rc}")),
+            }
+        }))
+    })
+}
+
+/// Whether workers close every inherited fd except 0, 1, 2, their channel and
+/// the keep list (default: true).
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_close_inherited_fds(
+    cfg: *mut billiard_config,
+    on: bool,
+) -> c_int {
+    update(cfg, |c| Ok(c.close_inherited_fds(on)))
+}
+
+/// Fds workers keep open when inherited fds are closed; `fds` is copied.
+/// Replaces any earlier list; (NULL, 0) empties it.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_keep_fds(
+    cfg: *mut billiard_config,
+    fds: *const c_int,
+    n: usize,
+) -> c_int {
+    update(cfg, |c| {
+        if fds.is_null() && n > 0 {
+            return Err(Error::InvalidArgument(format!(
+                "fds is NULL with a count of {n}"
+            )));
+        }
+        let list = if n == 0 {
+            &[][..]
+        } else {
+            // SAFETY: the caller passes n readable ints.
+            unsafe { std::slice::from_raw_parts(fds, n) }
+        };
+        c.keep_fds(list)
+    })
+}
+
+/// Largest frame either side may send, in bytes (a task payload plus 9
+/// bytes; a reply plus 10). Default 256 MiB; at least 13, at most 4 GiB - 1.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_max_frame_size(
+    cfg: *mut billiard_config,
+    bytes: usize,
+) -> c_int {
+    update(cfg, |c| c.max_frame_size(bytes))
+}
+
+/// Most tasks waiting for a worker before billiard_pool_submit blocks (or
+/// fails with BILLIARD_EFULL when non-blocking); 0 means no bound (default).
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_max_queued(
+    cfg: *mut billiard_config,
+    n: usize,
+) -> c_int {
+    update(cfg, |c| Ok(c.max_queued(n)))
+}
+
+/// How long billiard_pool_new waits for every worker to be ready, in ms;
+/// -1 (default) waits as long as the initializers take.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_start_timeout(
+    cfg: *mut billiard_config,
+    timeout_ms: i64,
+) -> c_int {
+    update(cfg, |c| {
+        Ok(c.start_timeout(arg_timeout(timeout_ms)?.map(|t| t.max(Duration::from_millis(1)))))
+    })
+}

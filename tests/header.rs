@@ -1,0 +1,42 @@
+//! include/billiard.h is generated from the sources and committed; this test
+//! regenerates it and fails on any difference. `BILLIARD_BLESS=1` rewrites it.
+
+use std::path::Path;
+
+#[test]
+fn header_is_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut generated = Vec::new();
+    cbindgen::Builder::new()
+        .with_crate(root)
+        .with_config(config)
+        .generate()
+        .expect("cbindgen generates the header")
+        .write(&mut generated);
+    let path = root.join("include/billiard.h");
+    if std::env::var_os("BILLIARD_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let committed = std::fs::read(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "include/billiard.h is stale: run `BILLIARD_BLESS=1 cargo test --test header` and commit it"
+    );
+}
+
+#[test]
+fn version_macros_match_cargo_toml() {
+    use billiard::ffi::*;
+    let major: i32 = env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap();
+    let minor: i32 = env!("CARGO_PKG_VERSION_MINOR").parse().unwrap();
+    let patch: i32 = env!("CARGO_PKG_VERSION_PATCH").parse().unwrap();
+    assert_eq!(BILLIARD_VERSION_MAJOR, major);
+    assert_eq!(BILLIARD_VERSION_MINOR, minor);
+    assert_eq!(BILLIARD_VERSION_PATCH, patch);
+    assert_eq!(BILLIARD_VERSION_NUMBER, major * 10000 + minor * 100 + patch);
+    let runtime = unsafe { std::ffi::CStr::from_ptr(billiard_version()) };
+    assert_eq!(runtime.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    assert_eq!(billiard_abi_version(), BILLIARD_ABI_VERSION);
+}
