@@ -337,7 +337,7 @@ int billiard_pool_new(const struct billiard_config *cfg, struct billiard_pool **
  * full unless BILLIARD_SUBMIT_NONBLOCK is set. Thread-safe.
  */
 int billiard_pool_submit(struct billiard_pool *pool,
-                         const uint8_t *data,
+                         const void *data,
                          size_t len,
                          const struct billiard_task_opts *opts,
                          uint64_t *task_id);
@@ -407,7 +407,7 @@ void billiard_pool_free(struct billiard_pool *pool);
 /**
  * Appends `len` bytes to the reply (copied). (NULL, 0) appends nothing.
  */
-int billiard_reply_write(struct billiard_reply *r, const uint8_t *data, size_t len);
+int billiard_reply_write(struct billiard_reply *r, const void *data, size_t len);
 
 /**
  * Fails the task with `message` (a NUL-terminated string, copied); what was

@@ -1,7 +1,7 @@
 //! `billiard_pool`: the pool handle. Every function may be called from any
 //! thread at once, except billiard_pool_free, which must be the last call.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
 use super::config::billiard_config;
@@ -102,7 +102,7 @@ pub unsafe extern "C" fn billiard_pool_new(
 #[no_mangle]
 pub unsafe extern "C" fn billiard_pool_submit(
     pool: *mut billiard_pool,
-    data: *const u8,
+    data: *const c_void,
     len: usize,
     opts: *const billiard_task_opts,
     task_id: *mut u64,
@@ -112,7 +112,7 @@ pub unsafe extern "C" fn billiard_pool_submit(
         unsafe { *task_id = 0 };
     }
     with_pool(pool, |p| {
-        let payload = unsafe { arg_bytes(data, len, "data") }?;
+        let payload = unsafe { arg_bytes(data.cast(), len, "data") }?;
         let opts = unsafe { task_options(opts) }?;
         let id = p.submit(payload, &opts)?;
         if !task_id.is_null() {

@@ -1,6 +1,6 @@
 //! Worker side: what a handler uses to answer.
 
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr};
 
 use super::error::status;
 use super::{arg_bytes, arg_mut};
@@ -22,13 +22,13 @@ fn reply<'a>(p: *mut billiard_reply) -> Result<&'a mut Reply, Error> {
 #[no_mangle]
 pub unsafe extern "C" fn billiard_reply_write(
     r: *mut billiard_reply,
-    data: *const u8,
+    data: *const c_void,
     len: usize,
 ) -> c_int {
     boundary!(super::BILLIARD_EPANIC, {
         status((|| {
             let r = reply(r)?;
-            let bytes = unsafe { arg_bytes(data, len, "data") }?;
+            let bytes = unsafe { arg_bytes(data.cast(), len, "data") }?;
             r.write(bytes);
             Ok(())
         })())

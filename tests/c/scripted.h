@@ -1,0 +1,74 @@
+/* A handler driven by its input, shared by the C tests:
+ *   "echo:X"   replies X          "pid"      replies the worker's pid
+ *   "sleep:MS" sleeps MS ms       "exit:N"   calls exit(N)
+ *   "fail:MSG" fails with MSG     "fds"      replies its open fd numbers
+ *   "signals"  replies SigBlk/SigIgn from /proc/self/status */
+#ifndef BILLIARD_TEST_SCRIPTED_H
+#define BILLIARD_TEST_SCRIPTED_H
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "billiard.h"
+
+static inline void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static inline int scripted(void *ctx, const uint8_t *in, size_t len, billiard_reply *reply) {
+    char cmd[256], out[1024];
+    const char *arg;
+    (void)ctx;
+    if (len >= sizeof cmd) return billiard_reply_error(reply, "input too long"), 1;
+    memcpy(cmd, in, len);
+    cmd[len] = '\0';
+    arg = strchr(cmd, ':');
+    arg = arg ? arg + 1 : "";
+    if (strncmp(cmd, "echo:", 5) == 0) {
+        return billiard_reply_write(reply, arg, strlen(arg));
+    } else if (strcmp(cmd, "pid") == 0) {
+        snprintf(out, sizeof out, "%d", (int)getpid());
+        return billiard_reply_write(reply, out, strlen(out));
+    } else if (strncmp(cmd, "sleep:", 6) == 0) {
+        sleep_ms(atol(arg));
+        return 0;
+    } else if (strncmp(cmd, "exit:", 5) == 0) {
+        exit(atoi(arg));
+    } else if (strncmp(cmd, "fail:", 5) == 0) {
+        billiard_reply_error(reply, arg);
+        return 1;
+    } else if (strcmp(cmd, "fds") == 0) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        int self = dirfd(d);
+        size_t used = 0;
+        out[0] = '\0';
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.' || atoi(e->d_name) == self) continue;
+            used += (size_t)snprintf(out + used, sizeof out - used, "%s,", e->d_name);
+        }
+        closedir(d);
+        return billiard_reply_write(reply, out, used);
+    } else if (strcmp(cmd, "signals") == 0) {
+        FILE *f = fopen("/proc/self/status", "r");
+        char line[256];
+        size_t used = 0;
+        while (f && fgets(line, sizeof line, f))
+            if (strncmp(line, "SigBlk:", 7) == 0 || strncmp(line, "SigIgn:", 7) == 0)
+                used += (size_t)snprintf(out + used, sizeof out - used, "%s", line);
+        if (f) fclose(f);
+        return billiard_reply_write(reply, out, used);
+    }
+    billiard_reply_error(reply, "unknown command");
+    return 1;
+}
+
+#endif

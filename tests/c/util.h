@@ -1,0 +1,114 @@
+/* Helpers shared by the C test programs: checks that exit with a message,
+ * and /proc inspection of this process's children and fds. */
+#ifndef BILLIARD_TEST_UTIL_H
+#define BILLIARD_TEST_UTIL_H
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "billiard.h"
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            const char *detail_ = billiard_last_error();                               \
+            fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", __FILE__,    \
+                    __LINE__, #cond, detail_ ? detail_ : "none");                      \
+            exit(1);                                                                   \
+        }                                                                              \
+    } while (0)
+
+#define CHECK_RC(call, want)                                                           \
+    do {                                                                               \
+        int rc_ = (call);                                                              \
+        if (rc_ != (want)) {                                                           \
+            const char *detail_ = billiard_last_error();                               \
+            fprintf(stderr, "%s:%d: %s returned %d (%s), wanted %d (last error: %s)\n",  \
+                    __FILE__, __LINE__, #call, rc_, billiard_errname(rc_), (want),      \
+                    detail_ ? detail_ : "none");                                       \
+            exit(1);                                                                   \
+        }                                                                              \
+    } while (0)
+
+#define CHECK_OK(call) CHECK_RC(call, BILLIARD_OK)
+
+/* Number of processes whose parent is this process, zombies included. */
+static inline int count_children(void) {
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+    char path[300], buf[512];
+    CHECK(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        FILE *f;
+        char *paren;
+        int ppid = 0;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        f = fopen(path, "r");
+        if (!f) continue;
+        if (fgets(buf, sizeof buf, f) && (paren = strrchr(buf, ')')) != NULL &&
+            sscanf(paren + 2, "%*c %d", &ppid) == 1 && ppid == (int)getpid())
+            n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Number of open fds of this process. */
+static inline int count_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    CHECK(d != NULL);
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1; /* the DIR's own fd */
+}
+
+/* A new config with `workers` workers and `handler`, or exit. */
+static inline billiard_config *make_config(uint32_t workers, billiard_handler handler, void *ctx) {
+    billiard_config *cfg = NULL;
+    CHECK_OK(billiard_config_new(&cfg));
+    CHECK_OK(billiard_config_set_workers(cfg, workers));
+    CHECK_OK(billiard_config_set_handler(cfg, handler, ctx));
+    return cfg;
+}
+
+/* Submits a NUL-terminated string as a task and returns its id. */
+static inline uint64_t submit_str(billiard_pool *pool, const char *text) {
+    uint64_t id = 0;
+    CHECK_OK(billiard_pool_submit(pool, text, strlen(text), NULL, &id));
+    return id;
+}
+
+/* Waits (20 s at most) for task `id`. */
+static inline billiard_result *wait_task(billiard_pool *pool, uint64_t id) {
+    billiard_result *r = NULL;
+    CHECK_OK(billiard_task_wait(pool, id, 20000, &r));
+    CHECK(billiard_result_task_id(r) == id);
+    return r;
+}
+
+/* Whether the result's data equals the string `want`. */
+static inline int data_is(const billiard_result *r, const char *want) {
+    size_t len = 0;
+    const uint8_t *p = billiard_result_data(r, &len);
+    return len == strlen(want) && memcmp(p, want, len) == 0;
+}
+
+/* Whether the result's data contains the string `part`. */
+static inline int data_has(const billiard_result *r, const char *part) {
+    size_t len = 0, i, n = strlen(part);
+    const uint8_t *p = billiard_result_data(r, &len);
+    for (i = 0; i + n <= len; i++)
+        if (memcmp(p + i, part, n) == 0) return 1;
+    return 0;
+}
+
+#endif

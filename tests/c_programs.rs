@@ -1,0 +1,186 @@
+//! Builds the C test programs in tests/c/ and the examples against
+//! include/billiard.h and the built shared library, and runs each in its own
+//! process with a timeout. Needs the cdylib: `make test` builds it first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding libbilliard.so for this build profile.
+fn lib_dir() -> PathBuf {
+    // tests run from target/<profile>/deps/<test binary>
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    assert!(
+        dir.join("libbilliard.so").exists(),
+        "{} has no libbilliard.so: build the library first (`make test` does)",
+        dir.display()
+    );
+    dir
+}
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(status.success(), "{what} failed ({status}):\n{text}");
+            return text;
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what} timed out after {TIMEOUT:?}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Compiles `source` with the strict flags and runs it; returns its output.
+fn build_and_run(source: &str) -> String {
+    let lib = lib_dir();
+    let out_dir = lib.join("c-tests");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let name = Path::new(source)
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let exe = out_dir.join(&name);
+    run(
+        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .current_dir(root())
+            .args([
+                "-std=c99",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+                "-O1",
+                "-g",
+            ])
+            .args([
+                "-D_POSIX_C_SOURCE=200809L",
+                "-Iinclude",
+                "-Itests/c",
+                source,
+                "-o",
+            ])
+            .arg(&exe)
+            .arg(format!("-L{}", lib.display()))
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .args(["-lbilliard", "-pthread"]),
+        &format!("compiling {source}"),
+    );
+    run(Command::new(&exe).current_dir(root()), &name)
+}
+
+#[test]
+fn quickstart_example() {
+    let out = build_and_run("examples/quickstart.c");
+    assert!(
+        out.contains("\"the quick brown fox\": ok: 4 words"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"every task gets exactly one result\": ok: 6 words"),
+        "{out}"
+    );
+}
+
+#[test]
+fn poll_fd_example() {
+    let out = build_and_run("examples/poll_fd.c");
+    for word in ["desserts", "reward", "repaid", "diaper", "live", "nametag"] {
+        assert!(out.contains(word), "{word} missing from:\n{out}");
+    }
+}
+
+#[test]
+fn c_worker_lost() {
+    build_and_run("tests/c/worker_lost.c");
+}
+
+#[test]
+fn c_bad_args() {
+    build_and_run("tests/c/bad_args.c");
+}
+
+#[test]
+fn c_threads() {
+    build_and_run("tests/c/threads.c");
+}
+
+#[test]
+fn c_free_in_flight() {
+    build_and_run("tests/c/free_in_flight.c");
+}
+
+#[test]
+fn c_host_signals() {
+    build_and_run("tests/c/host_signals.c");
+}
+
+#[test]
+fn c_worker_hygiene() {
+    build_and_run("tests/c/worker_hygiene.c");
+}
+
+/// The header alone compiles cleanly as C99 and as C++ with strict flags.
+#[test]
+fn header_compiles_alone_as_c_and_cpp() {
+    let dir = lib_dir().join("c-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("header_only.c");
+    std::fs::write(
+        &src,
+        "#include \"billiard.h\"\nint main(void) { return BILLIARD_OK; }\n",
+    )
+    .unwrap();
+    let strict = [
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-Iinclude",
+        "-c",
+        "-o",
+        "/dev/null",
+    ];
+    run(
+        Command::new("cc")
+            .current_dir(root())
+            .arg("-std=c99")
+            .args(strict)
+            .arg(&src),
+        "header as C99",
+    );
+    run(
+        Command::new("c++")
+            .current_dir(root())
+            .args(["-x", "c++", "-std=c++11"])
+            .args(strict)
+            .arg(&src),
+        "header as C++11",
+    );
+}
