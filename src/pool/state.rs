@@ -239,6 +239,48 @@ impl State {
         self.wake_hopeless_waiters();
     }
 
+    /// The worker holding `task_id` is gone (`about` says how). A task it had
+    /// not acknowledged never ran, so it goes back to the front of the queue,
+    /// but only once; otherwise the task ends `WorkerLost`. Returns the
+    /// frames to send if the task was given to an idle worker at once.
+    pub(crate) fn worker_lost(
+        &mut self,
+        task_id: u64,
+        acked: bool,
+        pid: i32,
+        status: sys::ExitStatus,
+        about: &str,
+    ) -> Vec<Send> {
+        let live = matches!(self.phase, Phase::Running | Phase::Closed);
+        let Some(task) = self.tasks.get_mut(&task_id) else {
+            return Vec::new();
+        };
+        let first_time = !task.requeued;
+        if !acked && live && first_time {
+            task.requeued = true;
+            self.queue.push_front(task_id);
+            return self.dispatch();
+        }
+        let message = if acked {
+            format!("{about} while running task {task_id}")
+        } else if first_time {
+            format!("{about} before starting task {task_id}")
+        } else {
+            format!(
+                "{about} before starting task {task_id}; the task had already been requeued once \
+                 after another worker died before starting it"
+            )
+        };
+        self.finish(
+            task_id,
+            Outcome::WorkerLost,
+            message.into_bytes(),
+            pid,
+            Some(status),
+        );
+        Vec::new()
+    }
+
     /// Ends every task not yet finished with `outcome`.
     pub(crate) fn finish_all(&mut self, outcome: Outcome, message: &str) {
         let holders: HashMap<u64, i32> = self
@@ -367,5 +409,94 @@ impl State {
             self.done_order.push_back(r.task_id);
             self.done.insert(r.task_id, r);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn state_with_task(id: u64, fd: &OwnedFd) -> State {
+        let mut st = State::new(fd.as_raw_fd());
+        st.phase = Phase::Running;
+        st.tasks.insert(
+            id,
+            Task {
+                tag: 9,
+                frame: Some(Arc::new(crate::protocol::encode_task(id, b"x"))),
+                submitted: Instant::now(),
+                started: None,
+                requeued: false,
+                waiter: None,
+            },
+        );
+        st
+    }
+
+    #[test]
+    fn death_before_ack_requeues_at_most_once() {
+        let fd = sys::eventfd().unwrap();
+        let mut st = state_with_task(7, &fd);
+        let died = sys::ExitStatus::Signal(libc::SIGKILL);
+        assert!(st
+            .worker_lost(7, false, 100, died, "worker 100 died")
+            .is_empty());
+        assert_eq!(st.queue, [7], "first death before ACK: back in the queue");
+        assert!(st.take_done(None).is_none());
+        st.queue.clear();
+        st.worker_lost(7, false, 101, died, "worker 101 died");
+        assert!(
+            st.queue.is_empty(),
+            "second death before ACK: not requeued again"
+        );
+        let r = st.take_done(Some(7)).expect("the task finished");
+        assert_eq!(r.outcome, Outcome::WorkerLost);
+        assert_eq!(r.pid, 101);
+        assert_eq!(r.signal, Some(libc::SIGKILL));
+        assert!(r.text().contains("requeued once"), "{}", r.text());
+        assert!(st.tasks.is_empty());
+    }
+
+    #[test]
+    fn death_after_ack_is_worker_lost_at_once() {
+        let fd = sys::eventfd().unwrap();
+        let mut st = state_with_task(3, &fd);
+        st.worker_lost(
+            3,
+            true,
+            55,
+            sys::ExitStatus::Code(3),
+            "worker 55 exited with code 3",
+        );
+        assert!(st.queue.is_empty());
+        let r = st.take_done(None).unwrap();
+        assert_eq!(
+            (r.outcome, r.exit_code, r.tag),
+            (Outcome::WorkerLost, Some(3), 9)
+        );
+        assert_eq!(
+            r.text(),
+            "worker 55 exited with code 3 while running task 3"
+        );
+    }
+
+    #[test]
+    fn results_are_delivered_once_to_waiter_or_store() {
+        let fd = sys::eventfd().unwrap();
+        let mut st = state_with_task(1, &fd);
+        let (waiter, _cv) = st.add_waiter(Some(1));
+        st.finish(1, Outcome::Ok, b"r".to_vec(), 1, None);
+        assert!(
+            st.take_done(None).is_none(),
+            "the waiter got it, not the store"
+        );
+        assert_eq!(st.take_mail(waiter).unwrap().data, b"r");
+        assert!(st.take_mail(waiter).is_none());
+        st.remove_waiter(waiter, Some(1));
+        assert!(matches!(
+            st.nothing_to_wait_for(Some(1), None),
+            NoResult::Gone(Error::NotFound(_))
+        ));
     }
 }

@@ -521,32 +521,10 @@ impl Supervisor {
         };
         st.idle.retain(|&s| s != slot);
         let about = describe_exit(w.pid, status, &w);
-        let mut sends = Vec::new();
-        if let Some(task_id) = w.task {
-            let live_phase = matches!(st.phase, Phase::Running | Phase::Closed);
-            let requeue =
-                !w.acked && live_phase && st.tasks.get(&task_id).is_some_and(|t| !t.requeued);
-            if requeue {
-                if let Some(t) = st.tasks.get_mut(&task_id) {
-                    t.requeued = true;
-                }
-                st.queue.push_front(task_id);
-                sends = st.dispatch();
-            } else {
-                let message = if w.acked {
-                    format!("{about} while running task {task_id}")
-                } else {
-                    format!("{about} before starting task {task_id}, for the second time")
-                };
-                st.finish(
-                    task_id,
-                    Outcome::WorkerLost,
-                    message.into_bytes(),
-                    w.pid,
-                    Some(status),
-                );
-            }
-        }
+        let sends = match w.task {
+            Some(task_id) => st.worker_lost(task_id, w.acked, w.pid, status, &about),
+            None => Vec::new(),
+        };
         let counts_as_start_failure = !w.ready
             && !self.stopping
             && matches!(st.phase, Phase::Starting | Phase::Running | Phase::Closed);
@@ -701,7 +679,7 @@ fn describe_exit(pid: libc::pid_t, status: ExitStatus, w: &Worker) -> String {
         }
     };
     match (&w.kill_reason, &w.last_words) {
-        (Some(reason), _) => format!("{how} (the pool killed it because {reason})"),
+        (Some(reason), _) => format!("{how} (the pool stopped it because {reason})"),
         (None, Some(words)) => format!("{how} (it said: {words})"),
         (None, None) => how,
     }
