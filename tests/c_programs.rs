@@ -108,6 +108,20 @@ fn quickstart_example() {
     );
 }
 
+/// The C snippet in README.md compiles with the strict flags and runs.
+#[test]
+fn readme_snippet() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme.find("```c\n").expect("a C snippet in README.md") + 5;
+    let len = readme[start..].find("```").unwrap();
+    let dir = lib_dir().join("c-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("readme_snippet.c");
+    std::fs::write(&src, &readme[start..start + len]).unwrap();
+    let out = build_and_run(src.to_str().unwrap());
+    assert_eq!(out, "ok: hello\n");
+}
+
 #[test]
 fn poll_fd_example() {
     let out = build_and_run("examples/poll_fd.c");
