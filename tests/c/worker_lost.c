@@ -1,6 +1,9 @@
 /* A worker SIGKILLed mid-task gives WORKER_LOST with signal 9, is reaped and
  * replaced, and the pool keeps serving; exit(3) in a handler gives exit code 3;
- * a handler error gives FAILED with its message. */
+ * a handler error gives FAILED with its message. A worker that dies while a
+ * large frame is half-written to it does not kill the host with SIGPIPE (this
+ * program keeps the default SIGPIPE action), and the task, never started,
+ * runs on the replacement. */
 #include <signal.h>
 
 #include "scripted.h"
@@ -61,6 +64,27 @@ int main(void) {
     r = wait_task(pool, submit_str(pool, "echo:still here"));
     CHECK(data_is(r, "still here"));
     billiard_result_free(r);
+
+    /* Half-written frame to a worker that dies: no SIGPIPE, task requeued. */
+    {
+        size_t big = 16u << 20;
+        char *payload = calloc(big, 1);
+        CHECK(payload != NULL);
+        r = wait_task(pool, submit_str(pool, "pid"));
+        victim = billiard_result_pid(r);
+        billiard_result_free(r);
+        CHECK(kill(victim, SIGSTOP) == 0);
+        CHECK_OK(billiard_pool_submit(pool, payload, big, NULL, &id));
+        free(payload);
+        sleep_ms(50);
+        CHECK(kill(victim, SIGKILL) == 0);
+        r = wait_task(pool, id);
+        /* It ran on the replacement, whose handler rejects such a long input. */
+        CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_FAILED);
+        CHECK(data_is(r, "input too long"));
+        CHECK(billiard_result_pid(r) != victim);
+        billiard_result_free(r);
+    }
 
     billiard_pool_free(pool);
     CHECK(count_children() == 0);
