@@ -277,3 +277,58 @@ pub(crate) fn restore_signals(old: &libc::sigset_t) {
     // SAFETY: old is a valid mask.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// Writing to a peer that is gone returns an error instead of raising
+    /// SIGPIPE, even where SIGPIPE has its default action (as in a C host).
+    #[test]
+    fn sends_to_a_closed_peer_raise_no_sigpipe() {
+        let (ours, theirs) = socketpair().unwrap();
+        drop(theirs);
+        // SAFETY: the child only makes raw calls and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: plain calls in the forked child.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                let fd = ours.as_raw_fd();
+                let broken = matches!(send_nonblocking(fd, b"x", 0), Sent::Broken(_));
+                let failed = send_all(fd, b"y").is_err();
+                libc::_exit(if broken && failed { 0 } else { 1 });
+            }
+        }
+        assert!(pid > 0);
+        assert_eq!(
+            reap_blocking(pid),
+            ExitStatus::Code(0),
+            "killed by SIGPIPE, or a send did not fail"
+        );
+    }
+
+    #[test]
+    fn fds_are_cloexec() {
+        let (a, b) = socketpair().unwrap();
+        let e = eventfd().unwrap();
+        let p = epoll_create().unwrap();
+        // SAFETY: getpid has no preconditions.
+        let me = pidfd_open(unsafe { libc::getpid() }).unwrap();
+        for fd in [
+            a.as_raw_fd(),
+            b.as_raw_fd(),
+            e.as_raw_fd(),
+            p.as_raw_fd(),
+            me.as_raw_fd(),
+        ] {
+            // SAFETY: F_GETFD on an fd we own.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            assert!(flags & libc::FD_CLOEXEC != 0, "fd {fd} is not CLOEXEC");
+        }
+    }
+}

@@ -58,7 +58,9 @@ int main(void) {
     billiard_result_free(r);
     billiard_pool_free(pool);
 
-    /* Parent death: a sub-host starts a pool, reports its worker, and is killed. */
+    /* Parent death: a sub-host starts a pool, gives its worker a 60 s task,
+     * reports the worker's pid and is killed. The busy worker is not reading
+     * its channel, so only the parent-death signal can stop it in time. */
     CHECK(pipe(report) == 0);
     host = fork();
     CHECK(host >= 0);
@@ -67,6 +69,8 @@ int main(void) {
         pool = start(NULL, 0);
         r = wait_task(pool, submit_str(pool, "pid"));
         workers[0] = billiard_result_pid(r);
+        submit_str(pool, "sleep:60000");
+        sleep_ms(100); /* let the worker take it */
         if (write(report[1], workers, sizeof workers) != sizeof workers) _exit(1);
         for (;;) pause();
     }
@@ -75,7 +79,7 @@ int main(void) {
     CHECK(kill(workers[0], 0) == 0);
     CHECK(kill(host, SIGKILL) == 0);
     CHECK(waitpid(host, NULL, 0) == host);
-    /* The orphaned worker dies at once (parent-death signal): gone, or a zombie. */
+    /* The orphaned worker dies within 10 s (parent-death signal): gone, or a zombie. */
     for (i = 0; i < 2000; i++) {
         char path[64], state = 0, buf[256];
         FILE *f;
