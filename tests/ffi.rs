@@ -41,10 +41,10 @@ fn last_error() -> String {
 
 static SUFFIX: u8 = b'!';
 
-unsafe fn new_pool(init: billiard_initializer) -> (c_int, *mut billiard_pool) {
+unsafe fn new_pool(workers: u32, init: billiard_initializer) -> (c_int, *mut billiard_pool) {
     let mut cfg = null_mut();
     assert_eq!(billiard_config_new(&mut cfg), BILLIARD_OK);
-    assert_eq!(billiard_config_set_workers(cfg, 2), BILLIARD_OK);
+    assert_eq!(billiard_config_set_workers(cfg, workers), BILLIARD_OK);
     assert_eq!(
         billiard_config_set_handler(cfg, Some(upper), (&SUFFIX as *const u8).cast_mut().cast()),
         BILLIARD_OK
@@ -68,7 +68,7 @@ unsafe fn data_of(r: *const billiard_result) -> Vec<u8> {
 #[test]
 fn submit_wait_and_result_accessors() {
     unsafe {
-        let (rc, pool) = new_pool(None);
+        let (rc, pool) = new_pool(2, None);
         assert_eq!(rc, BILLIARD_OK);
         let mut opts = std::mem::zeroed::<billiard_task_opts>();
         assert_eq!(billiard_task_opts_init(&mut opts), BILLIARD_OK);
@@ -119,7 +119,7 @@ fn submit_wait_and_result_accessors() {
 #[test]
 fn initializer_failure_is_espawn_with_detail_and_null_out() {
     unsafe {
-        let (rc, pool) = new_pool(Some(failing_init));
+        let (rc, pool) = new_pool(2, Some(failing_init));
         assert_eq!(rc, BILLIARD_ESPAWN);
         assert!(pool.is_null());
         let text = last_error();
@@ -189,5 +189,41 @@ fn timeouts_and_nonblocking_submit() {
         }
         assert!(r.is_null());
         billiard_pool_free(pool);
+    }
+}
+
+#[test]
+fn free_wakes_a_thread_blocked_in_wait() {
+    unsafe {
+        let (rc, pool) = new_pool(1, None);
+        assert_eq!(rc, BILLIARD_OK);
+        let mut r = null_mut();
+        let mut id = 0;
+        billiard_pool_submit(pool, b"a".as_ptr().cast(), 1, null(), &mut id);
+        assert_eq!(billiard_task_wait(pool, id, 20_000, &mut r), BILLIARD_OK);
+        let pid = billiard_result_pid(r);
+        billiard_result_free(r);
+        // The only worker is stopped: the next task can never finish by itself.
+        libc::kill(pid, libc::SIGSTOP);
+        billiard_pool_submit(pool, b"b".as_ptr().cast(), 1, null(), &mut id);
+        let pool_addr = pool as usize;
+        let waiter = std::thread::spawn(move || {
+            let mut r = null_mut();
+            let rc = billiard_task_wait(pool_addr as *mut billiard_pool, id, -1, &mut r);
+            let outcome = billiard_result_outcome(r);
+            billiard_result_free(r);
+            (rc, outcome)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        billiard_pool_free(pool);
+        assert_eq!(
+            waiter.join().unwrap(),
+            (BILLIARD_OK, BILLIARD_OUTCOME_ABANDONED)
+        );
+        assert_ne!(
+            libc::kill(pid, 0),
+            0,
+            "the stopped worker was killed and reaped"
+        );
     }
 }

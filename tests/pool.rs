@@ -343,3 +343,32 @@ fn fallback_without_pidfd_still_notices_deaths() {
         .iter()
         .all(|p| !exists(*p))));
 }
+
+#[test]
+fn every_fd_the_pool_opens_is_cloexec() {
+    let before: HashSet<i32> = open_fds();
+    let pool = echo_pool(2);
+    let id = pool.submit(b"x", &TaskOptions::default()).unwrap();
+    pool.wait_task(id, LONG).unwrap();
+    let new: Vec<i32> = open_fds().difference(&before).copied().collect();
+    assert!(
+        new.len() >= 5,
+        "expected epoll, eventfds, channels and pidfds, got {new:?}"
+    );
+    for fd in new {
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        // Another test's fd may have closed meanwhile (flags < 0).
+        assert!(
+            flags < 0 || flags & libc::FD_CLOEXEC != 0,
+            "fd {fd} is not CLOEXEC"
+        );
+    }
+}
+
+fn open_fds() -> HashSet<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+        .collect()
+}
