@@ -53,7 +53,7 @@ unsafe fn new_pool(workers: u32, init: billiard_initializer) -> (c_int, *mut bil
         billiard_config_set_initializer(cfg, init, null_mut()),
         BILLIARD_OK
     );
-    let mut pool = 1usize as *mut billiard_pool; // garbage: must be reset
+    let mut pool = std::ptr::dangling_mut::<billiard_pool>(); // garbage: must be reset
     let rc = billiard_pool_new(cfg, &mut pool);
     billiard_config_free(cfg);
     (rc, pool)

@@ -7,6 +7,10 @@
 //! out-pointers are set to NULL/0 on entry and filled only on success.
 
 #![allow(non_camel_case_types)]
+// Each export's doc comment (copied into the header) states its pointer
+// contract in the C reader's terms; a Rust-style `# Safety` section would
+// repeat it.
+#![allow(clippy::missing_safety_doc)]
 
 /// Runs an export's body; a panic becomes `$on_panic` with its message saved.
 macro_rules! boundary {
