@@ -21,7 +21,7 @@ fn echo_pool(workers: usize) -> Pool {
 }
 
 /// A handler driven by its input: "echo:x", "fail:msg", "exit:N", "sleep:ms",
-/// "pid", "panic".
+/// "work:ms" (sleep after creating a started marker), "pid", "panic".
 fn scripted(input: &[u8], reply: &mut billiard::Reply) -> Result<(), String> {
     let text = std::str::from_utf8(input).unwrap();
     let (cmd, arg) = text.split_once(':').unwrap_or((text, ""));
@@ -30,11 +30,29 @@ fn scripted(input: &[u8], reply: &mut billiard::Reply) -> Result<(), String> {
         "fail" => return Err(arg.to_string()),
         "exit" => unsafe { libc::_exit(arg.parse().unwrap()) },
         "sleep" => std::thread::sleep(Duration::from_millis(arg.parse().unwrap())),
+        "work" => {
+            std::fs::write(started_marker(std::process::id() as i32), b"").unwrap();
+            std::thread::sleep(Duration::from_millis(arg.parse().unwrap()))
+        }
         "pid" => reply.write(std::process::id().to_string().as_bytes()),
         "panic" => panic!("scripted panic"),
         _ => return Err(format!("unknown command {cmd}")),
     }
     Ok(())
+}
+
+/// File a worker creates when it starts a "work" task.
+fn started_marker(pid: i32) -> String {
+    format!("/tmp/billiard-test-started-{pid}")
+}
+
+/// Waits until worker `pid` has started a "work" task.
+fn wait_started(pid: i32) {
+    let marker = started_marker(pid);
+    assert!(eventually(Duration::from_secs(20), || {
+        std::path::Path::new(&marker).exists()
+    }));
+    let _ = std::fs::remove_file(marker);
 }
 
 fn scripted_pool(workers: usize) -> Pool {
@@ -105,9 +123,9 @@ fn handler_error_is_failed_with_message() {
 fn sigkill_mid_task_is_worker_lost_and_pool_keeps_serving() {
     let pool = scripted_pool(1);
     let before = pool.worker_pids();
-    let id = submit(&pool, "sleep:30000");
+    let id = submit(&pool, "work:30000");
     // Wait until the task is running (acknowledged), then kill its worker.
-    std::thread::sleep(Duration::from_millis(100));
+    wait_started(before[0]);
     kill(before[0], libc::SIGKILL);
     let r = pool.wait_task(id, LONG).unwrap();
     assert_eq!(r.outcome, Outcome::WorkerLost);

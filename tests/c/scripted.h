@@ -1,6 +1,7 @@
 /* A handler driven by its input, shared by the C tests:
  *   "echo:X"   replies X          "pid"      replies the worker's pid
  *   "sleep:MS" sleeps MS ms       "exit:N"   calls exit(N)
+ *   "work:MS"  creates started_marker(getpid()), then sleeps MS ms
  *   "fail:MSG" fails with MSG     "fds"      replies its open fd numbers
  *   "signals"  replies SigBlk/SigIgn from /proc/self/status */
 #ifndef BILLIARD_TEST_SCRIPTED_H
@@ -23,6 +24,26 @@ static inline void sleep_ms(long ms) {
     }
 }
 
+/* Path of the file a worker creates when it starts a "work" task. */
+static inline const char *started_marker(int pid) {
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/billiard-test-started-%d", pid);
+    return path;
+}
+
+/* Waits (20 s at most) until worker `pid` has started a "work" task. */
+static inline int wait_started(int pid) {
+    int i;
+    for (i = 0; i < 4000; i++) {
+        if (access(started_marker(pid), F_OK) == 0) {
+            unlink(started_marker(pid));
+            return 1;
+        }
+        sleep_ms(5);
+    }
+    return 0;
+}
+
 static inline int scripted(void *ctx, const uint8_t *in, size_t len, billiard_reply *reply) {
     char cmd[256], out[1024];
     const char *arg;
@@ -38,6 +59,11 @@ static inline int scripted(void *ctx, const uint8_t *in, size_t len, billiard_re
         snprintf(out, sizeof out, "%d", (int)getpid());
         return billiard_reply_write(reply, out, strlen(out));
     } else if (strncmp(cmd, "sleep:", 6) == 0) {
+        sleep_ms(atol(arg));
+        return 0;
+    } else if (strncmp(cmd, "work:", 5) == 0) {
+        FILE *marker = fopen(started_marker((int)getpid()), "w");
+        if (marker) fclose(marker);
         sleep_ms(atol(arg));
         return 0;
     } else if (strncmp(cmd, "exit:", 5) == 0) {

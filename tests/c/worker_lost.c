@@ -28,8 +28,8 @@ int main(void) {
     billiard_result_free(r);
 
     /* SIGKILL while running. */
-    id = submit_str(pool, "sleep:30000");
-    sleep_ms(100);
+    id = submit_str(pool, "work:30000");
+    CHECK(wait_started(victim));
     CHECK(kill(victim, SIGKILL) == 0);
     r = wait_task(pool, id);
     CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_WORKER_LOST);
