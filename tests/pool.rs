@@ -390,3 +390,67 @@ fn open_fds() -> HashSet<i32> {
         .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
         .collect()
 }
+
+#[test]
+fn start_timeout_fails_new_and_leaves_no_child() {
+    let before = common::children().len();
+    let err = Pool::new(
+        Config::new()
+            .workers(2)
+            .handler(scripted)
+            .initializer(|| {
+                std::thread::sleep(Duration::from_secs(30));
+                Ok(())
+            })
+            .start_timeout(Some(Duration::from_millis(200))),
+    )
+    .unwrap_err();
+    match err {
+        Error::Spawn(m) => assert!(m.contains("start timeout"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Other tests' workers come and go; ours must not linger (30 s initializers).
+    assert!(eventually(Duration::from_secs(5), || common::children()
+        .len()
+        <= before));
+}
+
+#[test]
+fn replacements_that_cannot_start_fail_the_pool_instead_of_hanging() {
+    let marker = format!("/tmp/billiard-test-no-restart-{}", std::process::id());
+    let _ = std::fs::remove_file(&marker);
+    let path = marker.clone();
+    let pool = Pool::new(
+        Config::new()
+            .workers(1)
+            .handler(scripted)
+            .initializer(move || {
+                if std::path::Path::new(&path).exists() {
+                    Err("the plugin directory is gone".into())
+                } else {
+                    Ok(())
+                }
+            }),
+    )
+    .unwrap();
+    std::fs::write(&marker, b"").unwrap();
+    let lost = submit(&pool, "exit:1");
+    let queued = submit(&pool, "echo:never");
+    assert_eq!(
+        pool.wait_task(lost, LONG).unwrap().outcome,
+        Outcome::WorkerLost
+    );
+    let r = pool.wait_task(queued, LONG).unwrap();
+    assert_eq!(r.outcome, Outcome::Abandoned);
+    assert!(
+        r.text().contains("the plugin directory is gone"),
+        "{}",
+        r.text()
+    );
+    match pool.submit(b"echo:x", &TaskOptions::default()) {
+        Err(Error::Spawn(m)) => assert!(m.contains("the plugin directory is gone"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(pool.worker_pids().is_empty());
+    std::fs::remove_file(&marker).unwrap();
+}
