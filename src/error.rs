@@ -44,3 +44,12 @@ impl Error {
 
 /// Result type of the safe API.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The text of a caught panic's payload (`&str` or `String`; else a placeholder).
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown payload".to_string())
+}

@@ -70,12 +70,10 @@ pub(crate) fn status(r: Result<(), Error>) -> c_int {
 
 /// Records a caught panic as this thread's last error.
 pub(crate) fn record_panic(panic: &(dyn std::any::Any + Send)) {
-    let detail = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    set_last_error(format!("internal error (please report): {detail}"));
+    set_last_error(format!(
+        "internal error (please report): {}",
+        crate::error::panic_text(panic)
+    ));
 }
 
 /// Static text describing `code`; never NULL. Unknown codes give

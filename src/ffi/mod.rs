@@ -41,6 +41,12 @@ pub use version::*;
 
 use crate::error::Error;
 
+/// Runs the body of an export that returns a code: a panic becomes
+/// `BILLIARD_EPANIC`, an error its code (detail recorded), success `BILLIARD_OK`.
+pub(crate) fn call(body: impl FnOnce() -> Result<(), Error>) -> std::ffi::c_int {
+    boundary!(error::BILLIARD_EPANIC, error::status(body()))
+}
+
 /// A shared reference from a C pointer, or `EINVAL` naming the argument.
 ///
 /// # Safety

@@ -5,9 +5,9 @@ use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
 use super::config::billiard_config;
-use super::error::{fail, status};
+use super::error::fail;
 use super::result::billiard_result;
-use super::{arg_bytes, arg_mut, arg_ref, arg_timeout};
+use super::{arg_bytes, arg_mut, arg_ref, arg_timeout, call};
 use crate::error::Error;
 use crate::pool::{Pool, TaskOptions};
 
@@ -35,16 +35,14 @@ pub struct billiard_task_opts {
 /// Sets `opts` to the defaults for this header's version. NULL is EINVAL.
 #[no_mangle]
 pub unsafe extern "C" fn billiard_task_opts_init(opts: *mut billiard_task_opts) -> c_int {
-    boundary!(super::BILLIARD_EPANIC, {
-        status((|| {
-            let opts = unsafe { arg_mut(opts, "opts") }?;
-            *opts = billiard_task_opts {
-                struct_size: std::mem::size_of::<billiard_task_opts>() as u32,
-                flags: 0,
-                tag: 0,
-            };
-            Ok(())
-        })())
+    call(|| {
+        let opts = unsafe { arg_mut(opts, "opts") }?;
+        *opts = billiard_task_opts {
+            struct_size: std::mem::size_of::<billiard_task_opts>() as u32,
+            flags: 0,
+            tag: 0,
+        };
+        Ok(())
     })
 }
 
@@ -65,11 +63,9 @@ unsafe fn pool_ref(p: *const billiard_pool) -> Result<Arc<billiard_pool>, Error>
 /// Runs `f` on the pool behind `p`, mapping errors to codes. `p` comes
 /// straight from C: NULL or a live pool from billiard_pool_new.
 fn with_pool(p: *const billiard_pool, f: impl FnOnce(&Pool) -> Result<(), Error>) -> c_int {
-    boundary!(super::BILLIARD_EPANIC, {
-        status((|| {
-            let handle = unsafe { pool_ref(p) }?;
-            f(&handle.pool)
-        })())
+    call(|| {
+        let handle = unsafe { pool_ref(p) }?;
+        f(&handle.pool)
     })
 }
 
@@ -82,15 +78,13 @@ pub unsafe extern "C" fn billiard_pool_new(
     cfg: *const billiard_config,
     out: *mut *mut billiard_pool,
 ) -> c_int {
-    boundary!(super::BILLIARD_EPANIC, {
-        status((|| {
-            let out = unsafe { arg_mut(out, "out") }?;
-            *out = std::ptr::null_mut();
-            let cfg = unsafe { arg_ref(cfg, "cfg") }?;
-            let pool = Pool::new(cfg.inner.clone())?;
-            *out = Arc::into_raw(Arc::new(billiard_pool { pool })).cast_mut();
-            Ok(())
-        })())
+    call(|| {
+        let out = unsafe { arg_mut(out, "out") }?;
+        *out = std::ptr::null_mut();
+        let cfg = unsafe { arg_ref(cfg, "cfg") }?;
+        let pool = Pool::new(cfg.inner.clone())?;
+        *out = Arc::into_raw(Arc::new(billiard_pool { pool })).cast_mut();
+        Ok(())
     })
 }
 

@@ -2,8 +2,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
-use super::error::status;
-use super::{arg_bytes, arg_mut};
+use super::{arg_bytes, arg_mut, call};
 use crate::error::Error;
 use crate::worker::Reply;
 
@@ -25,13 +24,11 @@ pub unsafe extern "C" fn billiard_reply_write(
     data: *const c_void,
     len: usize,
 ) -> c_int {
-    boundary!(super::BILLIARD_EPANIC, {
-        status((|| {
-            let r = reply(r)?;
-            let bytes = unsafe { arg_bytes(data.cast(), len, "data") }?;
-            r.write(bytes);
-            Ok(())
-        })())
+    call(|| {
+        let r = reply(r)?;
+        let bytes = unsafe { arg_bytes(data.cast(), len, "data") }?;
+        r.write(bytes);
+        Ok(())
     })
 }
 
@@ -42,16 +39,14 @@ pub unsafe extern "C" fn billiard_reply_error(
     r: *mut billiard_reply,
     message: *const c_char,
 ) -> c_int {
-    boundary!(super::BILLIARD_EPANIC, {
-        status((|| {
-            let r = reply(r)?;
-            if message.is_null() {
-                return Err(Error::InvalidArgument("message is NULL".into()));
-            }
-            // SAFETY: the caller passes a NUL-terminated string.
-            let text = unsafe { CStr::from_ptr(message) }.to_string_lossy();
-            r.error(text);
-            Ok(())
-        })())
+    call(|| {
+        let r = reply(r)?;
+        if message.is_null() {
+            return Err(Error::InvalidArgument("message is NULL".into()));
+        }
+        // SAFETY: the caller passes a NUL-terminated string.
+        let text = unsafe { CStr::from_ptr(message) }.to_string_lossy();
+        r.error(text);
+        Ok(())
     })
 }

@@ -6,6 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{Reply, EXIT_INIT_FAILED, EXIT_PARENT_GONE, EXIT_PROTOCOL};
 use crate::config::{Handler, Initializer};
+use crate::error::panic_text;
 use crate::protocol::{self, Frame};
 use crate::sys;
 
@@ -61,7 +62,7 @@ pub(crate) fn serve(
         }
         reply.reset();
         let returned = catch_unwind(AssertUnwindSafe(|| handler(payload, &mut reply)))
-            .unwrap_or_else(|panic| Err(panic_message(&panic)));
+            .unwrap_or_else(|panic| Err(format!("handler panicked: {}", panic_text(&*panic))));
         let frame = reply.finish(id, returned, max_frame);
         if sys::send_all(channel, frame).is_err() {
             return EXIT_PARENT_GONE;
@@ -77,14 +78,4 @@ pub(crate) fn serve(
 fn fatal(channel: RawFd, message: &str) -> i32 {
     let _ = sys::send_all(channel, &protocol::encode_fatal(message.as_bytes()));
     EXIT_PROTOCOL
-}
-
-/// Text of a caught panic payload.
-pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    let detail = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown payload".to_string());
-    format!("handler panicked: {detail}")
 }
