@@ -292,7 +292,7 @@ int billiard_config_set_max_queued(struct billiard_config *cfg, size_t n);
 
 /**
  * How long billiard_pool_new waits for every worker to be ready, in ms;
- * -1 (default) waits as long as the initializers take.
+ * -1 (default) waits as long as the initializers take; 0 counts as 1 ms.
  */
 int billiard_config_set_start_timeout(struct billiard_config *cfg, int64_t timeout_ms);
 

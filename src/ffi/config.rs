@@ -4,9 +4,8 @@
 use std::ffi::{c_int, c_void};
 use std::time::Duration;
 
-use super::error::status;
 use super::reply::billiard_reply;
-use super::{arg_mut, arg_timeout};
+use super::{arg_mut, arg_timeout, call};
 use crate::config::{Config, StartMethod};
 use crate::error::Error;
 
@@ -68,15 +67,12 @@ impl<F: Copy> CCallback<F> {
 /// billiard_config_free. `*out` is NULL on failure.
 #[no_mangle]
 pub unsafe extern "C" fn billiard_config_new(out: *mut *mut billiard_config) -> c_int {
-    boundary!(super::BILLIARD_EPANIC, {
-        status((|| {
-            let out = unsafe { arg_mut(out, "out") }?;
-            *out = std::ptr::null_mut();
-            *out = Box::into_raw(Box::new(billiard_config {
-                inner: Config::new(),
-            }));
-            Ok(())
-        })())
+    call(|| {
+        let out = unsafe { arg_mut(out, "out") }?;
+        *out = Box::into_raw(Box::new(billiard_config {
+            inner: Config::new(),
+        }));
+        Ok(())
     })
 }
 
@@ -94,12 +90,10 @@ pub unsafe extern "C" fn billiard_config_free(cfg: *mut billiard_config) {
 /// Applies `f` to the config behind `cfg`, mapping errors to codes. `cfg`
 /// comes straight from C: NULL or a config from billiard_config_new.
 fn update(cfg: *mut billiard_config, f: impl FnOnce(Config) -> Result<Config, Error>) -> c_int {
-    boundary!(super::BILLIARD_EPANIC, {
-        status((|| {
-            let cfg = unsafe { arg_mut(cfg, "cfg") }?;
-            cfg.inner = f(cfg.inner.clone())?;
-            Ok(())
-        })())
+    call(|| {
+        let cfg = unsafe { arg_mut(cfg, "cfg") }?;
+        cfg.inner = f(cfg.inner.clone())?;
+        Ok(())
     })
 }
 
@@ -231,7 +225,7 @@ pub unsafe extern "C" fn billiard_config_set_max_queued(
 }
 
 /// How long billiard_pool_new waits for every worker to be ready, in ms;
-/// -1 (default) waits as long as the initializers take.
+/// -1 (default) waits as long as the initializers take; 0 counts as 1 ms.
 #[no_mangle]
 pub unsafe extern "C" fn billiard_config_set_start_timeout(
     cfg: *mut billiard_config,

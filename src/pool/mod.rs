@@ -311,11 +311,6 @@ impl Pool {
             .map(|w| w.pid)
             .collect()
     }
-
-    /// Tasks accepted and not yet finished.
-    pub fn pending(&self) -> usize {
-        self.shared.state.lock().tasks.len()
-    }
 }
 
 impl Drop for Pool {

@@ -135,12 +135,10 @@ impl Supervisor {
     pub(crate) fn run(mut self) {
         let outcome = catch_unwind(AssertUnwindSafe(|| self.main_loop()));
         if outcome.is_err() {
-            self.stop_all(
-                Phase::Failed,
-                "the pool's supervisor failed (a bug in billiard)",
-            );
-            let mut st = self.shared.state.lock();
-            st.failure = Some(Error::Io("the pool's supervisor panicked".into()));
+            // The cause first: stop_all wakes every waiter with the final phase.
+            let cause = "the pool's supervisor failed (a bug in billiard)";
+            self.shared.state.lock().failure = Some(Error::Io(cause.into()));
+            self.stop_all(Phase::Failed, cause);
         }
     }
 
