@@ -393,26 +393,36 @@ fn open_fds() -> HashSet<i32> {
 
 #[test]
 fn start_timeout_fails_new_and_leaves_no_child() {
-    let before = common::children().len();
+    // Each worker records its pid, then sleeps far past the start timeout.
+    let dir = format!("/tmp/billiard-test-start-timeout-{}", std::process::id());
+    std::fs::create_dir_all(&dir).unwrap();
+    let worker_dir = dir.clone();
     let err = Pool::new(
         Config::new()
             .workers(2)
             .handler(scripted)
-            .initializer(|| {
+            .initializer(move || {
+                std::fs::write(format!("{worker_dir}/{}", std::process::id()), b"").unwrap();
                 std::thread::sleep(Duration::from_secs(30));
                 Ok(())
             })
-            .start_timeout(Some(Duration::from_millis(200))),
+            .start_timeout(Some(Duration::from_millis(500))),
     )
     .unwrap_err();
     match err {
         Error::Spawn(m) => assert!(m.contains("start timeout"), "{m}"),
         other => panic!("{other:?}"),
     }
-    // Other tests' workers come and go; ours must not linger (30 s initializers).
-    assert!(eventually(Duration::from_secs(5), || common::children()
-        .len()
-        <= before));
+    let pids: Vec<i32> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().parse().unwrap())
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(pids.len(), 2, "both workers ran their initializer");
+    for pid in pids {
+        assert!(!exists(pid), "worker {pid} outlived Pool::new's failure");
+    }
 }
 
 #[test]
