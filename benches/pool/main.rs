@@ -1,0 +1,211 @@
+//! The benchmark: billiard against the machine floor and its peers, in one
+//! run. `make bench` (or `make bench-quick`) from the project root; see
+//! docs/PERFORMANCE.md. Not a test: it measures, it does not judge.
+
+mod floor;
+mod os;
+mod ours;
+mod peers;
+mod procspawn_peer;
+mod report;
+
+use report::{Better, Row};
+
+/// How much to measure. Quick mode only proves the benchmark still runs.
+#[derive(Clone, Copy)]
+pub struct Sizes {
+    pub rt: usize,
+    pub reps: usize,
+    pub rate: usize,
+    pub rate_reps: usize,
+    pub echo1: usize,
+    pub echo64: usize,
+    pub echo_reps: usize,
+    pub start_workers: usize,
+    pub start_reps: usize,
+    pub deaths: usize,
+    pub workers: usize,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Sizes {
+        let workers = billiard::config::usable_cpus();
+        if quick {
+            return Sizes {
+                rt: 200,
+                reps: 2,
+                rate: 2_000,
+                rate_reps: 1,
+                echo1: 5,
+                echo64: 1,
+                echo_reps: 1,
+                start_workers: 2,
+                start_reps: 1,
+                deaths: 2,
+                workers,
+            };
+        }
+        Sizes {
+            rt: 5_000,
+            reps: 5,
+            rate: 200_000,
+            rate_reps: 3,
+            echo1: 100,
+            echo64: 3,
+            echo_reps: 3,
+            start_workers: 8,
+            start_reps: 5,
+            deaths: 20,
+            workers,
+        }
+    }
+}
+
+const MIB: usize = 1 << 20;
+
+fn reps<T>(n: usize, f: impl FnMut(usize) -> T) -> Vec<T> {
+    (0..n).map(f).collect()
+}
+
+/// Figures where the scheduler's placement matters: run unpinned and pinned.
+fn latencies(s: Sizes, placement: &'static str, rows: &mut Vec<Row>) {
+    const RT: &str = "round trip 16 B";
+    rows.push(Row::latency(RT, placement, "floor", reps(s.reps, |_| floor::ping_pong(s.rt))));
+    rows.push(Row::latency(RT, placement, "billiard", reps(s.reps, |_| ours::round_trip(s.rt))));
+    rows.push(Row::latency(RT, placement, "procspawn", reps(s.reps, |_| procspawn_peer::round_trip(s.rt))));
+
+    const START: &str = "worker start (fork)";
+    let n = s.start_workers;
+    let fork_floor = Row::latency(START, placement, "floor", reps(s.start_reps, |_| floor::fork_exit_wait(n)));
+    let start = |f: fn(usize) -> f64| Row::new(START, placement, "", "us", Better::Lower).values(reps(s.start_reps, |_| f(n)));
+    rows.push(Row { subject: "billiard".into(), ..start(ours::start_per_worker) });
+    rows.push(Row { subject: "procspawn".into(), ..start(procspawn_peer::start_per_worker) });
+
+    const LOST: &str = "kill -9 -> WORKER_LOST";
+    let death_floor = Row::latency(LOST, placement, "floor", vec![floor::death_detection(s.deaths)]);
+    rows.push(Row::latency(LOST, placement, "billiard", vec![ours::kill_to_lost(s.deaths)]));
+    rows.push(match procspawn_peer::kill_to_lost(s.deaths) {
+        Some(v) => Row::latency(LOST, placement, "procspawn", vec![v]),
+        None => Row::new(LOST, placement, "procspawn", "us", Better::Lower)
+            .unavailable("a killed worker's task never reports an error"),
+    });
+
+    const CRASH: &str = "crash -> replacement";
+    // The floor: seeing the death plus starting a process.
+    let sum = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a + b);
+    let mut crash_floor = Row::new(CRASH, placement, "floor", "us", Better::Lower)
+        .values(vec![sum(death_floor.median(), fork_floor.median()).unwrap_or(f64::NAN)]);
+    crash_floor.p50 = sum(death_floor.p50, fork_floor.p50);
+    crash_floor.p99 = sum(death_floor.p99, fork_floor.p99);
+    rows.push(crash_floor);
+    rows.push(Row::latency(CRASH, placement, "billiard", vec![ours::crash_to_replacement(s.deaths)]));
+    rows.push(match procspawn_peer::crash_to_replacement(s.deaths) {
+        Some(v) => Row::latency(CRASH, placement, "procspawn", vec![v]),
+        None => Row::new(CRASH, placement, "procspawn", "us", Better::Lower)
+            .unavailable("the task after the crash fails"),
+    });
+    rows.push(fork_floor);
+    rows.push(death_floor);
+}
+
+/// Throughput figures, unpinned (every CPU is meant to be used).
+fn throughput(s: Sizes, rows: &mut Vec<Row>) {
+    const RATE: &str = "tiny-task rate";
+    let rate = |subject: &str, f: &dyn Fn() -> f64| {
+        Row::new(RATE, "unpinned", subject, "tasks/s", Better::Higher).values(reps(s.rate_reps, |_| f()))
+    };
+    rows.push(rate("floor", &|| floor::message_rate(s.workers, s.rate)));
+    rows.push(rate("billiard", &|| ours::task_rate(s.workers, s.rate)));
+    rows.push(rate("procspawn", &|| procspawn_peer::task_rate(s.workers, s.rate)));
+
+    for (metric, size, n) in [("echo 1 MiB", MIB, s.echo1), ("echo 64 MiB", 64 * MIB, s.echo64)] {
+        let echo = |subject: &str, f: &dyn Fn() -> f64| {
+            Row::new(metric, "unpinned", subject, "MB/s", Better::Higher)
+                .values(reps(s.echo_reps, |_| f() / 1e6))
+        };
+        rows.push(echo("floor", &|| floor::memfd_echo_rate(size, n)));
+        rows.push(echo("floor: memcpy", &|| floor::memcpy_rate(size, n)));
+        rows.push(echo("billiard", &|| ours::echo_rate(size, n)));
+        rows.push(echo("procspawn", &|| procspawn_peer::echo_rate(size, n)));
+    }
+}
+
+/// Idle worker memory: billiard's from a C host (bench/idle_rss.c), whose
+/// floor is an idle child forked by the same host.
+fn memory(rows: &mut Vec<Row>) {
+    const RSS: &str = "idle worker RSS";
+    const PSS: &str = "idle worker PSS";
+    let kb = |metric, subject: &str, v: f64| Row::new(metric, "unpinned", subject, "kB", Better::Lower).values(vec![v]);
+    let program = std::env::var("BILLIARD_IDLE_RSS").unwrap_or_else(|_| "build/idle_rss".into());
+    let out = std::process::Command::new(&program).output();
+    let figures: Option<Vec<f64>> = out.ok().filter(|o| o.status.success()).and_then(|o| {
+        String::from_utf8_lossy(&o.stdout).split_whitespace().map(|w| w.parse().ok()).collect()
+    });
+    match figures.as_deref() {
+        Some(&[frss, fpss, wrss, wpss]) => {
+            rows.push(kb(RSS, "floor", frss));
+            rows.push(kb(RSS, "billiard", wrss));
+            rows.push(kb(PSS, "floor", fpss));
+            rows.push(kb(PSS, "billiard", wpss));
+        }
+        _ => {
+            let why = format!("{program} did not run (make bench builds it)");
+            rows.push(Row::new(RSS, "unpinned", "billiard", "kB", Better::Lower).unavailable(why.clone()));
+            rows.push(Row::new(PSS, "unpinned", "billiard", "kB", Better::Lower).unavailable(why));
+        }
+    }
+    if let Some((rss, pss)) = procspawn_peer::idle_memory() {
+        rows.push(kb(RSS, "procspawn", rss));
+        rows.push(kb(PSS, "procspawn", pss));
+    }
+}
+
+const METRICS: &[&str] = &[
+    "round trip 16 B",
+    "tiny-task rate",
+    "echo 1 MiB",
+    "echo 64 MiB",
+    "worker start (fork)",
+    "kill -9 -> WORKER_LOST",
+    "crash -> replacement",
+    "idle worker RSS",
+    "idle worker PSS",
+];
+const SUBJECTS: &[&str] = &["floor", "floor: memcpy", "billiard", "procspawn", "py-billiard", "multiprocessing"];
+
+fn main() {
+    procspawn::init();
+    // SAFETY: every function given to procspawn lives in this executable
+    // (billiard is linked statically here), none in a shared library.
+    unsafe { procspawn::assert_spawn_is_safe() };
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let sizes = Sizes::new(quick);
+    let cpu = os::first_cpu();
+    eprintln!(
+        "billiard benchmark ({} mode, {} workers for rates; pinned runs use CPU {cpu})",
+        if quick { "quick" } else { "full" },
+        sizes.workers
+    );
+    let mut rows = Vec::new();
+    eprintln!("- latencies, unpinned");
+    latencies(sizes, "unpinned", &mut rows);
+    eprintln!("- latencies, pinned");
+    os::pin(Some(cpu));
+    latencies(sizes, "pinned", &mut rows);
+    os::pin(None);
+    eprintln!("- throughput");
+    throughput(sizes, &mut rows);
+    eprintln!("- memory");
+    memory(&mut rows);
+    eprintln!("- Python peers");
+    rows.extend(peers::python(sizes, cpu));
+
+    let position = |list: &[&str], x: &str| list.iter().position(|m| *m == x).unwrap_or(list.len());
+    rows.sort_by_key(|r| {
+        (position(METRICS, r.metric), r.placement != "unpinned", position(SUBJECTS, &r.subject))
+    });
+    report::print_table(&rows);
+    println!();
+    report::print_json(&rows);
+}

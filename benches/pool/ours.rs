@@ -1,0 +1,116 @@
+//! billiard itself, through its Rust API (the C ABI is a thin layer over it).
+
+use std::time::{Duration, Instant};
+
+use billiard::{Config, Outcome, Pool, TaskOptions};
+
+use crate::os;
+
+const FOREVER: Option<Duration> = Some(Duration::from_secs(120));
+
+/// A pool whose handler echoes its input; "sleep" blocks the worker.
+fn pool(workers: usize) -> Pool {
+    Pool::new(Config::new().workers(workers).handler(|input, reply| {
+        if input == b"sleep" {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        reply.write(input);
+        Ok(())
+    }))
+    .expect("billiard pool starts")
+}
+
+fn echo(pool: &Pool, data: &[u8]) -> billiard::TaskResult {
+    let id = pool.submit(data, &TaskOptions::default()).expect("submit");
+    let r = pool.wait_task(id, FOREVER).expect("result");
+    assert_eq!(r.outcome, Outcome::Ok, "{}", r.text());
+    r
+}
+
+pub fn round_trip(n: usize) -> Vec<f64> {
+    let pool = pool(1);
+    let msg = [7u8; 16];
+    echo(&pool, &msg);
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            echo(&pool, &msg);
+            os::micros_since(t)
+        })
+        .collect()
+}
+
+/// Tasks per second: submit all `n`, then wait for all.
+pub fn task_rate(workers: usize, n: usize) -> f64 {
+    let pool = pool(workers);
+    let msg = [1u8; 16];
+    let t = Instant::now();
+    for _ in 0..n {
+        pool.submit(&msg, &TaskOptions::default()).expect("submit");
+    }
+    for _ in 0..n {
+        let r = pool.wait(FOREVER).expect("result");
+        assert_eq!(r.data.len(), 16);
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Bytes per second, in plus out, echoing `size` bytes one task at a time.
+pub fn echo_rate(size: usize, iterations: usize) -> f64 {
+    let pool = pool(1);
+    let data = vec![5u8; size];
+    echo(&pool, &data);
+    let t = Instant::now();
+    for _ in 0..iterations {
+        let r = echo(&pool, &data);
+        assert_eq!(r.data.len(), size);
+    }
+    (2 * size * iterations) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Microseconds per worker until a pool of `workers` is ready.
+pub fn start_per_worker(workers: usize) -> f64 {
+    let t = Instant::now();
+    let pool = pool(workers);
+    let us = os::micros_since(t) / workers as f64;
+    drop(pool);
+    us
+}
+
+/// Microseconds from SIGKILL of a worker running a task to that task's
+/// WORKER_LOST result in the host.
+pub fn kill_to_lost(n: usize) -> Vec<f64> {
+    let pool = pool(1);
+    (0..n)
+        .map(|_| {
+            echo(&pool, b"ready?");
+            let pid = pool.worker_pids()[0];
+            let id = pool.submit(b"sleep", &TaskOptions::default()).expect("submit");
+            std::thread::sleep(Duration::from_millis(20)); // let it start the task
+            let t = Instant::now();
+            os::kill9(pid);
+            let r = pool.wait_task(id, FOREVER).expect("result");
+            let us = os::micros_since(t);
+            assert_eq!(r.outcome, Outcome::WorkerLost, "{}", r.text());
+            us
+        })
+        .collect()
+}
+
+/// Microseconds from SIGKILL of an idle worker until a task submitted at
+/// that moment has been served by its replacement.
+pub fn crash_to_replacement(n: usize) -> Vec<f64> {
+    let pool = pool(1);
+    (0..n)
+        .map(|_| {
+            echo(&pool, b"ready?");
+            let pid = pool.worker_pids()[0];
+            let t = Instant::now();
+            os::kill9(pid);
+            let r = echo(&pool, b"after the crash");
+            let us = os::micros_since(t);
+            assert_ne!(r.pid, pid);
+            us
+        })
+        .collect()
+}
