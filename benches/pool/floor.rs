@@ -72,9 +72,17 @@ pub fn message_rate(children: usize, n: usize) -> f64 {
         let mut fds: Vec<libc::pollfd> = Vec::new();
         for (i, &(_, w, r)) in kids.iter().enumerate() {
             if sent[i] < per_child {
-                fds.push(libc::pollfd { fd: w, events: libc::POLLOUT, revents: 0 });
+                fds.push(libc::pollfd {
+                    fd: w,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                });
             }
-            fds.push(libc::pollfd { fd: r, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: r,
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         // SAFETY: a valid array of pollfds.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as u64, -1) };
@@ -87,7 +95,9 @@ pub fn message_rate(children: usize, n: usize) -> f64 {
                 }
                 sent[i] += 1;
             }
-            let ready = fds.iter().any(|p| p.fd == r && p.revents & libc::POLLIN != 0);
+            let ready = fds
+                .iter()
+                .any(|p| p.fd == r && p.revents & libc::POLLIN != 0);
             if ready {
                 // SAFETY: reading into a local buffer.
                 let n = unsafe { libc::read(r, buf.as_mut_ptr().cast(), buf.len()) };

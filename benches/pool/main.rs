@@ -63,6 +63,15 @@ impl Sizes {
 
 const MIB: usize = 1 << 20;
 
+/// `--only WORD`: measure only the metrics whose name contains WORD.
+static ONLY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+fn wanted(metric: &str) -> bool {
+    ONLY.get()
+        .and_then(|o| o.as_deref())
+        .is_none_or(|w| metric.contains(w))
+}
+
 fn reps<T>(n: usize, f: impl FnMut(usize) -> T) -> Vec<T> {
     (0..n).map(f).collect()
 }
@@ -70,40 +79,95 @@ fn reps<T>(n: usize, f: impl FnMut(usize) -> T) -> Vec<T> {
 /// Figures where the scheduler's placement matters: run unpinned and pinned.
 fn latencies(s: Sizes, placement: &'static str, rows: &mut Vec<Row>) {
     const RT: &str = "round trip 16 B";
-    rows.push(Row::latency(RT, placement, "floor", reps(s.reps, |_| floor::ping_pong(s.rt))));
-    rows.push(Row::latency(RT, placement, "billiard", reps(s.reps, |_| ours::round_trip(s.rt))));
-    rows.push(Row::latency(RT, placement, "procspawn", reps(s.reps, |_| procspawn_peer::round_trip(s.rt))));
+    if wanted(RT) {
+        rows.push(Row::latency(
+            RT,
+            placement,
+            "floor",
+            reps(s.reps, |_| floor::ping_pong(s.rt)),
+        ));
+        rows.push(Row::latency(
+            RT,
+            placement,
+            "billiard",
+            reps(s.reps, |_| ours::round_trip(s.rt)),
+        ));
+        rows.push(Row::latency(
+            RT,
+            placement,
+            "procspawn",
+            reps(s.reps, |_| procspawn_peer::round_trip(s.rt)),
+        ));
+    }
 
     const START: &str = "worker start (fork)";
     let n = s.start_workers;
-    let fork_floor = Row::latency(START, placement, "floor", reps(s.start_reps, |_| floor::fork_exit_wait(n)));
-    let start = |f: fn(usize) -> f64| Row::new(START, placement, "", "us", Better::Lower).values(reps(s.start_reps, |_| f(n)));
-    rows.push(Row { subject: "billiard".into(), ..start(ours::start_per_worker) });
-    rows.push(Row { subject: "procspawn".into(), ..start(procspawn_peer::start_per_worker) });
+    let fork_floor = Row::latency(
+        START,
+        placement,
+        "floor",
+        reps(s.start_reps, |_| floor::fork_exit_wait(n)),
+    );
+    if wanted(START) {
+        let start = |f: fn(usize) -> f64| {
+            Row::new(START, placement, "", "us", Better::Lower).values(reps(s.start_reps, |_| f(n)))
+        };
+        rows.push(Row {
+            subject: "billiard".into(),
+            ..start(ours::start_per_worker)
+        });
+        rows.push(Row {
+            subject: "procspawn".into(),
+            ..start(procspawn_peer::start_per_worker)
+        });
+    }
 
     const LOST: &str = "kill -9 -> WORKER_LOST";
-    let death_floor = Row::latency(LOST, placement, "floor", vec![floor::death_detection(s.deaths)]);
-    rows.push(Row::latency(LOST, placement, "billiard", vec![ours::kill_to_lost(s.deaths)]));
-    rows.push(match procspawn_peer::kill_to_lost(s.deaths) {
-        Some(v) => Row::latency(LOST, placement, "procspawn", vec![v]),
-        None => Row::new(LOST, placement, "procspawn", "us", Better::Lower)
-            .unavailable("a killed worker's task never reports an error"),
-    });
+    let death_floor = Row::latency(
+        LOST,
+        placement,
+        "floor",
+        vec![floor::death_detection(s.deaths)],
+    );
+    if wanted(LOST) {
+        rows.push(Row::latency(
+            LOST,
+            placement,
+            "billiard",
+            vec![ours::kill_to_lost(s.deaths)],
+        ));
+        rows.push(match procspawn_peer::kill_to_lost(s.deaths) {
+            Some(v) => Row::latency(LOST, placement, "procspawn", vec![v]),
+            None => Row::new(LOST, placement, "procspawn", "us", Better::Lower)
+                .unavailable("a killed worker's task never reports an error"),
+        });
+    }
 
     const CRASH: &str = "crash -> replacement";
     // The floor: seeing the death plus starting a process.
     let sum = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a + b);
-    let mut crash_floor = Row::new(CRASH, placement, "floor", "us", Better::Lower)
-        .values(vec![sum(death_floor.median(), fork_floor.median()).unwrap_or(f64::NAN)]);
+    let mut crash_floor =
+        Row::new(CRASH, placement, "floor", "us", Better::Lower).values(vec![sum(
+            death_floor.median(),
+            fork_floor.median(),
+        )
+        .unwrap_or(f64::NAN)]);
     crash_floor.p50 = sum(death_floor.p50, fork_floor.p50);
     crash_floor.p99 = sum(death_floor.p99, fork_floor.p99);
-    rows.push(crash_floor);
-    rows.push(Row::latency(CRASH, placement, "billiard", vec![ours::crash_to_replacement(s.deaths)]));
-    rows.push(match procspawn_peer::crash_to_replacement(s.deaths) {
-        Some(v) => Row::latency(CRASH, placement, "procspawn", vec![v]),
-        None => Row::new(CRASH, placement, "procspawn", "us", Better::Lower)
-            .unavailable("the task after the crash fails"),
-    });
+    if wanted(CRASH) {
+        rows.push(crash_floor);
+        rows.push(Row::latency(
+            CRASH,
+            placement,
+            "billiard",
+            vec![ours::crash_to_replacement(s.deaths)],
+        ));
+        rows.push(match procspawn_peer::crash_to_replacement(s.deaths) {
+            Some(v) => Row::latency(CRASH, placement, "procspawn", vec![v]),
+            None => Row::new(CRASH, placement, "procspawn", "us", Better::Lower)
+                .unavailable("the task after the crash fails"),
+        });
+    }
     rows.push(fork_floor);
     rows.push(death_floor);
 }
@@ -111,14 +175,25 @@ fn latencies(s: Sizes, placement: &'static str, rows: &mut Vec<Row>) {
 /// Throughput figures, unpinned (every CPU is meant to be used).
 fn throughput(s: Sizes, rows: &mut Vec<Row>) {
     const RATE: &str = "tiny-task rate";
-    let rate = |subject: &str, f: &dyn Fn() -> f64| {
-        Row::new(RATE, "unpinned", subject, "tasks/s", Better::Higher).values(reps(s.rate_reps, |_| f()))
-    };
-    rows.push(rate("floor", &|| floor::message_rate(s.workers, s.rate)));
-    rows.push(rate("billiard", &|| ours::task_rate(s.workers, s.rate)));
-    rows.push(rate("procspawn", &|| procspawn_peer::task_rate(s.workers, s.rate)));
+    if wanted(RATE) {
+        let rate = |subject: &str, f: &dyn Fn() -> f64| {
+            Row::new(RATE, "unpinned", subject, "tasks/s", Better::Higher)
+                .values(reps(s.rate_reps, |_| f()))
+        };
+        rows.push(rate("floor", &|| floor::message_rate(s.workers, s.rate)));
+        rows.push(rate("billiard", &|| ours::task_rate(s.workers, s.rate)));
+        rows.push(rate("procspawn", &|| {
+            procspawn_peer::task_rate(s.workers, s.rate)
+        }));
+    }
 
-    for (metric, size, n) in [("echo 1 MiB", MIB, s.echo1), ("echo 64 MiB", 64 * MIB, s.echo64)] {
+    for (metric, size, n) in [
+        ("echo 1 MiB", MIB, s.echo1),
+        ("echo 64 MiB", 64 * MIB, s.echo64),
+    ] {
+        if !wanted(metric) {
+            continue;
+        }
         let echo = |subject: &str, f: &dyn Fn() -> f64| {
             Row::new(metric, "unpinned", subject, "MB/s", Better::Higher)
                 .values(reps(s.echo_reps, |_| f() / 1e6))
@@ -135,11 +210,19 @@ fn throughput(s: Sizes, rows: &mut Vec<Row>) {
 fn memory(rows: &mut Vec<Row>) {
     const RSS: &str = "idle worker RSS";
     const PSS: &str = "idle worker PSS";
-    let kb = |metric, subject: &str, v: f64| Row::new(metric, "unpinned", subject, "kB", Better::Lower).values(vec![v]);
+    let kb = |metric, subject: &str, v: f64| {
+        Row::new(metric, "unpinned", subject, "kB", Better::Lower).values(vec![v])
+    };
+    if !wanted(RSS) {
+        return;
+    }
     let program = std::env::var("BILLIARD_IDLE_RSS").unwrap_or_else(|_| "build/idle_rss".into());
     let out = std::process::Command::new(&program).output();
     let figures: Option<Vec<f64>> = out.ok().filter(|o| o.status.success()).and_then(|o| {
-        String::from_utf8_lossy(&o.stdout).split_whitespace().map(|w| w.parse().ok()).collect()
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .map(|w| w.parse().ok())
+            .collect()
     });
     match figures.as_deref() {
         Some(&[frss, fpss, wrss, wpss]) => {
@@ -150,7 +233,9 @@ fn memory(rows: &mut Vec<Row>) {
         }
         _ => {
             let why = format!("{program} did not run (make bench builds it)");
-            rows.push(Row::new(RSS, "unpinned", "billiard", "kB", Better::Lower).unavailable(why.clone()));
+            rows.push(
+                Row::new(RSS, "unpinned", "billiard", "kB", Better::Lower).unavailable(why.clone()),
+            );
             rows.push(Row::new(PSS, "unpinned", "billiard", "kB", Better::Lower).unavailable(why));
         }
     }
@@ -171,7 +256,14 @@ const METRICS: &[&str] = &[
     "idle worker RSS",
     "idle worker PSS",
 ];
-const SUBJECTS: &[&str] = &["floor", "floor: memcpy", "billiard", "procspawn", "py-billiard", "multiprocessing"];
+const SUBJECTS: &[&str] = &[
+    "floor",
+    "floor: memcpy",
+    "billiard",
+    "procspawn",
+    "py-billiard",
+    "multiprocessing",
+];
 
 fn main() {
     procspawn::init();
@@ -180,6 +272,13 @@ fn main() {
     unsafe { procspawn::assert_spawn_is_safe() };
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let python_too = only.is_none();
+    ONLY.set(only).expect("set once");
     let sizes = Sizes::new(quick);
     let cpu = os::first_cpu();
     eprintln!(
@@ -199,11 +298,17 @@ fn main() {
     eprintln!("- memory");
     memory(&mut rows);
     eprintln!("- Python peers");
-    rows.extend(peers::python(sizes, cpu));
+    if python_too {
+        rows.extend(peers::python(sizes, cpu));
+    }
 
     let position = |list: &[&str], x: &str| list.iter().position(|m| *m == x).unwrap_or(list.len());
     rows.sort_by_key(|r| {
-        (position(METRICS, r.metric), r.placement != "unpinned", position(SUBJECTS, &r.subject))
+        (
+            position(METRICS, r.metric),
+            r.placement != "unpinned",
+            position(SUBJECTS, &r.subject),
+        )
     });
     report::print_table(&rows);
     println!();

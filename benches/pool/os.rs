@@ -66,7 +66,12 @@ pub fn keep_only(a: i32, b: i32) {
     let (lo, hi) = (a.min(b) as u32, a.max(b) as u32);
     // SAFETY: close_range on ranges of descriptors; no allocation.
     unsafe {
-        libc::syscall(libc::SYS_close_range, 3u32, lo.saturating_sub(1).max(2), 0u32);
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            lo.saturating_sub(1).max(2),
+            0u32,
+        );
         if hi > lo + 1 {
             libc::syscall(libc::SYS_close_range, lo + 1, hi - 1, 0u32);
         }
@@ -94,7 +99,11 @@ pub fn pidfd_open(pid: libc::pid_t) -> i32 {
 
 /// Blocks until `fd` is readable.
 pub fn wait_readable(fd: i32) {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     while unsafe { libc::poll(&mut p, 1, -1) } < 0 {}
 }
@@ -127,7 +136,9 @@ pub fn first_cpu() -> usize {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
-        (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)).unwrap_or(0)
+        (0..libc::CPU_SETSIZE as usize)
+            .find(|&c| libc::CPU_ISSET(c, &set))
+            .unwrap_or(0)
     }
 }
 

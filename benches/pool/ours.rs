@@ -85,7 +85,9 @@ pub fn kill_to_lost(n: usize) -> Vec<f64> {
         .map(|_| {
             echo(&pool, b"ready?");
             let pid = pool.worker_pids()[0];
-            let id = pool.submit(b"sleep", &TaskOptions::default()).expect("submit");
+            let id = pool
+                .submit(b"sleep", &TaskOptions::default())
+                .expect("submit");
             std::thread::sleep(Duration::from_millis(20)); // let it start the task
             let t = Instant::now();
             os::kill9(pid);

@@ -18,7 +18,11 @@ fn parse(line: &str) -> Option<Row> {
     let [metric, placement, subject, unit, better, values, p50, p99, na] = f[..] else {
         return None;
     };
-    let better = if better == "lower" { Better::Lower } else { Better::Higher };
+    let better = if better == "lower" {
+        Better::Lower
+    } else {
+        Better::Higher
+    };
     let mut row = Row::new(leak(metric), leak(placement), subject, leak(unit), better);
     row.values = values.split(',').filter_map(|v| v.parse().ok()).collect();
     row.p50 = p50.parse().ok();
@@ -53,7 +57,10 @@ pub fn python(s: Sizes, cpu: usize) -> Vec<Row> {
         .stderr(std::process::Stdio::inherit())
         .output();
     let rows: Vec<Row> = match &out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout).lines().filter_map(parse).collect(),
+        Ok(o) => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(parse)
+            .collect(),
         Err(_) => Vec::new(),
     };
     if rows.is_empty() {
@@ -64,7 +71,10 @@ pub fn python(s: Sizes, cpu: usize) -> Vec<Row> {
         eprintln!("Python peers: {why}");
         return ["py-billiard", "multiprocessing"]
             .iter()
-            .map(|p| Row::new("round trip 16 B", "unpinned", p, "us", Better::Lower).unavailable(why.clone()))
+            .map(|p| {
+                Row::new("round trip 16 B", "unpinned", p, "us", Better::Lower)
+                    .unavailable(why.clone())
+            })
             .collect();
     }
     rows

@@ -98,7 +98,10 @@ pub fn crash_to_replacement(n: usize) -> Option<Vec<f64>> {
         let pid = pool.spawn((), pid_fn).join().ok()?;
         let t = Instant::now();
         os::kill9(pid as i32);
-        let served_by = pool.spawn((), pid_fn).join_timeout(Duration::from_secs(5)).ok()?;
+        let served_by = pool
+            .spawn((), pid_fn)
+            .join_timeout(Duration::from_secs(5))
+            .ok()?;
         samples.push(os::micros_since(t));
         if served_by == pid {
             return None;

@@ -25,7 +25,13 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(metric: &'static str, placement: &'static str, subject: &str, unit: &'static str, better: Better) -> Row {
+    pub fn new(
+        metric: &'static str,
+        placement: &'static str,
+        subject: &str,
+        unit: &'static str,
+        better: Better,
+    ) -> Row {
         Row {
             metric,
             placement,
@@ -40,10 +46,18 @@ impl Row {
     }
 
     /// A row of latency samples (microseconds), one vector per repetition.
-    pub fn latency(metric: &'static str, placement: &'static str, subject: &str, reps: Vec<Vec<f64>>) -> Row {
+    pub fn latency(
+        metric: &'static str,
+        placement: &'static str,
+        subject: &str,
+        reps: Vec<Vec<f64>>,
+    ) -> Row {
         let mut row = Row::new(metric, placement, subject, "us", Better::Lower);
         let mut all: Vec<f64> = reps.iter().flatten().copied().collect();
-        row.values = reps.into_iter().map(|mut r| percentile(&mut r, 50.0)).collect();
+        row.values = reps
+            .into_iter()
+            .map(|mut r| percentile(&mut r, 50.0))
+            .collect();
         if !all.is_empty() {
             row.p50 = Some(percentile(&mut all, 50.0));
             row.p99 = Some(percentile(&mut all, 99.0));
@@ -137,12 +151,25 @@ fn ratios(rows: &[Row], r: &Row) -> (Option<f64>, Option<f64>) {
 pub fn print_table(rows: &[Row]) {
     println!(
         "{:<26} {:<9} {:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}  {}",
-        "metric", "placement", "subject", "median", "min", "max", "p50", "p99", "x floor", "billiard+", "unit"
+        "metric",
+        "placement",
+        "subject",
+        "median",
+        "min",
+        "max",
+        "p50",
+        "p99",
+        "x floor",
+        "billiard+",
+        "unit"
     );
     for r in rows {
         let (to_floor, vs_peer) = ratios(rows, r);
         if let Some(why) = &r.na {
-            println!("{:<26} {:<9} {:<16} n/a ({why})", r.metric, r.placement, r.subject);
+            println!(
+                "{:<26} {:<9} {:<16} n/a ({why})",
+                r.metric, r.placement, r.subject
+            );
             continue;
         }
         println!(
