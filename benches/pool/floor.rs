@@ -201,16 +201,24 @@ pub fn fork_exit_wait(n: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Microseconds from SIGKILL of an idle child until its death is seen
-/// through its pidfd and its exit status is collected (what a WORKER_LOST
-/// result reports).
+/// Microseconds from SIGKILL of a child blocked in a sleep (as a busy
+/// worker would be: it has run, and waits 20 ms first like the billiard
+/// figure) until its death is seen through its pidfd and its exit status is
+/// collected (what a WORKER_LOST result reports).
 pub fn death_detection(n: usize) -> Vec<f64> {
     (0..n)
         .map(|_| {
+            let (ready_r, ready_w) = os::pipe();
             let pid = os::fork_child(|| {
+                os::keep_only(ready_r, ready_w);
+                os::write_all(ready_w, b"!");
                 // SAFETY: waits for the signal; no allocation.
                 unsafe { libc::pause() };
             });
+            os::close(ready_w);
+            os::read_exact(ready_r, &mut [0u8; 1]);
+            os::close(ready_r);
+            std::thread::sleep(std::time::Duration::from_millis(20));
             let pidfd = os::pidfd_open(pid);
             let t = Instant::now();
             os::kill9(pid);
