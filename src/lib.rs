@@ -25,6 +25,8 @@ pub mod ffi;
 /// cbindgen:ignore
 pub mod pool;
 /// cbindgen:ignore
+mod progress;
+/// cbindgen:ignore
 pub mod protocol;
 /// cbindgen:ignore
 mod spawn;

@@ -14,6 +14,7 @@ use parking_lot::Condvar;
 
 use super::result::{Outcome, TaskResult};
 use crate::error::Error;
+use crate::progress::ProgressPage;
 use crate::sys;
 
 /// Where the pool is in its life.
@@ -62,9 +63,13 @@ pub(crate) struct Worker {
     pub generation: u32,
     pub pid: libc::pid_t,
     pub channel: Arc<OwnedFd>,
+    /// Where it records the task it starts.
+    pub progress: Arc<ProgressPage>,
     /// Said hello: may take tasks.
     pub ready: bool,
-    /// The task handed to it, and whether it acknowledged (started) it.
+    /// The task handed to it, and whether it sent an ACK for it. (Workers
+    /// started by the pool record starts in their progress page instead;
+    /// the supervisor consults both.)
     pub task: Option<u64>,
     pub acked: bool,
     /// Rest of a frame that did not fit into the socket buffer.

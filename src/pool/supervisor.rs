@@ -13,6 +13,7 @@ use parking_lot::{Condvar, Mutex};
 use super::result::Outcome;
 use super::state::{Phase, Send, State, Worker};
 use crate::error::Error;
+use crate::progress::ProgressPage;
 use crate::protocol::{self, Frame, PROTOCOL_VERSION};
 use crate::spawn::Launcher;
 use crate::sys::{self, ExitStatus, Sent};
@@ -97,6 +98,7 @@ struct Link {
     pid: libc::pid_t,
     channel: Arc<OwnedFd>,
     pidfd: Option<OwnedFd>,
+    progress: Arc<ProgressPage>,
     inbuf: Vec<u8>,
     eof: bool,
 }
@@ -302,6 +304,7 @@ impl Supervisor {
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
         let channel = Arc::new(started.channel);
+        let progress = Arc::new(started.progress);
         let epfd = self.shared.epoll.as_raw_fd();
         let ch = channel.as_raw_fd();
         let _ = sys::epoll_ctl(
@@ -328,6 +331,7 @@ impl Supervisor {
             generation,
             pid: started.pid,
             channel: channel.clone(),
+            progress: progress.clone(),
             ready: false,
             task: None,
             acked: false,
@@ -341,6 +345,7 @@ impl Supervisor {
             pid: started.pid,
             channel,
             pidfd: started.pidfd,
+            progress,
             inbuf: Vec::with_capacity(4096),
             eof: false,
         });
@@ -520,7 +525,14 @@ impl Supervisor {
         st.idle.retain(|&s| s != slot);
         let about = describe_exit(w.pid, status, &w);
         let sends = match w.task {
-            Some(task_id) => st.worker_lost(task_id, w.acked, w.pid, status, &about),
+            Some(task_id) => {
+                let started_at = link.progress.started_at(task_id);
+                if let Some(t) = st.tasks.get_mut(&task_id) {
+                    t.started = t.started.or(started_at);
+                }
+                let started = w.acked || started_at.is_some();
+                st.worker_lost(task_id, started, w.pid, status, &about)
+            }
             None => Vec::new(),
         };
         let counts_as_start_failure = !w.ready
@@ -643,7 +655,7 @@ fn apply(
             Ok(None)
         }
         Frame::Result { id, ok, payload } => {
-            if w.task != Some(id) || !w.acked {
+            if w.task != Some(id) {
                 return Err(format!(
                     "it sent a result for task {id}, which it was not running"
                 ));
@@ -651,6 +663,10 @@ fn apply(
             w.task = None;
             w.acked = false;
             let pid = w.pid;
+            let started = w.progress.started_at(id);
+            if let Some(t) = st.tasks.get_mut(&id) {
+                t.started = t.started.or(started);
+            }
             let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
             st.finish(id, outcome, payload.to_vec(), pid, None);
             if matches!(phase, Phase::Running | Phase::Closed) {

@@ -11,6 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{Launcher, Started};
 use crate::config::{Config, Handler, Initializer};
+use crate::progress::ProgressPage;
 use crate::sys;
 use crate::worker::{self, EXIT_PANIC, EXIT_PARENT_GONE};
 
@@ -40,6 +41,7 @@ impl ForkLauncher {
 impl Launcher for ForkLauncher {
     fn launch(&mut self) -> io::Result<Started> {
         let (ours, theirs) = sys::socketpair()?;
+        let progress = ProgressPage::new()?;
         // Prepared before the fork: the sorted list of fds the child keeps.
         let mut keep: Vec<RawFd> = self.keep_fds.clone();
         keep.push(theirs.as_raw_fd());
@@ -56,6 +58,7 @@ impl Launcher for ForkLauncher {
                 channel: theirs.as_raw_fd(),
                 ours: ours.as_raw_fd(),
                 keep: &keep,
+                progress: &progress,
                 parent,
                 launcher: self,
             };
@@ -86,6 +89,7 @@ impl Launcher for ForkLauncher {
             pid,
             pidfd,
             channel: ours,
+            progress,
         })
     }
 }
@@ -95,6 +99,7 @@ struct Child<'a> {
     channel: RawFd,
     ours: RawFd,
     keep: &'a [RawFd],
+    progress: &'a ProgressPage,
     parent: libc::pid_t,
     launcher: &'a ForkLauncher,
 }
@@ -126,6 +131,7 @@ impl Child<'_> {
         let code = catch_unwind(AssertUnwindSafe(|| {
             worker::serve(
                 self.channel,
+                self.progress,
                 &l.handler,
                 l.initializer.as_ref(),
                 l.max_frame,

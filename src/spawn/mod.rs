@@ -10,6 +10,7 @@ use std::os::fd::OwnedFd;
 pub(crate) use fork::ForkLauncher;
 
 use crate::config::{Config, StartMethod};
+use crate::progress::ProgressPage;
 use crate::error::{Error, Result};
 
 /// A freshly started worker. It has not said hello yet.
@@ -19,6 +20,8 @@ pub(crate) struct Started {
     pub pidfd: Option<OwnedFd>,
     /// The pool's end of the worker's channel (CLOEXEC).
     pub channel: OwnedFd,
+    /// Where the worker records the task it starts.
+    pub progress: ProgressPage,
 }
 
 /// Starts workers. Called only from the supervisor thread.

@@ -1,5 +1,5 @@
-//! The worker loop: hello, then read TASK, ACK it, run the handler, send the
-//! RESULT, until the pool closes the channel.
+//! The worker loop: hello, then read TASK, record its start in the progress
+//! page, run the handler, send the RESULT, until the pool closes the channel.
 
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -7,6 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::{Reply, EXIT_INIT_FAILED, EXIT_PARENT_GONE, EXIT_PROTOCOL};
 use crate::config::{Handler, Initializer};
 use crate::error::panic_text;
+use crate::progress::ProgressPage;
 use crate::protocol::{self, Frame};
 use crate::sys;
 
@@ -14,6 +15,7 @@ use crate::sys;
 /// stream. Returns the exit code the process should `_exit` with.
 pub(crate) fn serve(
     channel: RawFd,
+    progress: &ProgressPage,
     handler: &Handler,
     initializer: Option<&Initializer>,
     max_frame: usize,
@@ -57,9 +59,7 @@ pub(crate) fn serve(
         let Frame::Task { id, payload } = frame else {
             return fatal(channel, "unexpected frame from pool (only TASK is valid)");
         };
-        if sys::send_all(channel, &protocol::encode_ack(id)).is_err() {
-            return EXIT_PARENT_GONE;
-        }
+        progress.mark_started(id);
         reply.reset();
         let returned = catch_unwind(AssertUnwindSafe(|| handler(payload, &mut reply)))
             .unwrap_or_else(|panic| Err(format!("handler panicked: {}", panic_text(&*panic))));

@@ -1,0 +1,130 @@
+//! The progress page: one page of memory shared by the pool and one worker,
+//! in which the worker records the task it is about to run.
+//!
+//! A start costs the worker two stores instead of an ACK frame, and the pool
+//! nothing at all: the supervisor is not woken to learn it. The pool reads
+//! the page only when it needs to know, when the worker died (was its task
+//! started? then `WORKER_LOST`; if not, it is run elsewhere) and when a result
+//! arrives (when did the task start?). The page outlives the worker's death,
+//! so what it recorded before dying is still there.
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[repr(C)]
+struct Slots {
+    /// Id of the task the worker started last (0: none yet).
+    started: AtomicU64,
+    /// When it started, CLOCK_MONOTONIC in nanoseconds.
+    started_ns: AtomicU64,
+}
+
+/// A shared anonymous mapping, made before the fork so both processes map
+/// the same memory. Unmapped when dropped (in the pool; a worker never
+/// drops it, it `_exit`s). Safe to share between threads: only atomics.
+pub(crate) struct ProgressPage {
+    slots: NonNull<Slots>,
+}
+
+// SAFETY: the page only holds atomics and is unmapped once, on drop.
+unsafe impl Send for ProgressPage {}
+// SAFETY: as above.
+unsafe impl Sync for ProgressPage {}
+
+const PAGE: usize = 4096;
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes into a local timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl ProgressPage {
+    pub(crate) fn new() -> io::Result<ProgressPage> {
+        // SAFETY: a fresh anonymous shared mapping of one page.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // The kernel zero-fills the page: no task started yet.
+        let slots = NonNull::new(p.cast::<Slots>()).ok_or_else(io::Error::last_os_error)?;
+        Ok(ProgressPage { slots })
+    }
+
+    fn slots(&self) -> &Slots {
+        // SAFETY: mapped for as long as self lives; Slots is only atomics.
+        unsafe { self.slots.as_ref() }
+    }
+
+    /// In the worker: task `id` starts now. No allocation, no syscall but
+    /// the vDSO clock.
+    pub(crate) fn mark_started(&self, id: u64) {
+        let s = self.slots();
+        s.started_ns.store(monotonic_ns(), Ordering::Relaxed);
+        s.started.store(id, Ordering::Release);
+    }
+
+    /// In the pool: whether the worker started task `id` (it was the last one
+    /// it started).
+    pub(crate) fn has_started(&self, id: u64) -> bool {
+        self.slots().started.load(Ordering::Acquire) == id
+    }
+
+    /// In the pool: when task `id` started, if it is the last one the worker
+    /// started.
+    pub(crate) fn started_at(&self, id: u64) -> Option<Instant> {
+        let s = self.slots();
+        if s.started.load(Ordering::Acquire) != id {
+            return None;
+        }
+        let ago = monotonic_ns().saturating_sub(s.started_ns.load(Ordering::Relaxed));
+        Instant::now().checked_sub(Duration::from_nanos(ago))
+    }
+}
+
+impl Drop for ProgressPage {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the page mapped in new(), once.
+        unsafe { libc::munmap(self.slots.as_ptr().cast(), PAGE) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_recorded_in_a_child_is_seen_by_the_parent_after_it_died() {
+        let page = ProgressPage::new().unwrap();
+        assert!(!page.has_started(7));
+        // SAFETY: the child only stores to the page and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            page.mark_started(7);
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(page.has_started(7));
+        assert!(!page.has_started(8));
+        let at = page.started_at(7).expect("a start time");
+        assert!(at <= Instant::now());
+        assert!(page.started_at(8).is_none());
+    }
+}
