@@ -40,6 +40,7 @@ pub struct Config {
     pub(crate) keep_fds: Vec<RawFd>,
     pub(crate) max_frame: usize,
     pub(crate) max_queued: usize,
+    pub(crate) prefetch: usize,
     pub(crate) use_pidfd: bool,
     pub(crate) start_timeout: Option<Duration>,
 }
@@ -61,9 +62,15 @@ impl std::fmt::Debug for Config {
             .field("keep_fds", &self.keep_fds)
             .field("max_frame", &self.max_frame)
             .field("max_queued", &self.max_queued)
+            .field("prefetch", &self.prefetch)
             .finish()
     }
 }
+
+/// Tasks in flight per worker unless [`Config::prefetch`] says otherwise.
+pub const DEFAULT_PREFETCH: usize = 16;
+/// Most tasks in flight per worker [`Config::prefetch`] accepts.
+pub const MAX_PREFETCH: usize = 4096;
 
 /// Number of CPUs this process may run on (affinity and cgroup quota).
 pub fn usable_cpus() -> usize {
@@ -83,6 +90,7 @@ impl Config {
             keep_fds: Vec::new(),
             max_frame: DEFAULT_MAX_FRAME,
             max_queued: 0,
+            prefetch: DEFAULT_PREFETCH,
             use_pidfd: true,
             start_timeout: None,
         }
@@ -160,6 +168,22 @@ impl Config {
     pub fn max_queued(mut self, n: usize) -> Self {
         self.max_queued = n;
         self
+    }
+
+    /// Most tasks in flight to one worker at a time (at least 1; default
+    /// [`DEFAULT_PREFETCH`]). Above 1, a busy worker is sent its next tasks
+    /// before it asks, many frames per write, which is what makes tiny tasks
+    /// fast; idle workers are always served first. The cost: a task waiting
+    /// behind a long one in a worker's window waits for it even if another
+    /// worker becomes free. 1 sends a task only to an idle worker.
+    pub fn prefetch(mut self, n: usize) -> Result<Self> {
+        if n == 0 || n > MAX_PREFETCH {
+            return Err(Error::InvalidArgument(format!(
+                "prefetch must be between 1 and {MAX_PREFETCH}, not {n}"
+            )));
+        }
+        self.prefetch = n;
+        Ok(self)
     }
 
     /// How long [`crate::Pool::new`] waits for every worker to say hello

@@ -146,6 +146,44 @@ pub(crate) fn send_nonblocking(fd: RawFd, buf: &[u8], mut from: usize) -> Sent {
     Sent::All
 }
 
+/// Sends as much of `bufs` (after skipping `skip` bytes of the first) as
+/// the socket takes in one `sendmsg`, without blocking and without SIGPIPE.
+/// Returns the bytes sent (0 when the buffer is full), or the error kind.
+pub(crate) fn send_vectored_nonblocking(
+    fd: RawFd,
+    bufs: &[&[u8]],
+    skip: usize,
+) -> Result<usize, io::ErrorKind> {
+    let iov: Vec<libc::iovec> = bufs
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let b = if i == 0 { &b[skip.min(b.len())..] } else { b };
+            libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            }
+        })
+        .collect();
+    // SAFETY: msghdr is plain data; every iovec points into a live slice.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len() as _;
+    loop {
+        // SAFETY: msg describes readable memory only.
+        let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(0),
+            kind => return Err(kind),
+        }
+    }
+}
+
 /// Sends all of `buf`, blocking as needed, without SIGPIPE.
 pub(crate) fn send_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {

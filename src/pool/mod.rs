@@ -78,7 +78,11 @@ impl Pool {
         )
         .map_err(|e| Error::io("epoll_ctl", e))?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(results_fd.as_raw_fd())),
+            state: Mutex::new(State::new(
+                results_fd.as_raw_fd(),
+                epoll.as_raw_fd(),
+                config.prefetch,
+            )),
             changed: Condvar::new(),
             wake_fd,
             results_fd,
@@ -147,11 +151,11 @@ impl Pool {
                 _ => return Err(Error::Closed("the pool was closed".into())),
             }
             let max_queued = self.shared.max_queued;
-            if max_queued == 0 || st.queue.len() < max_queued || !st.idle.is_empty() {
+            if max_queued == 0 || st.waiting() < max_queued {
                 break;
             }
             if opts.nonblocking {
-                return Err(Error::Full(st.queue.len()));
+                return Err(Error::Full(st.waiting()));
             }
             st.blocked_submitters += 1;
             self.shared.changed.wait(&mut st);
@@ -168,7 +172,7 @@ impl Pool {
                 waiter: None,
             },
         );
-        let send = match st.idle.pop() {
+        let send = match st.pick_worker() {
             Some(slot) => st.assign(slot, id),
             None => {
                 st.queue.push_back(id);

@@ -67,17 +67,46 @@ pub(crate) struct Worker {
     pub progress: Arc<ProgressPage>,
     /// Said hello: may take tasks.
     pub ready: bool,
-    /// The task handed to it, and whether it sent an ACK for it. (Workers
-    /// started by the pool record starts in their progress page instead;
-    /// the supervisor consults both.)
-    pub task: Option<u64>,
-    pub acked: bool,
-    /// Rest of a frame that did not fit into the socket buffer.
-    pub outbox: Option<(Arc<Vec<u8>>, usize)>,
+    /// Tasks handed to it and not finished (at most the pool's prefetch).
+    /// It runs them one at a time; all but the one it started last (see
+    /// its progress page) have not started.
+    pub tasks: Vec<u64>,
+    /// The task it last sent an (optional) ACK frame for.
+    pub acked: Option<u64>,
+    /// Frames waiting for room in the channel, and how many bytes of the
+    /// first already went out. Written by the supervisor on EPOLLOUT.
+    pub outbox: VecDeque<Arc<Vec<u8>>>,
+    pub outbox_sent: usize,
+    /// A host thread is writing a frame to the channel itself right now;
+    /// nobody else writes until it is done.
+    pub direct_sending: bool,
+    /// EPOLLOUT is armed on the channel (changed only under the lock).
+    pub out_armed: bool,
     /// Why the pool killed it, if it did.
     pub kill_reason: Option<String>,
     /// A FATAL message it sent before exiting.
     pub last_words: Option<String>,
+}
+
+/// Turns EPOLLOUT on or off for a worker's channel. Called under the state
+/// lock, so that turning it on and off cannot be reordered between threads.
+fn set_epollout(epoll_fd: RawFd, slot: usize, w: &mut Worker, on: bool) {
+    if w.out_armed == on {
+        return;
+    }
+    w.out_armed = on;
+    let mut events = super::supervisor::CHANNEL_EVENTS;
+    if on {
+        events |= libc::EPOLLOUT as u32;
+    }
+    let data = super::supervisor::channel_token(slot, w.generation);
+    let _ = sys::epoll_ctl(
+        epoll_fd,
+        libc::EPOLL_CTL_MOD,
+        std::os::fd::AsRawFd::as_raw_fd(&*w.channel),
+        events,
+        data,
+    );
 }
 
 /// A frame to send to a worker, outside the lock.
@@ -111,6 +140,9 @@ pub(crate) struct State {
     mailboxes: HashMap<u64, Mailbox>,
     next_waiter: u64,
     results_fd: RawFd,
+    epoll_fd: RawFd,
+    /// Most tasks in flight per worker.
+    prefetch: usize,
 }
 
 /// How a result wait ended without a result.
@@ -122,7 +154,7 @@ pub(crate) enum NoResult {
 }
 
 impl State {
-    pub(crate) fn new(results_fd: RawFd) -> State {
+    pub(crate) fn new(results_fd: RawFd, epoll_fd: RawFd, prefetch: usize) -> State {
         State {
             phase: Phase::Starting,
             failure: None,
@@ -138,6 +170,8 @@ impl State {
             mailboxes: HashMap::new(),
             next_waiter: 0,
             results_fd,
+            epoll_fd,
+            prefetch: prefetch.max(1),
         }
     }
 
@@ -149,25 +183,98 @@ impl State {
             .filter(|w| w.generation == generation)
     }
 
-    /// Hands `task_id` to the worker in `slot` (which must be ready and free).
-    pub(crate) fn assign(&mut self, slot: usize, task_id: u64) -> Option<Send> {
-        let frame = self.tasks.get(&task_id)?.frame.clone()?;
-        let w = self.workers[slot].as_mut()?;
-        w.task = Some(task_id);
-        w.acked = false;
-        Some(Send {
-            slot,
-            generation: w.generation,
-            channel: w.channel.clone(),
-            frame,
-        })
+    /// A worker for one more task: an idle one first, else the least busy
+    /// one with room in its prefetch window.
+    pub(crate) fn pick_worker(&mut self) -> Option<usize> {
+        if let Some(slot) = self.idle.pop() {
+            return Some(slot);
+        }
+        self.workers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.as_ref().map(|w| (i, w)))
+            .filter(|(_, w)| w.ready && w.kill_reason.is_none() && w.tasks.len() < self.prefetch)
+            .min_by_key(|(_, w)| w.tasks.len())
+            .map(|(i, _)| i)
     }
 
-    /// Gives queued tasks to idle workers; returns the frames to send.
+    /// Tasks waiting to start: in the queue or in a worker's prefetch window
+    /// behind the task it runs. What [`crate::Config::max_queued`] bounds.
+    pub(crate) fn waiting(&self) -> usize {
+        let running = self
+            .workers
+            .iter()
+            .flatten()
+            .filter(|w| !w.tasks.is_empty())
+            .count();
+        self.tasks.len().saturating_sub(running)
+    }
+
+    /// Hands `task_id` to the worker in `slot`. A worker that was idle, with
+    /// nothing being written to it, gets the frame written by the calling
+    /// thread at once (the returned [`Send`], then [`State::direct_done`]);
+    /// otherwise the frame joins its outbox, which the supervisor writes,
+    /// many frames at a time, when the channel has room.
+    pub(crate) fn assign(&mut self, slot: usize, task_id: u64) -> Option<Send> {
+        let frame = self.tasks.get(&task_id)?.frame.clone()?;
+        let epoll_fd = self.epoll_fd;
+        let w = self.workers.get_mut(slot)?.as_mut()?;
+        let was_idle = w.tasks.is_empty();
+        w.tasks.push(task_id);
+        if was_idle && w.outbox.is_empty() && !w.direct_sending {
+            w.direct_sending = true;
+            return Some(Send {
+                slot,
+                generation: w.generation,
+                channel: w.channel.clone(),
+                frame,
+            });
+        }
+        w.outbox.push_back(frame);
+        if !w.direct_sending {
+            set_epollout(epoll_fd, slot, w, true);
+        }
+        None
+    }
+
+    /// A direct write to the worker in `slot` ended; `rest` is the frame and
+    /// how much of it went out if the socket was full.
+    pub(crate) fn direct_done(
+        &mut self,
+        slot: usize,
+        generation: u32,
+        rest: Option<(Arc<Vec<u8>>, usize)>,
+    ) {
+        let epoll_fd = self.epoll_fd;
+        let Some(w) = self.worker_mut(slot, generation) else {
+            return;
+        };
+        w.direct_sending = false;
+        if let Some((frame, sent)) = rest {
+            w.outbox.push_front(frame);
+            w.outbox_sent = sent;
+        }
+        if !w.outbox.is_empty() {
+            set_epollout(epoll_fd, slot, w, true);
+        }
+    }
+
+    /// Turns EPOLLOUT off for a worker whose outbox is empty or who is being
+    /// written to directly (the direct writer turns it back on if needed).
+    pub(crate) fn outbox_idle(&mut self, slot: usize, generation: u32) {
+        let epoll_fd = self.epoll_fd;
+        if let Some(w) = self.worker_mut(slot, generation) {
+            set_epollout(epoll_fd, slot, w, false);
+        }
+    }
+
+    /// Gives queued tasks to workers with room; returns the direct writes.
     pub(crate) fn dispatch(&mut self) -> Vec<Send> {
         let mut out = Vec::new();
         while !self.queue.is_empty() {
-            let Some(slot) = self.idle.pop() else { break };
+            let Some(slot) = self.pick_worker() else {
+                break;
+            };
             let id = self.queue.pop_front().expect("queue is not empty");
             if let Some(send) = self.assign(slot, id) {
                 out.push(send);
@@ -176,15 +283,31 @@ impl State {
         out
     }
 
-    /// A worker became free: queue it as idle, or hand it the next task.
+    /// A worker said hello or finished a task: fill its prefetch window from
+    /// the queue, or mark it idle. Returns the direct write, if any.
     pub(crate) fn worker_free(&mut self, slot: usize) -> Option<Send> {
-        while let Some(id) = self.queue.pop_front() {
+        let mut direct = None;
+        loop {
+            let Some(w) = self.workers.get(slot).and_then(|w| w.as_ref()) else {
+                return direct;
+            };
+            if w.tasks.len() >= self.prefetch {
+                return direct;
+            }
+            let Some(id) = self.queue.pop_front() else {
+                break;
+            };
             if let Some(send) = self.assign(slot, id) {
-                return Some(send);
+                direct = Some(send);
             }
         }
-        self.idle.push(slot);
-        None
+        let idle = self.workers[slot]
+            .as_ref()
+            .is_some_and(|w| w.tasks.is_empty());
+        if idle && !self.idle.contains(&slot) {
+            self.idle.push(slot);
+        }
+        direct
     }
 
     /// Removes a finished task and delivers its result exactly once.
@@ -292,7 +415,7 @@ impl State {
             .workers
             .iter()
             .flatten()
-            .filter_map(|w| w.task.map(|t| (t, w.pid)))
+            .flat_map(|w| w.tasks.iter().map(|&t| (t, w.pid)))
             .collect();
         let mut ids: Vec<u64> = self.tasks.keys().copied().collect();
         ids.sort_unstable();
@@ -302,7 +425,7 @@ impl State {
         }
         self.queue.clear();
         for w in self.workers.iter_mut().flatten() {
-            w.task = None;
+            w.tasks.clear();
         }
     }
 
@@ -423,7 +546,7 @@ mod tests {
     use std::os::fd::AsRawFd;
 
     fn state_with_task(id: u64, fd: &OwnedFd) -> State {
-        let mut st = State::new(fd.as_raw_fd());
+        let mut st = State::new(fd.as_raw_fd(), -1, 1);
         st.phase = Phase::Running;
         st.tasks.insert(
             id,

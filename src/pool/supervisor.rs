@@ -27,7 +27,15 @@ const REAP_POLL_MS: i32 = 20;
 pub(crate) const WAKE: u64 = u64::MAX;
 const KIND_CHANNEL: u64 = 1;
 const KIND_PIDFD: u64 = 2;
-const CHANNEL_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+/// What the supervisor always watches on a channel (EPOLLOUT comes and goes).
+pub(crate) const CHANNEL_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+/// Most frames written by one `sendmsg` from an outbox.
+const OUTBOX_BATCH: usize = 64;
+
+/// The epoll token of a worker's channel.
+pub(crate) fn channel_token(slot: usize, generation: u32) -> u64 {
+    token(slot, generation, KIND_CHANNEL)
+}
 
 fn token(slot: usize, generation: u32, kind: u64) -> u64 {
     ((slot as u64) << 34) | ((generation as u64) << 2) | kind
@@ -62,27 +70,17 @@ impl Shared {
         self.changed.notify_all();
     }
 
-    /// Sends a TASK frame from whichever thread assigned it, without blocking.
-    /// What does not fit into the socket is left to the supervisor (EPOLLOUT).
-    /// A broken channel is ignored here: the supervisor sees the death and
-    /// puts the unacknowledged task back in the queue.
+    /// Writes a TASK frame from whichever thread assigned it, without
+    /// blocking. What does not fit into the socket goes to the worker's
+    /// outbox, for the supervisor (EPOLLOUT). A broken channel is ignored
+    /// here: the supervisor sees the death and requeues unstarted tasks.
     pub(crate) fn send(&self, s: Send) {
         let fd = s.channel.as_raw_fd();
-        if let Sent::Partial(offset) = sys::send_nonblocking(fd, &s.frame, 0) {
-            let mut st = self.state.lock();
-            if let Some(w) = st.worker_mut(s.slot, s.generation) {
-                w.outbox = Some((s.frame, offset));
-                let events = CHANNEL_EVENTS | libc::EPOLLOUT as u32;
-                let data = token(s.slot, s.generation, KIND_CHANNEL);
-                let _ = sys::epoll_ctl(
-                    self.epoll.as_raw_fd(),
-                    libc::EPOLL_CTL_MOD,
-                    fd,
-                    events,
-                    data,
-                );
-            }
-        }
+        let rest = match sys::send_nonblocking(fd, &s.frame, 0) {
+            Sent::Partial(offset) => Some((s.frame, offset)),
+            Sent::All | Sent::Broken(_) => None,
+        };
+        self.state.lock().direct_done(s.slot, s.generation, rest);
     }
 
     fn send_all(&self, sends: Vec<Send>) {
@@ -333,9 +331,12 @@ impl Supervisor {
             channel: channel.clone(),
             progress: progress.clone(),
             ready: false,
-            task: None,
-            acked: false,
-            outbox: None,
+            tasks: Vec::new(),
+            acked: None,
+            outbox: std::collections::VecDeque::new(),
+            outbox_sent: 0,
+            direct_sending: false,
+            out_armed: false,
             kill_reason: None,
             last_words: None,
         });
@@ -413,36 +414,53 @@ impl Supervisor {
             return;
         }
         let st = self.shared.state.lock();
-        if st.blocked_submitters > 0 && st.queue.len() < self.shared.max_queued {
+        if st.blocked_submitters > 0 && st.waiting() < self.shared.max_queued {
             self.shared.changed.notify_all();
         }
     }
 
-    /// Sends what is left of a frame that did not fit into the socket.
+    /// Writes a worker's outbox, many frames per `sendmsg`, while the
+    /// channel has room; turns EPOLLOUT off once it is empty.
     fn flush_outbox(&mut self, slot: usize, generation: u32) {
-        let pending = {
-            let mut st = self.shared.state.lock();
-            st.worker_mut(slot, generation)
-                .and_then(|w| w.outbox.take())
-        };
-        let Some((frame, offset)) = pending else {
-            return;
-        };
-        let Some(link) = self.link(slot, generation) else {
-            return;
-        };
-        let fd = link.channel.as_raw_fd();
-        let epfd = self.shared.epoll.as_raw_fd();
-        let data = token(slot, generation, KIND_CHANNEL);
-        match sys::send_nonblocking(fd, &frame, offset) {
-            Sent::Partial(offset) => {
+        loop {
+            let (frames, skip, fd) = {
                 let mut st = self.shared.state.lock();
-                if let Some(w) = st.worker_mut(slot, generation) {
-                    w.outbox = Some((frame, offset));
+                let Some(w) = st.worker_mut(slot, generation) else {
+                    return;
+                };
+                if w.outbox.is_empty() || w.direct_sending {
+                    st.outbox_idle(slot, generation);
+                    return;
                 }
+                let frames: Vec<Arc<Vec<u8>>> =
+                    w.outbox.iter().take(OUTBOX_BATCH).cloned().collect();
+                (frames, w.outbox_sent, w.channel.clone())
+            };
+            let bufs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+            let sent = sys::send_vectored_nonblocking(fd.as_raw_fd(), &bufs, skip);
+            let mut st = self.shared.state.lock();
+            let Some(w) = st.worker_mut(slot, generation) else {
+                return;
+            };
+            let Ok(mut n) = sent else {
+                // Broken: the death is handled through the pidfd and EOF.
+                w.outbox.clear();
+                w.outbox_sent = 0;
+                st.outbox_idle(slot, generation);
+                return;
+            };
+            if n == 0 {
+                return; // full: wait for EPOLLOUT
             }
-            Sent::All | Sent::Broken(_) => {
-                let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, CHANNEL_EVENTS, data);
+            n += w.outbox_sent;
+            w.outbox_sent = 0;
+            while let Some(front) = w.outbox.front() {
+                if n < front.len() {
+                    w.outbox_sent = n;
+                    break;
+                }
+                n -= front.len();
+                w.outbox.pop_front();
             }
         }
     }
@@ -524,17 +542,16 @@ impl Supervisor {
         };
         st.idle.retain(|&s| s != slot);
         let about = describe_exit(w.pid, status, &w);
-        let sends = match w.task {
-            Some(task_id) => {
-                let started_at = link.progress.started_at(task_id);
-                if let Some(t) = st.tasks.get_mut(&task_id) {
-                    t.started = t.started.or(started_at);
-                }
-                let started = w.acked || started_at.is_some();
-                st.worker_lost(task_id, started, w.pid, status, &about)
+        let mut sends = Vec::new();
+        // Backwards, so that requeued tasks keep their order at the front.
+        for &task_id in w.tasks.iter().rev() {
+            let started_at = link.progress.started_at(task_id);
+            if let Some(t) = st.tasks.get_mut(&task_id) {
+                t.started = t.started.or(started_at);
             }
-            None => Vec::new(),
-        };
+            let started = w.acked == Some(task_id) || started_at.is_some();
+            sends.extend(st.worker_lost(task_id, started, w.pid, status, &about));
+        }
         let counts_as_start_failure = !w.ready
             && !self.stopping
             && matches!(st.phase, Phase::Starting | Phase::Running | Phase::Closed);
@@ -644,10 +661,10 @@ fn apply(
             Ok(st.worker_free(slot))
         }
         Frame::Ack { id } => {
-            if w.task != Some(id) || w.acked {
+            if !w.tasks.contains(&id) || w.acked == Some(id) {
                 return Err(format!("it acknowledged task {id}, which it was not given"));
             }
-            w.acked = true;
+            w.acked = Some(id);
             if let Some(t) = st.tasks.get_mut(&id) {
                 t.started = Some(now);
                 t.frame = None;
@@ -655,13 +672,15 @@ fn apply(
             Ok(None)
         }
         Frame::Result { id, ok, payload } => {
-            if w.task != Some(id) {
+            let Some(at) = w.tasks.iter().position(|&t| t == id) else {
                 return Err(format!(
                     "it sent a result for task {id}, which it was not running"
                 ));
+            };
+            w.tasks.remove(at);
+            if w.acked == Some(id) {
+                w.acked = None;
             }
-            w.task = None;
-            w.acked = false;
             let pid = w.pid;
             let started = w.progress.started_at(id);
             if let Some(t) = st.tasks.get_mut(&id) {

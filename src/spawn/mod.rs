@@ -10,8 +10,8 @@ use std::os::fd::OwnedFd;
 pub(crate) use fork::ForkLauncher;
 
 use crate::config::{Config, StartMethod};
-use crate::progress::ProgressPage;
 use crate::error::{Error, Result};
+use crate::progress::ProgressPage;
 
 /// A freshly started worker. It has not said hello yet.
 pub(crate) struct Started {
