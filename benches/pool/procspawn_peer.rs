@@ -49,12 +49,12 @@ pub fn task_rate(workers: usize, n: usize) -> f64 {
     let mut in_flight = std::collections::VecDeque::new();
     for _ in 0..n {
         if in_flight.len() == RATE_WINDOW {
-            let mut h: procspawn::JoinHandle<Vec<u8>> = in_flight.pop_front().expect("non-empty");
+            let h: procspawn::JoinHandle<Vec<u8>> = in_flight.pop_front().expect("non-empty");
             assert_eq!(h.join().expect("procspawn result").len(), 16);
         }
         in_flight.push_back(pool.spawn(vec![1u8; 16], echo_fn));
     }
-    for mut h in in_flight {
+    for h in in_flight {
         assert_eq!(h.join().expect("procspawn result").len(), 16);
     }
     n as f64 / t.elapsed().as_secs_f64()

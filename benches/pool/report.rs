@@ -150,7 +150,7 @@ fn ratios(rows: &[Row], r: &Row) -> (Option<f64>, Option<f64>) {
 /// Prints the table: one line per row, grouped by metric and placement.
 pub fn print_table(rows: &[Row]) {
     println!(
-        "{:<26} {:<9} {:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}  {}",
+        "{:<26} {:<9} {:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}  unit",
         "metric",
         "placement",
         "subject",
@@ -161,7 +161,6 @@ pub fn print_table(rows: &[Row]) {
         "p99",
         "x floor",
         "billiard+",
-        "unit"
     );
     for r in rows {
         let (to_floor, vs_peer) = ratios(rows, r);
