@@ -5,6 +5,7 @@
 //! the task to that worker's channel from the submitting thread itself; a
 //! result is handed straight to one waiting thread.
 
+mod ids;
 mod result;
 mod state;
 mod supervisor;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Condvar;
 
+use super::ids::IdMap;
 use super::result::{Outcome, TaskResult};
 use crate::error::Error;
 use crate::progress::ProgressPage;
@@ -126,18 +127,18 @@ pub(crate) struct State {
     pub phase: Phase,
     /// Why the pool failed to start or keep workers.
     pub failure: Option<Error>,
-    pub tasks: HashMap<u64, Task>,
+    pub tasks: IdMap<Task>,
     pub queue: VecDeque<u64>,
     pub workers: Vec<Option<Worker>>,
     pub idle: Vec<usize>,
     /// Submitters blocked on a full queue.
     pub blocked_submitters: usize,
-    done: HashMap<u64, TaskResult>,
+    done: IdMap<TaskResult>,
     done_order: VecDeque<u64>,
     any_waiters: VecDeque<u64>,
     /// Tasks some thread waits for by id.
     claimed: usize,
-    mailboxes: HashMap<u64, Mailbox>,
+    mailboxes: IdMap<Mailbox>,
     next_waiter: u64,
     results_fd: RawFd,
     epoll_fd: RawFd,
@@ -158,16 +159,16 @@ impl State {
         State {
             phase: Phase::Starting,
             failure: None,
-            tasks: HashMap::new(),
+            tasks: IdMap::default(),
             queue: VecDeque::new(),
             workers: Vec::new(),
             idle: Vec::new(),
             blocked_submitters: 0,
-            done: HashMap::new(),
+            done: IdMap::default(),
             done_order: VecDeque::new(),
             any_waiters: VecDeque::new(),
             claimed: 0,
-            mailboxes: HashMap::new(),
+            mailboxes: IdMap::default(),
             next_waiter: 0,
             results_fd,
             epoll_fd,

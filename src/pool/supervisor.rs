@@ -479,11 +479,15 @@ impl Supervisor {
         let mut saw_eof = false;
         loop {
             protocol::reserve_read_space(&mut link.inbuf, max_frame);
+            let room = link.inbuf.capacity() - link.inbuf.len();
             match sys::recv_into(fd, &mut link.inbuf, libc::MSG_DONTWAIT) {
                 Ok(0) => {
                     saw_eof = true;
                     break;
                 }
+                // A short read drained the socket; epoll (level-triggered)
+                // reports whatever comes next, end of stream included.
+                Ok(n) if n < room => break,
                 Ok(_) => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(_) => {
