@@ -285,10 +285,21 @@ int billiard_config_set_keep_fds(struct billiard_config *cfg, const int *fds, si
 int billiard_config_set_max_frame_size(struct billiard_config *cfg, size_t bytes);
 
 /**
- * Most tasks waiting for a worker before billiard_pool_submit blocks (or
- * fails with BILLIARD_EFULL when non-blocking); 0 means no bound (default).
+ * Most tasks waiting to start (in the pool's queue or in a worker's
+ * prefetch window) before billiard_pool_submit blocks (or fails with
+ * BILLIARD_EFULL when non-blocking); 0 means no bound (default).
  */
 int billiard_config_set_max_queued(struct billiard_config *cfg, size_t n);
+
+/**
+ * Most tasks in flight to one worker (1 to 4096; default 16). Above 1, a
+ * busy worker is sent its next tasks before it asks, many per write (fast
+ * tiny tasks); idle workers are always served first. A task queued behind
+ * a long one in a worker's window waits for it even if another worker
+ * frees up: 1 sends a task only to an idle worker. BILLIARD_EINVAL if out
+ * of range.
+ */
+int billiard_config_set_prefetch(struct billiard_config *cfg, uint32_t n);
 
 /**
  * How long billiard_pool_new waits for every worker to be ready, in ms;

@@ -163,8 +163,9 @@ impl Config {
         Ok(self)
     }
 
-    /// Most tasks waiting for a worker before submit blocks (or fails with
-    /// [`Error::Full`] when non-blocking); 0 means no bound.
+    /// Most tasks waiting to start (in the queue or in a worker's prefetch
+    /// window) before submit blocks (or fails with [`Error::Full`] when
+    /// non-blocking); 0 means no bound.
     pub fn max_queued(mut self, n: usize) -> Self {
         self.max_queued = n;
         self

@@ -467,11 +467,20 @@ fn replacements_that_cannot_start_fail_the_pool_instead_of_hanging() {
 
 #[test]
 fn death_with_a_full_prefetch_window_loses_only_the_started_task() {
-    let pool = Pool::new(Config::new().workers(1).prefetch(4).unwrap().handler(scripted)).unwrap();
+    let pool = Pool::new(
+        Config::new()
+            .workers(1)
+            .prefetch(4)
+            .unwrap()
+            .handler(scripted),
+    )
+    .unwrap();
     let victim = pool.worker_pids()[0];
     let running = submit(&pool, "work:30000");
     // Sent to the same worker behind the running task (its prefetch window).
-    let behind: Vec<u64> = (0..3).map(|i| submit(&pool, &format!("echo:{i}"))).collect();
+    let behind: Vec<u64> = (0..3)
+        .map(|i| submit(&pool, &format!("echo:{i}")))
+        .collect();
     wait_started(victim);
     kill(victim, libc::SIGKILL);
     let r = pool.wait_task(running, LONG).unwrap();
@@ -479,7 +488,12 @@ fn death_with_a_full_prefetch_window_loses_only_the_started_task() {
     assert_eq!(r.pid, victim);
     for (i, id) in behind.into_iter().enumerate() {
         let r = pool.wait_task(id, LONG).unwrap();
-        assert_eq!(r.outcome, Outcome::Ok, "never started, so run again: {}", r.text());
+        assert_eq!(
+            r.outcome,
+            Outcome::Ok,
+            "never started, so run again: {}",
+            r.text()
+        );
         assert_eq!(r.data, i.to_string().as_bytes());
         assert_ne!(r.pid, victim);
     }
@@ -487,7 +501,14 @@ fn death_with_a_full_prefetch_window_loses_only_the_started_task() {
 
 #[test]
 fn an_idle_worker_is_preferred_over_a_busy_one_with_room() {
-    let pool = Pool::new(Config::new().workers(2).prefetch(8).unwrap().handler(scripted)).unwrap();
+    let pool = Pool::new(
+        Config::new()
+            .workers(2)
+            .prefetch(8)
+            .unwrap()
+            .handler(scripted),
+    )
+    .unwrap();
     let busy = submit(&pool, "work:30000");
     // Wait until one worker runs it; the other is idle.
     assert!(eventually(Duration::from_secs(20), || {
@@ -505,12 +526,18 @@ fn an_idle_worker_is_preferred_over_a_busy_one_with_room() {
     let r = pool.wait_task(id, LONG).unwrap();
     assert_ne!(r.pid, busy_pid, "the idle worker ran it, not the busy one");
     pool.terminate().unwrap();
-    assert_eq!(pool.wait_task(busy, LONG).unwrap().outcome, Outcome::Abandoned);
+    assert_eq!(
+        pool.wait_task(busy, LONG).unwrap().outcome,
+        Outcome::Abandoned
+    );
 }
 
 #[test]
 fn prefetch_must_be_positive_and_bounded() {
-    assert!(matches!(Config::new().prefetch(0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        Config::new().prefetch(0),
+        Err(Error::InvalidArgument(_))
+    ));
     assert!(matches!(
         Config::new().prefetch(billiard::config::MAX_PREFETCH + 1),
         Err(Error::InvalidArgument(_))
@@ -520,9 +547,18 @@ fn prefetch_must_be_positive_and_bounded() {
 
 #[test]
 fn many_tiny_tasks_through_batched_writes_each_get_one_result() {
-    let pool = Pool::new(Config::new().workers(2).prefetch(64).unwrap().handler(scripted)).unwrap();
+    let pool = Pool::new(
+        Config::new()
+            .workers(2)
+            .prefetch(64)
+            .unwrap()
+            .handler(scripted),
+    )
+    .unwrap();
     let n = 20_000;
-    let ids: HashSet<u64> = (0..n).map(|i| submit(&pool, &format!("echo:{i}"))).collect();
+    let ids: HashSet<u64> = (0..n)
+        .map(|i| submit(&pool, &format!("echo:{i}")))
+        .collect();
     let mut seen = HashSet::new();
     for _ in 0..n {
         let r = pool.wait(LONG).unwrap();
@@ -530,5 +566,8 @@ fn many_tiny_tasks_through_batched_writes_each_get_one_result() {
         assert!(ids.contains(&r.task_id));
         assert!(seen.insert(r.task_id), "one result per task");
     }
-    assert!(matches!(pool.wait(Some(Duration::ZERO)), Err(Error::NotFound(_))));
+    assert!(matches!(
+        pool.wait(Some(Duration::ZERO)),
+        Err(Error::NotFound(_))
+    ));
 }

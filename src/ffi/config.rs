@@ -214,14 +214,26 @@ pub unsafe extern "C" fn billiard_config_set_max_frame_size(
     update(cfg, |c| c.max_frame_size(bytes))
 }
 
-/// Most tasks waiting for a worker before billiard_pool_submit blocks (or
-/// fails with BILLIARD_EFULL when non-blocking); 0 means no bound (default).
+/// Most tasks waiting to start (in the pool's queue or in a worker's
+/// prefetch window) before billiard_pool_submit blocks (or fails with
+/// BILLIARD_EFULL when non-blocking); 0 means no bound (default).
 #[no_mangle]
 pub unsafe extern "C" fn billiard_config_set_max_queued(
     cfg: *mut billiard_config,
     n: usize,
 ) -> c_int {
     update(cfg, |c| Ok(c.max_queued(n)))
+}
+
+/// Most tasks in flight to one worker (1 to 4096; default 16). Above 1, a
+/// busy worker is sent its next tasks before it asks, many per write (fast
+/// tiny tasks); idle workers are always served first. A task queued behind
+/// a long one in a worker's window waits for it even if another worker
+/// frees up: 1 sends a task only to an idle worker. BILLIARD_EINVAL if out
+/// of range.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_prefetch(cfg: *mut billiard_config, n: u32) -> c_int {
+    update(cfg, |c| c.prefetch(n as usize))
 }
 
 /// How long billiard_pool_new waits for every worker to be ready, in ms;

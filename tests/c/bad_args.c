@@ -31,6 +31,7 @@ int main(void) {
     CHECK_RC(billiard_config_set_keep_fds(NULL, NULL, 0), BILLIARD_EINVAL);
     CHECK_RC(billiard_config_set_max_frame_size(NULL, 4096), BILLIARD_EINVAL);
     CHECK_RC(billiard_config_set_max_queued(NULL, 1), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_prefetch(NULL, 1), BILLIARD_EINVAL);
     CHECK_RC(billiard_config_set_start_timeout(NULL, 10), BILLIARD_EINVAL);
 
     CHECK_OK(billiard_config_new(&cfg));
@@ -42,6 +43,10 @@ int main(void) {
     CHECK_RC(billiard_config_set_keep_fds(cfg, fds, 1), BILLIARD_EINVAL);
     CHECK_RC(billiard_config_set_max_frame_size(cfg, 3), BILLIARD_EINVAL);
     CHECK_RC(billiard_config_set_start_timeout(cfg, -7), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_prefetch(cfg, 0), BILLIARD_EINVAL);
+    CHECK(strstr(billiard_last_error(), "prefetch") != NULL);
+    CHECK_RC(billiard_config_set_prefetch(cfg, 4097), BILLIARD_EINVAL);
+    CHECK_OK(billiard_config_set_prefetch(cfg, 4));
     /* A config without a handler cannot start a FORK pool. */
     CHECK_RC(billiard_pool_new(cfg, &pool), BILLIARD_EINVAL);
     CHECK(pool == NULL);
