@@ -571,3 +571,51 @@ fn many_tiny_tasks_through_batched_writes_each_get_one_result() {
         Err(Error::NotFound(_))
     ));
 }
+
+/// Payload `i` of a test: its length and bytes depend on `i`, so a result
+/// built from pieces of two frames cannot match.
+fn patterned(i: usize, max: usize) -> Vec<u8> {
+    let len = (i * 7919) % max + 1;
+    (0..len).map(|j| (i.wrapping_mul(31) ^ j) as u8).collect()
+}
+
+#[test]
+fn frames_from_many_threads_to_one_worker_never_interleave() {
+    // One worker, a deep window, payloads larger than the socket buffer:
+    // direct writes, partial writes and outbox batches all happen at once.
+    let pool = std::sync::Arc::new(
+        Pool::new(
+            Config::new()
+                .workers(1)
+                .prefetch(8)
+                .unwrap()
+                .handler(|input, reply| {
+                    reply.write(input);
+                    Ok(())
+                }),
+        )
+        .unwrap(),
+    );
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                let ids: Vec<(u64, usize)> = (0..150)
+                    .map(|k| {
+                        let i = t * 1000 + k;
+                        let id = pool.submit(&patterned(i, 600_000), &TaskOptions::default());
+                        (id.unwrap(), i)
+                    })
+                    .collect();
+                for (id, i) in ids {
+                    let r = pool.wait_task(id, LONG).unwrap();
+                    assert_eq!(r.outcome, Outcome::Ok, "{}", r.text());
+                    assert!(r.data == patterned(i, 600_000), "task {i} came back intact");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
