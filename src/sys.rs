@@ -232,6 +232,18 @@ pub(crate) fn recv_into(fd: RawFd, buf: &mut Vec<u8>, flags: i32) -> io::Result<
     Ok(n)
 }
 
+/// CPUs the calling thread may run on (its affinity mask); 1 if unknown.
+pub(crate) fn cpus_in_affinity() -> usize {
+    // SAFETY: cpu_set_t is plain data that sched_getaffinity fills in.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 1;
+        }
+        (libc::CPU_COUNT(&set) as usize).max(1)
+    }
+}
+
 /// How a reaped process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ExitStatus {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 pub use result::{Outcome, TaskResult};
 use state::{NoResult, Phase, State, Task};
@@ -27,6 +27,11 @@ use crate::error::{Error, Result};
 use crate::protocol::{self, TASK_PREFIX};
 use crate::spawn;
 use crate::sys;
+
+/// How long a waiting thread watches for its result before it sleeps, when
+/// the pool was made on more than one CPU (on one CPU it would only delay
+/// the worker it waits for).
+const SPIN_WAIT: Duration = Duration::from_micros(50);
 
 /// Most workers one pool may have.
 pub const MAX_WORKERS: usize = 4096;
@@ -91,6 +96,11 @@ impl Pool {
             max_frame: config.max_frame,
             max_queued: config.max_queued,
             next_task: AtomicU64::new(1),
+            spin_wait: if sys::cpus_in_affinity() > 1 {
+                SPIN_WAIT
+            } else {
+                Duration::ZERO
+            },
         });
         let supervisor = Supervisor::new(shared.clone(), launcher, workers, config.start_timeout);
         // The supervisor thread blocks every signal: host signals go to host
@@ -216,21 +226,40 @@ impl Pool {
         if timeout == Some(Duration::ZERO) {
             return Err(Error::TimedOut);
         }
-        let (waiter, cv) = st.add_waiter(want);
-        loop {
-            let timed_out = match deadline {
-                Some(d) => cv.wait_until(&mut st, d).timed_out(),
-                None => {
-                    cv.wait(&mut st);
-                    false
+        let (waiter, wake) = st.add_waiter(want);
+        let spin = self.shared.spin_wait;
+        if !spin.is_zero() {
+            // A result often comes back within microseconds; a thread woken
+            // on another CPU costs tens of them. Watch for it a moment first.
+            MutexGuard::unlocked(&mut st, || {
+                let until = (Instant::now() + spin).min(deadline.unwrap_or(Instant::now() + spin));
+                while !wake.has_mail() && Instant::now() < until {
+                    std::hint::spin_loop();
                 }
-            };
+            });
+        }
+        let mut timed_out = false;
+        loop {
+            if wake.has_mail() || timed_out {
+                // Checked below.
+            } else {
+                timed_out = match deadline {
+                    Some(d) => wake.cv.wait_until(&mut st, d).timed_out(),
+                    None => {
+                        wake.cv.wait(&mut st);
+                        false
+                    }
+                };
+            }
             let outcome = match st.take_mail(waiter) {
                 Some(r) => Ok(r),
                 None => match st.nothing_to_wait_for(want, Some(waiter)) {
                     NoResult::Gone(e) => Err(e),
                     NoResult::Pending if timed_out => Err(Error::TimedOut),
-                    NoResult::Pending => continue,
+                    NoResult::Pending => {
+                        wake.clear_mail();
+                        continue;
+                    }
                 },
             };
             st.remove_waiter(waiter, want);

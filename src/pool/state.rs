@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -119,8 +120,26 @@ pub(crate) struct Send {
 }
 
 struct Mailbox {
-    cv: Arc<Condvar>,
+    wake: Arc<Wake>,
     got: Option<TaskResult>,
+}
+
+/// How a waiting thread learns that its mailbox has a result: a flag it may
+/// watch without the lock, and a condvar to sleep on.
+pub(crate) struct Wake {
+    pub cv: Condvar,
+    mail: AtomicBool,
+}
+
+impl Wake {
+    /// Whether a result was put in the mailbox (read it under the lock).
+    pub(crate) fn has_mail(&self) -> bool {
+        self.mail.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn clear_mail(&self) {
+        self.mail.store(false, Ordering::Relaxed);
+    }
 }
 
 pub(crate) struct State {
@@ -355,7 +374,8 @@ impl State {
                     .get_mut(&waiter)
                     .expect("waiter has a mailbox");
                 mb.got = Some(result);
-                mb.cv.notify_one();
+                mb.wake.mail.store(true, Ordering::Release);
+                mb.wake.cv.notify_one();
             }
             None => {
                 if self.done.is_empty() {
@@ -445,7 +465,7 @@ impl State {
         }
         for w in &self.any_waiters {
             if let Some(mb) = self.mailboxes.get(w) {
-                mb.cv.notify_one();
+                mb.wake.cv.notify_one();
             }
         }
     }
@@ -490,14 +510,17 @@ impl State {
     }
 
     /// Registers the calling thread as a waiter; returns its id and condvar.
-    pub(crate) fn add_waiter(&mut self, want: Option<u64>) -> (u64, Arc<Condvar>) {
+    pub(crate) fn add_waiter(&mut self, want: Option<u64>) -> (u64, Arc<Wake>) {
         let id = self.next_waiter;
         self.next_waiter += 1;
-        let cv = Arc::new(Condvar::new());
+        let wake = Arc::new(Wake {
+            cv: Condvar::new(),
+            mail: AtomicBool::new(false),
+        });
         self.mailboxes.insert(
             id,
             Mailbox {
-                cv: cv.clone(),
+                wake: wake.clone(),
                 got: None,
             },
         );
@@ -510,7 +533,7 @@ impl State {
             }
             None => self.any_waiters.push_back(id),
         }
-        (id, cv)
+        (id, wake)
     }
 
     /// The result delivered to a waiter, if any.

@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     pub max_frame: usize,
     pub max_queued: usize,
     pub next_task: AtomicU64,
+    /// How long a waiter spins before sleeping (zero: not at all).
+    pub spin_wait: Duration,
 }
 
 impl Shared {
