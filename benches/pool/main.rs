@@ -127,14 +127,14 @@ fn latencies(s: Sizes, placement: &'static str, rows: &mut Vec<Row>) {
         LOST,
         placement,
         "floor",
-        vec![floor::death_detection(s.deaths)],
+        reps(s.reps, |_| floor::death_detection(s.deaths)),
     );
     if wanted(LOST) {
         rows.push(Row::latency(
             LOST,
             placement,
             "billiard",
-            vec![ours::kill_to_lost(s.deaths)],
+            reps(s.reps, |_| ours::kill_to_lost(s.deaths)),
         ));
         rows.push(match procspawn_peer::kill_to_lost(s.deaths) {
             Some(v) => Row::latency(LOST, placement, "procspawn", vec![v]),
@@ -160,7 +160,7 @@ fn latencies(s: Sizes, placement: &'static str, rows: &mut Vec<Row>) {
             CRASH,
             placement,
             "billiard",
-            vec![ours::crash_to_replacement(s.deaths)],
+            reps(s.reps, |_| ours::crash_to_replacement(s.deaths)),
         ));
         rows.push(match procspawn_peer::crash_to_replacement(s.deaths) {
             Some(v) => Row::latency(CRASH, placement, "procspawn", vec![v]),

@@ -158,6 +158,9 @@ pub(crate) struct State {
     /// Tasks some thread waits for by id.
     claimed: usize,
     mailboxes: IdMap<Mailbox>,
+    /// Wake objects of waiters that left, for the next ones: waiting
+    /// allocates nothing once the pool is warm.
+    spare_wakes: Vec<Arc<Wake>>,
     next_waiter: u64,
     results_fd: RawFd,
     epoll_fd: RawFd,
@@ -188,6 +191,7 @@ impl State {
             any_waiters: VecDeque::new(),
             claimed: 0,
             mailboxes: IdMap::default(),
+            spare_wakes: Vec::new(),
             next_waiter: 0,
             results_fd,
             epoll_fd,
@@ -513,10 +517,13 @@ impl State {
     pub(crate) fn add_waiter(&mut self, want: Option<u64>) -> (u64, Arc<Wake>) {
         let id = self.next_waiter;
         self.next_waiter += 1;
-        let wake = Arc::new(Wake {
-            cv: Condvar::new(),
-            mail: AtomicBool::new(false),
+        let wake = self.spare_wakes.pop().unwrap_or_else(|| {
+            Arc::new(Wake {
+                cv: Condvar::new(),
+                mail: AtomicBool::new(false),
+            })
         });
+        wake.clear_mail();
         self.mailboxes.insert(
             id,
             Mailbox {
@@ -543,7 +550,10 @@ impl State {
 
     /// Unregisters a waiter. A result delivered meanwhile goes back to the store.
     pub(crate) fn remove_waiter(&mut self, waiter: u64, want: Option<u64>) {
-        let mail = self.mailboxes.remove(&waiter).and_then(|m| m.got);
+        let mail = self.mailboxes.remove(&waiter).and_then(|m| {
+            self.spare_wakes.push(m.wake);
+            m.got
+        });
         match want {
             Some(task) => {
                 if let Some(t) = self.tasks.get_mut(&task) {
