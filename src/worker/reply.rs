@@ -49,6 +49,7 @@ impl Reply {
     /// Empties the reply for the next task, keeping its capacity.
     pub(crate) fn reset(&mut self) {
         self.frame.truncate(RESULT_PREFIX);
+        protocol::release_large_buffer(&mut self.frame, RESULT_PREFIX);
         self.error = None;
     }
 
