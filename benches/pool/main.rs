@@ -78,26 +78,16 @@ fn reps<T>(n: usize, f: impl FnMut(usize) -> T) -> Vec<T> {
 
 /// Figures where the scheduler's placement matters: run unpinned and pinned.
 fn latencies(s: Sizes, placement: &'static str, rows: &mut Vec<Row>) {
+    // A latency row: `s.reps` repetitions of `f`'s samples.
+    let lat = |metric, subject, f: &dyn Fn() -> Vec<f64>| {
+        Row::latency(metric, placement, subject, reps(s.reps, |_| f()))
+    };
+
     const RT: &str = "round trip 16 B";
     if wanted(RT) {
-        rows.push(Row::latency(
-            RT,
-            placement,
-            "floor",
-            reps(s.reps, |_| floor::ping_pong(s.rt)),
-        ));
-        rows.push(Row::latency(
-            RT,
-            placement,
-            "billiard",
-            reps(s.reps, |_| ours::round_trip(s.rt)),
-        ));
-        rows.push(Row::latency(
-            RT,
-            placement,
-            "procspawn",
-            reps(s.reps, |_| procspawn_peer::round_trip(s.rt)),
-        ));
+        rows.push(lat(RT, "floor", &|| floor::ping_pong(s.rt)));
+        rows.push(lat(RT, "billiard", &|| ours::round_trip(s.rt)));
+        rows.push(lat(RT, "procspawn", &|| procspawn_peer::round_trip(s.rt)));
     }
 
     const START: &str = "worker start (fork)";
@@ -109,64 +99,50 @@ fn latencies(s: Sizes, placement: &'static str, rows: &mut Vec<Row>) {
         reps(s.start_reps, |_| floor::fork_exit_wait(n)),
     );
     if wanted(START) {
-        let start = |f: fn(usize) -> f64| {
-            Row::new(START, placement, "", "us", Better::Lower).values(reps(s.start_reps, |_| f(n)))
-        };
-        rows.push(Row {
-            subject: "billiard".into(),
-            ..start(ours::start_per_worker)
-        });
-        rows.push(Row {
-            subject: "procspawn".into(),
-            ..start(procspawn_peer::start_per_worker)
-        });
+        for (subject, f) in [
+            ("billiard", ours::start_per_worker as fn(usize) -> f64),
+            ("procspawn", procspawn_peer::start_per_worker),
+        ] {
+            rows.push(
+                Row::new(START, placement, subject, "us", Better::Lower)
+                    .values(reps(s.start_reps, |_| f(n))),
+            );
+        }
     }
 
     const LOST: &str = "kill -9 -> WORKER_LOST";
-    let death_floor = Row::latency(
-        LOST,
-        placement,
-        "floor",
-        reps(s.reps, |_| floor::death_detection(s.deaths)),
-    );
+    let death_floor = lat(LOST, "floor", &|| floor::death_detection(s.deaths));
     if wanted(LOST) {
-        rows.push(Row::latency(
+        rows.push(lat(LOST, "billiard", &|| ours::kill_to_lost(s.deaths)));
+        rows.push(Row::latency_or(
             LOST,
             placement,
-            "billiard",
-            reps(s.reps, |_| ours::kill_to_lost(s.deaths)),
+            "procspawn",
+            procspawn_peer::kill_to_lost(s.deaths),
+            "a killed worker's task never reports an error",
         ));
-        rows.push(match procspawn_peer::kill_to_lost(s.deaths) {
-            Some(v) => Row::latency(LOST, placement, "procspawn", vec![v]),
-            None => Row::new(LOST, placement, "procspawn", "us", Better::Lower)
-                .unavailable("a killed worker's task never reports an error"),
-        });
     }
 
     const CRASH: &str = "crash -> replacement";
-    // The floor: seeing the death plus starting a process.
-    let sum = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a + b);
-    let mut crash_floor =
-        Row::new(CRASH, placement, "floor", "us", Better::Lower).values(vec![sum(
-            death_floor.median(),
-            fork_floor.median(),
-        )
-        .unwrap_or(f64::NAN)]);
-    crash_floor.p50 = sum(death_floor.p50, fork_floor.p50);
-    crash_floor.p99 = sum(death_floor.p99, fork_floor.p99);
     if wanted(CRASH) {
+        // The floor: seeing the death plus starting a process.
+        let sum = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a + b);
+        let both = sum(death_floor.median(), fork_floor.median());
+        let mut crash_floor = Row::new(CRASH, placement, "floor", "us", Better::Lower)
+            .values(vec![both.unwrap_or(f64::NAN)]);
+        crash_floor.p50 = sum(death_floor.p50, fork_floor.p50);
+        crash_floor.p99 = sum(death_floor.p99, fork_floor.p99);
         rows.push(crash_floor);
-        rows.push(Row::latency(
+        rows.push(lat(CRASH, "billiard", &|| {
+            ours::crash_to_replacement(s.deaths)
+        }));
+        rows.push(Row::latency_or(
             CRASH,
             placement,
-            "billiard",
-            reps(s.reps, |_| ours::crash_to_replacement(s.deaths)),
+            "procspawn",
+            procspawn_peer::crash_to_replacement(s.deaths),
+            "the task after the crash fails",
         ));
-        rows.push(match procspawn_peer::crash_to_replacement(s.deaths) {
-            Some(v) => Row::latency(CRASH, placement, "procspawn", vec![v]),
-            None => Row::new(CRASH, placement, "procspawn", "us", Better::Lower)
-                .unavailable("the task after the crash fails"),
-        });
     }
     rows.push(fork_floor);
     rows.push(death_floor);

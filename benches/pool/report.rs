@@ -65,6 +65,21 @@ impl Row {
         row
     }
 
+    /// A latency row from one repetition of samples, or "n/a" with `why`
+    /// when the subject could not produce them.
+    pub fn latency_or(
+        metric: &'static str,
+        placement: &'static str,
+        subject: &str,
+        samples: Option<Vec<f64>>,
+        why: &str,
+    ) -> Row {
+        match samples {
+            Some(v) => Row::latency(metric, placement, subject, vec![v]),
+            None => Row::new(metric, placement, subject, "us", Better::Lower).unavailable(why),
+        }
+    }
+
     pub fn values(mut self, values: Vec<f64>) -> Row {
         self.values = values;
         self
