@@ -184,11 +184,13 @@ pub fn reserve_read_space(buf: &mut Vec<u8>, max: usize) {
 /// Buffers above this keep their capacity only while they hold data.
 const KEEP_CAPACITY: usize = 1 << 20;
 
-/// Gives back the memory of a read or reply buffer that grew for one large
-/// frame, once it is empty (or holds only `keep` bytes, e.g. a header):
-/// a worker that served one 64 MiB task should not hold 64 MiB forever.
-pub fn release_large_buffer(buf: &mut Vec<u8>, keep: usize) {
-    if buf.len() <= keep && buf.capacity() > KEEP_CAPACITY {
+/// Gives back the memory of a read or reply buffer that grew for a large
+/// frame once it is empty (or holds only `keep` bytes, e.g. a header) and
+/// the frame just handled (`last` bytes) was small: a worker that served
+/// one 64 MiB task should not hold 64 MiB forever, but one serving a run of
+/// large tasks keeps its buffer instead of faulting in fresh memory each time.
+pub fn release_large_buffer(buf: &mut Vec<u8>, keep: usize, last: usize) {
+    if buf.len() <= keep && buf.capacity() > KEEP_CAPACITY && last < buf.capacity() / 8 {
         buf.shrink_to(64 * 1024);
     }
 }
@@ -278,13 +280,18 @@ mod tests {
     fn a_buffer_grown_for_one_large_frame_is_given_back_once_empty() {
         let mut buf: Vec<u8> = Vec::with_capacity(8 << 20);
         buf.extend_from_slice(&[1; 100]);
-        release_large_buffer(&mut buf, 0);
+        release_large_buffer(&mut buf, 0, 100);
         assert!(buf.capacity() >= 8 << 20, "still holding data: kept");
         buf.clear();
-        release_large_buffer(&mut buf, 0);
-        assert!(buf.capacity() < 1 << 20, "empty: released");
+        release_large_buffer(&mut buf, 0, 4 << 20);
+        assert!(buf.capacity() >= 8 << 20, "the last frame was large: kept");
+        release_large_buffer(&mut buf, 0, 100);
+        assert!(
+            buf.capacity() < 1 << 20,
+            "empty after a small frame: released"
+        );
         let mut small: Vec<u8> = Vec::with_capacity(4096);
-        release_large_buffer(&mut small, 0);
+        release_large_buffer(&mut small, 0, 0);
         assert_eq!(small.capacity(), 4096, "small buffers are left alone");
     }
 

@@ -500,7 +500,7 @@ impl Supervisor {
         }
         let (used, sends, mut violation) = apply_frames(shared, slot, generation, &link.inbuf);
         link.inbuf.drain(..used);
-        protocol::release_large_buffer(&mut link.inbuf, 0);
+        protocol::release_large_buffer(&mut link.inbuf, 0, used);
         if saw_eof {
             link.eof = true;
             let _ = sys::epoll_ctl(shared.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0, 0);

@@ -48,8 +48,9 @@ impl Reply {
 
     /// Empties the reply for the next task, keeping its capacity.
     pub(crate) fn reset(&mut self) {
+        let last = self.frame.len();
         self.frame.truncate(RESULT_PREFIX);
-        protocol::release_large_buffer(&mut self.frame, RESULT_PREFIX);
+        protocol::release_large_buffer(&mut self.frame, RESULT_PREFIX, last);
         self.error = None;
     }
 

@@ -70,7 +70,7 @@ pub(crate) fn serve(
         start += used;
         if start == inbuf.len() {
             inbuf.clear();
-            protocol::release_large_buffer(&mut inbuf, 0);
+            protocol::release_large_buffer(&mut inbuf, 0, used);
             start = 0;
         }
     }
