@@ -18,7 +18,6 @@ const CHANNEL_SEND_BUFFER: libc::c_int = 4 << 20;
 
 /// A connected `AF_UNIX` stream socket pair, both ends CLOEXEC, each asking
 /// for a 4 MiB send buffer.
-
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: fds is a valid array of two ints.
