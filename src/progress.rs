@@ -1,24 +1,40 @@
 //! The progress page: one page of memory shared by the pool and one worker,
 //! in which the worker records the task it is about to run.
 //!
-//! A start costs the worker two stores instead of an ACK frame, and the pool
-//! nothing at all: the supervisor is not woken to learn it. The pool reads
-//! the page only when it needs to know, when the worker died (was its task
-//! started? then `WORKER_LOST`; if not, it is run elsewhere) and when a result
-//! arrives (when did the task start?). The page outlives the worker's death,
-//! so what it recorded before dying is still there.
+//! A start costs the worker a few stores instead of an ACK frame, and the
+//! pool nothing at all: the supervisor is not woken to learn it. The pool
+//! reads the page only when it needs to know, when the worker died (was its
+//! task started? then `WORKER_LOST`; if not, it is run elsewhere) and when a
+//! result arrives (when did the task start?). The page outlives the worker's
+//! death, so what it recorded before dying is still there.
+//!
+//! The page keeps the last [`RING`] starts, not only the last one: with a
+//! prefetch window the worker may start its next task before the pool has
+//! read the previous task's result, and that result still needs its start.
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Starts remembered: as many as fit in the page after the counter.
+const RING: usize = (PAGE - 8) / 16;
+
+/// One start: the task id (0: empty or being rewritten) and when it
+/// started, CLOCK_MONOTONIC in nanoseconds.
+#[repr(C)]
+struct Start {
+    id: AtomicU64,
+    ns: AtomicU64,
+}
+
+const _: () = assert!(std::mem::size_of::<Slots>() <= PAGE);
 
 #[repr(C)]
 struct Slots {
-    /// Id of the task the worker started last (0: none yet).
-    started: AtomicU64,
-    /// When it started, CLOCK_MONOTONIC in nanoseconds.
-    started_ns: AtomicU64,
+    /// Starts recorded so far; the newest is at `(count - 1) % RING`.
+    count: AtomicU64,
+    ring: [Start; RING],
 }
 
 /// A shared anonymous mapping, made before the fork so both processes map
@@ -71,22 +87,37 @@ impl ProgressPage {
         unsafe { self.slots.as_ref() }
     }
 
-    /// In the worker: task `id` starts now. No allocation, no syscall but
-    /// the vDSO clock.
+    /// In the worker: task `id` (never 0) starts now. No allocation, no
+    /// system call but the vDSO clock.
     pub(crate) fn mark_started(&self, id: u64) {
         let s = self.slots();
-        s.started_ns.store(monotonic_ns(), Ordering::Relaxed);
-        s.started.store(id, Ordering::Release);
+        let n = s.count.load(Ordering::Relaxed);
+        let e = &s.ring[(n % RING as u64) as usize];
+        // Emptied first, so a reader never pairs an id with another's time.
+        e.id.store(0, Ordering::Relaxed);
+        fence(Ordering::Release);
+        e.ns.store(monotonic_ns(), Ordering::Relaxed);
+        e.id.store(id, Ordering::Release);
+        s.count.store(n + 1, Ordering::Release);
     }
 
-    /// In the pool: when task `id` started, if it is the last one the worker
-    /// started.
+    /// In the pool: when the worker started task `id`, if it did and the
+    /// start is among the last [`RING`]. Looks from the newest back, where
+    /// a task whose result is being read almost always is.
     pub(crate) fn started_at(&self, id: u64) -> Option<Instant> {
         let s = self.slots();
-        if s.started.load(Ordering::Acquire) != id {
-            return None;
-        }
-        let ago = monotonic_ns().saturating_sub(s.started_ns.load(Ordering::Relaxed));
+        let count = s.count.load(Ordering::Acquire);
+        let ns = (1..=count.min(RING as u64)).find_map(|back| {
+            let e = &s.ring[((count - back) % RING as u64) as usize];
+            if e.id.load(Ordering::Acquire) != id {
+                return None;
+            }
+            let ns = e.ns.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            // Still the same start (ids are never reused)?
+            (e.id.load(Ordering::Relaxed) == id).then_some(ns)
+        })?;
+        let ago = monotonic_ns().saturating_sub(ns);
         Instant::now().checked_sub(Duration::from_nanos(ago))
     }
 }
@@ -118,5 +149,25 @@ mod tests {
         let at = page.started_at(7).expect("a start time");
         assert!(at <= Instant::now());
         assert!(page.started_at(8).is_none());
+    }
+
+    #[test]
+    fn earlier_starts_are_still_known_after_later_ones() {
+        let page = ProgressPage::new().unwrap();
+        for id in 1..=(RING as u64 + 5) {
+            page.mark_started(id);
+        }
+        let newest = RING as u64 + 5;
+        assert!(page.started_at(newest).is_some());
+        assert!(
+            page.started_at(newest - 1).is_some(),
+            "a result read one start late"
+        );
+        assert!(
+            page.started_at(6).is_some(),
+            "the oldest start the ring holds"
+        );
+        assert!(page.started_at(5).is_none(), "overwritten");
+        assert!(page.started_at(newest + 1).is_none(), "never started");
     }
 }

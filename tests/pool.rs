@@ -619,3 +619,27 @@ fn frames_from_many_threads_to_one_worker_never_interleave() {
         t.join().unwrap();
     }
 }
+
+#[test]
+fn results_under_prefetch_report_when_their_task_started() {
+    // The worker starts each next task straight after writing a result,
+    // often before the pool has read that result.
+    let pool = Pool::new(
+        Config::new()
+            .workers(1)
+            .prefetch(8)
+            .unwrap()
+            .handler(scripted),
+    )
+    .unwrap();
+    let ids: Vec<u64> = (0..40).map(|_| submit(&pool, "sleep:2")).collect();
+    for id in ids {
+        let r = pool.wait_task(id, LONG).unwrap();
+        assert_eq!(r.outcome, Outcome::Ok);
+        assert!(
+            r.running >= Duration::from_millis(2),
+            "task {id} ran 2 ms, reported {:?}",
+            r.running
+        );
+    }
+}
