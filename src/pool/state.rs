@@ -393,9 +393,10 @@ impl State {
     }
 
     /// The worker holding `task_id` is gone (`about` says how). A task it had
-    /// not acknowledged never ran, so it goes back to the front of the queue,
-    /// but only once; otherwise the task ends `WorkerLost`. Returns the
-    /// frames to send if the task was given to an idle worker at once.
+    /// not started goes back to the front of the queue, but only once;
+    /// otherwise the task ends `WorkerLost`. The caller dispatches the queue
+    /// once it has handled every task the worker held, so that requeued
+    /// tasks keep their order.
     pub(crate) fn worker_lost(
         &mut self,
         task_id: u64,
@@ -403,16 +404,16 @@ impl State {
         pid: i32,
         status: sys::ExitStatus,
         about: &str,
-    ) -> Vec<Send> {
+    ) {
         let live = matches!(self.phase, Phase::Running | Phase::Closed);
         let Some(task) = self.tasks.get_mut(&task_id) else {
-            return Vec::new();
+            return;
         };
         let first_time = !task.requeued;
         if !acked && live && first_time {
             task.requeued = true;
             self.queue.push_front(task_id);
-            return self.dispatch();
+            return;
         }
         let message = if acked {
             format!("{about} while running task {task_id}")
@@ -431,7 +432,6 @@ impl State {
             pid,
             Some(status),
         );
-        Vec::new()
     }
 
     /// Ends every task not yet finished with `outcome`.
@@ -601,9 +601,8 @@ mod tests {
         let fd = sys::eventfd().unwrap();
         let mut st = state_with_task(7, &fd);
         let died = sys::ExitStatus::Signal(libc::SIGKILL);
-        assert!(st
-            .worker_lost(7, false, 100, died, "worker 100 died")
-            .is_empty());
+        st.worker_lost(7, false, 100, died, "worker 100 died");
+        assert!(st.dispatch().is_empty(), "no worker to take it now");
         assert_eq!(st.queue, [7], "first death before ACK: back in the queue");
         assert!(st.take_done(None).is_none());
         st.queue.clear();

@@ -549,7 +549,6 @@ impl Supervisor {
         };
         st.idle.retain(|&s| s != slot);
         let about = describe_exit(w.pid, status, &w);
-        let mut sends = Vec::new();
         // Backwards, so that requeued tasks keep their order at the front.
         for &task_id in w.tasks.iter().rev() {
             let started_at = link.progress.started_at(task_id);
@@ -557,8 +556,9 @@ impl Supervisor {
                 t.started = t.started.or(started_at);
             }
             let started = w.acked == Some(task_id) || started_at.is_some();
-            sends.extend(st.worker_lost(task_id, started, w.pid, status, &about));
+            st.worker_lost(task_id, started, w.pid, status, &about);
         }
+        let sends = st.dispatch();
         let counts_as_start_failure = !w.ready
             && !self.stopping
             && matches!(st.phase, Phase::Starting | Phase::Running | Phase::Closed);
