@@ -232,7 +232,8 @@ impl Pool {
             // A result often comes back within microseconds; a thread woken
             // on another CPU costs tens of them. Watch for it a moment first.
             MutexGuard::unlocked(&mut st, || {
-                let until = (Instant::now() + spin).min(deadline.unwrap_or(Instant::now() + spin));
+                let soon = Instant::now() + spin;
+                let until = deadline.map_or(soon, |d| d.min(soon));
                 while !wake.has_mail() && Instant::now() < until {
                     std::hint::spin_loop();
                 }
@@ -240,9 +241,7 @@ impl Pool {
         }
         let mut timed_out = false;
         loop {
-            if wake.has_mail() || timed_out {
-                // Checked below.
-            } else {
+            if !wake.has_mail() && !timed_out {
                 timed_out = match deadline {
                     Some(d) => wake.cv.wait_until(&mut st, d).timed_out(),
                     None => {
@@ -256,10 +255,7 @@ impl Pool {
                 None => match st.nothing_to_wait_for(want, Some(waiter)) {
                     NoResult::Gone(e) => Err(e),
                     NoResult::Pending if timed_out => Err(Error::TimedOut),
-                    NoResult::Pending => {
-                        wake.clear_mail();
-                        continue;
-                    }
+                    NoResult::Pending => continue,
                 },
             };
             st.remove_waiter(waiter, want);

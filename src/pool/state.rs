@@ -66,7 +66,7 @@ pub(crate) struct Worker {
     pub pid: libc::pid_t,
     pub channel: Arc<OwnedFd>,
     /// Where it records the task it starts.
-    pub progress: Arc<ProgressPage>,
+    pub progress: ProgressPage,
     /// Said hello: may take tasks.
     pub ready: bool,
     /// Tasks handed to it and not finished (at most the pool's prefetch).

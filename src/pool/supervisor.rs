@@ -13,7 +13,6 @@ use parking_lot::{Condvar, Mutex};
 use super::result::Outcome;
 use super::state::{Phase, Send, State, Worker};
 use crate::error::Error;
-use crate::progress::ProgressPage;
 use crate::protocol::{self, Frame, PROTOCOL_VERSION};
 use crate::spawn::Launcher;
 use crate::sys::{self, ExitStatus, Sent};
@@ -98,7 +97,6 @@ struct Link {
     pid: libc::pid_t,
     channel: Arc<OwnedFd>,
     pidfd: Option<OwnedFd>,
-    progress: Arc<ProgressPage>,
     inbuf: Vec<u8>,
     eof: bool,
 }
@@ -304,7 +302,6 @@ impl Supervisor {
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
         let channel = Arc::new(started.channel);
-        let progress = Arc::new(started.progress);
         let epfd = self.shared.epoll.as_raw_fd();
         let ch = channel.as_raw_fd();
         let _ = sys::epoll_ctl(
@@ -331,7 +328,7 @@ impl Supervisor {
             generation,
             pid: started.pid,
             channel: channel.clone(),
-            progress: progress.clone(),
+            progress: started.progress,
             ready: false,
             tasks: Vec::new(),
             acked: None,
@@ -348,7 +345,6 @@ impl Supervisor {
             pid: started.pid,
             channel,
             pidfd: started.pidfd,
-            progress,
             inbuf: Vec::with_capacity(4096),
             eof: false,
         });
@@ -551,7 +547,7 @@ impl Supervisor {
         let about = describe_exit(w.pid, status, &w);
         // Backwards, so that requeued tasks keep their order at the front.
         for &task_id in w.tasks.iter().rev() {
-            let started_at = link.progress.started_at(task_id);
+            let started_at = w.progress.started_at(task_id);
             if let Some(t) = st.tasks.get_mut(&task_id) {
                 t.started = t.started.or(started_at);
             }
