@@ -18,6 +18,8 @@
 //! ```
 
 /// cbindgen:ignore
+mod area;
+/// cbindgen:ignore
 pub mod config;
 /// cbindgen:ignore
 pub mod error;

@@ -12,7 +12,6 @@
 //! prefetch window the worker may start its next task before the pool has
 //! read the previous task's result, and that result still needs its start.
 
-use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -37,17 +36,13 @@ struct Slots {
     ring: [Start; RING],
 }
 
-/// A shared anonymous mapping, made before the fork so both processes map
-/// the same memory. Unmapped when dropped (in the pool; a worker never
-/// drops it, it `_exit`s). Safe to share between threads: only atomics.
-pub(crate) struct ProgressPage {
-    slots: NonNull<Slots>,
+/// A view of the progress page, the first page of a worker's shared area
+/// (`src/area.rs`), which owns the mapping. Safe to share between threads
+/// and processes: only atomics.
+#[derive(Clone, Copy)]
+pub(crate) struct ProgressPage<'a> {
+    slots: &'a Slots,
 }
-
-// SAFETY: the page only holds atomics and is unmapped once, on drop.
-unsafe impl Send for ProgressPage {}
-// SAFETY: as above.
-unsafe impl Sync for ProgressPage {}
 
 const PAGE: usize = 4096;
 
@@ -61,30 +56,18 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-impl ProgressPage {
-    pub(crate) fn new() -> io::Result<ProgressPage> {
-        // SAFETY: a fresh anonymous shared mapping of one page.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                PAGE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
+impl<'a> ProgressPage<'a> {
+    /// # Safety
+    /// `page` must point to a page-aligned, shared mapping of at least one
+    /// page that stays mapped for `'a` and is only accessed atomically.
+    pub(crate) unsafe fn from_raw(page: NonNull<u8>) -> ProgressPage<'a> {
+        ProgressPage {
+            slots: &*page.as_ptr().cast::<Slots>(),
         }
-        // The kernel zero-fills the page: no task started yet.
-        let slots = NonNull::new(p.cast::<Slots>()).ok_or_else(io::Error::last_os_error)?;
-        Ok(ProgressPage { slots })
     }
 
     fn slots(&self) -> &Slots {
-        // SAFETY: mapped for as long as self lives; Slots is only atomics.
-        unsafe { self.slots.as_ref() }
+        self.slots
     }
 
     /// In the worker: task `id` (never 0) starts now. No allocation, no
@@ -122,20 +105,15 @@ impl ProgressPage {
     }
 }
 
-impl Drop for ProgressPage {
-    fn drop(&mut self) {
-        // SAFETY: unmapping the page mapped in new(), once.
-        unsafe { libc::munmap(self.slots.as_ptr().cast(), PAGE) };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::area::Area;
 
     #[test]
     fn a_start_recorded_in_a_child_is_seen_by_the_parent_after_it_died() {
-        let page = ProgressPage::new().unwrap();
+        let area = Area::new(4096).unwrap();
+        let page = area.progress();
         assert!(page.started_at(7).is_none());
         // SAFETY: the child only stores to the page and _exits.
         let pid = unsafe { libc::fork() };
@@ -153,7 +131,8 @@ mod tests {
 
     #[test]
     fn earlier_starts_are_still_known_after_later_ones() {
-        let page = ProgressPage::new().unwrap();
+        let area = Area::new(4096).unwrap();
+        let page = area.progress();
         for id in 1..=(RING as u64 + 5) {
             page.mark_started(id);
         }

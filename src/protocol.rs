@@ -7,20 +7,26 @@
 //!
 //! | kind | name   | direction       | body                                   |
 //! |------|--------|-----------------|----------------------------------------|
-//! | 1    | HELLO  | worker -> pool  | `version: u32`, `pid: u32`             |
+//! | 1    | HELLO  | worker -> pool  | `version: u32`, `pid: u32`, `features: u32` |
 //! | 2    | TASK   | pool -> worker  | `id: u64`, payload bytes               |
 //! | 3    | ACK    | worker -> pool  | `id: u64` (the worker starts the task) |
 //! | 4    | RESULT | worker -> pool  | `id: u64`, `status: u8`, payload bytes |
 //! | 5    | FATAL  | worker -> pool  | UTF-8 message; the worker then exits   |
+//! | 6    | TASK_SHM   | pool -> worker | `id: u64`, `offset: u64`, `len: u64` |
+//! | 7    | RESULT_SHM | worker -> pool | `id: u64`, `status: u8`, `offset: u64`, `len: u64` |
 //!
 //! `status` is 0 for success (payload = reply) and 1 for failure
-//! (payload = error message). This module has no I/O: it only encodes and
-//! decodes, so both sides and the fuzzers share it.
+//! (payload = error message). The `_SHM` kinds carry their payload in the
+//! worker's shared area (`src/area.rs`) instead of the frame. This module
+//! has no I/O: it only encodes and decodes, so both sides and the fuzzers
+//! share it.
 
 use thiserror::Error;
 
 /// Protocol version sent in HELLO. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+/// HELLO feature bit: the worker maps its shared area and accepts TASK_SHM.
+pub const FEATURE_AREA: u32 = 1;
 /// Bytes before the body: the length field and the kind byte.
 pub const HEADER_LEN: usize = 5;
 /// Default maximum of the length field (kind + body), in bytes.
@@ -38,6 +44,8 @@ pub const KIND_TASK: u8 = 2;
 pub const KIND_ACK: u8 = 3;
 pub const KIND_RESULT: u8 = 4;
 pub const KIND_FATAL: u8 = 5;
+pub const KIND_TASK_SHM: u8 = 6;
+pub const KIND_RESULT_SHM: u8 = 7;
 
 pub const STATUS_OK: u8 = 0;
 pub const STATUS_ERROR: u8 = 1;
@@ -48,6 +56,7 @@ pub enum Frame<'a> {
     Hello {
         version: u32,
         pid: u32,
+        features: u32,
     },
     Task {
         id: u64,
@@ -63,6 +72,19 @@ pub enum Frame<'a> {
     },
     Fatal {
         message: &'a [u8],
+    },
+    /// A task whose payload is `len` bytes at `offset` of the shared area.
+    TaskShm {
+        id: u64,
+        offset: u64,
+        len: u64,
+    },
+    /// A result whose payload is `len` bytes at `offset` of the shared area.
+    ResultShm {
+        id: u64,
+        ok: bool,
+        offset: u64,
+        len: u64,
     },
 }
 
@@ -91,6 +113,8 @@ pub fn kind_name(kind: u8) -> &'static str {
         KIND_ACK => "ACK",
         KIND_RESULT => "RESULT",
         KIND_FATAL => "FATAL",
+        KIND_TASK_SHM => "TASK_SHM",
+        KIND_RESULT_SHM => "RESULT_SHM",
         _ => "unknown",
     }
 }
@@ -111,12 +135,36 @@ pub fn encode_task(id: u64, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Encodes a HELLO frame.
-pub fn encode_hello(pid: u32) -> [u8; HEADER_LEN + 8] {
-    let mut out = [0u8; HEADER_LEN + 8];
-    out[..HEADER_LEN].copy_from_slice(&header(KIND_HELLO, 8));
+/// Encodes a TASK_SHM frame: task `id`'s payload is `len` bytes at
+/// `offset` of the worker's shared area.
+pub fn encode_task_shm(id: u64, offset: u64, len: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + 24);
+    out.extend_from_slice(&header(KIND_TASK_SHM, 24));
+    for v in [id, offset, len] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Encodes a RESULT_SHM frame: task `id`'s reply (or error message) is
+/// `len` bytes at `offset` of the worker's shared area.
+pub fn encode_result_shm(id: u64, ok: bool, offset: u64, len: u64) -> [u8; HEADER_LEN + 25] {
+    let mut out = [0u8; HEADER_LEN + 25];
+    out[..HEADER_LEN].copy_from_slice(&header(KIND_RESULT_SHM, 25));
+    out[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&id.to_le_bytes());
+    out[HEADER_LEN + 8] = if ok { STATUS_OK } else { STATUS_ERROR };
+    out[HEADER_LEN + 9..HEADER_LEN + 17].copy_from_slice(&offset.to_le_bytes());
+    out[HEADER_LEN + 17..].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+/// Encodes a HELLO frame with the worker's `features` ([`FEATURE_AREA`]).
+pub fn encode_hello(pid: u32, features: u32) -> [u8; HEADER_LEN + 12] {
+    let mut out = [0u8; HEADER_LEN + 12];
+    out[..HEADER_LEN].copy_from_slice(&header(KIND_HELLO, 12));
     out[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&PROTOCOL_VERSION.to_le_bytes());
-    out[HEADER_LEN + 4..].copy_from_slice(&pid.to_le_bytes());
+    out[HEADER_LEN + 4..HEADER_LEN + 8].copy_from_slice(&pid.to_le_bytes());
+    out[HEADER_LEN + 8..].copy_from_slice(&features.to_le_bytes());
     out
 }
 
@@ -215,14 +263,22 @@ pub fn decode(buf: &[u8], max: usize) -> Result<Option<(Frame<'_>, usize)>, Prot
         len: body.len(),
     };
     let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
+    let u32_at = |at: usize| u32::from_le_bytes(body[at..at + 4].try_into().expect("4 bytes"));
+    let status = |byte: u8| match byte {
+        STATUS_OK => Ok(true),
+        STATUS_ERROR => Ok(false),
+        other => Err(ProtocolError::BadStatus(other)),
+    };
     let frame = match kind {
         KIND_HELLO => {
-            if body.len() != 8 {
+            // Version 1 workers sent 8 bytes; the pool tells them apart by version.
+            if body.len() != 12 && body.len() != 8 {
                 return Err(bad("HELLO"));
             }
             Frame::Hello {
-                version: u32::from_le_bytes(body[..4].try_into().expect("4 bytes")),
-                pid: u32::from_le_bytes(body[4..8].try_into().expect("4 bytes")),
+                version: u32_at(0),
+                pid: u32_at(4),
+                features: if body.len() == 12 { u32_at(8) } else { 0 },
             }
         }
         KIND_TASK => {
@@ -244,18 +300,34 @@ pub fn decode(buf: &[u8], max: usize) -> Result<Option<(Frame<'_>, usize)>, Prot
             if body.len() < 9 {
                 return Err(bad("RESULT"));
             }
-            let ok = match body[8] {
-                STATUS_OK => true,
-                STATUS_ERROR => false,
-                other => return Err(ProtocolError::BadStatus(other)),
-            };
             Frame::Result {
                 id: u64_at(0),
-                ok,
+                ok: status(body[8])?,
                 payload: &body[9..],
             }
         }
         KIND_FATAL => Frame::Fatal { message: body },
+        KIND_TASK_SHM => {
+            if body.len() != 24 {
+                return Err(bad("TASK_SHM"));
+            }
+            Frame::TaskShm {
+                id: u64_at(0),
+                offset: u64_at(8),
+                len: u64_at(16),
+            }
+        }
+        KIND_RESULT_SHM => {
+            if body.len() != 25 {
+                return Err(bad("RESULT_SHM"));
+            }
+            Frame::ResultShm {
+                id: u64_at(0),
+                ok: status(body[8])?,
+                offset: u64_at(9),
+                len: u64_at(17),
+            }
+        }
         other => return Err(ProtocolError::UnknownKind(other)),
     };
     Ok(Some((frame, total)))
@@ -307,16 +379,27 @@ mod tests {
 
     #[test]
     fn hello_round_trip() {
-        let b = encode_hello(4242);
+        let b = encode_hello(4242, FEATURE_AREA);
         assert_eq!(
             one(&b),
             Frame::Hello {
                 version: PROTOCOL_VERSION,
-                pid: 4242
+                pid: 4242,
+                features: FEATURE_AREA
             }
         );
         // Byte layout is part of the contract.
-        assert_eq!(&b[..5], &[9, 0, 0, 0, KIND_HELLO]);
+        assert_eq!(&b[..5], &[13, 0, 0, 0, KIND_HELLO]);
+        // A version 1 HELLO (no features) still decodes, so the pool can
+        // name the version it refuses.
+        assert_eq!(
+            one(&[9, 0, 0, 0, KIND_HELLO, 1, 0, 0, 0, 7, 0, 0, 0]),
+            Frame::Hello {
+                version: 1,
+                pid: 7,
+                features: 0
+            }
+        );
     }
 
     #[test]
@@ -339,6 +422,60 @@ mod tests {
                 id: u64::MAX,
                 payload: b""
             }
+        );
+    }
+
+    #[test]
+    fn shared_area_frames_round_trip_and_layout() {
+        let t = encode_task_shm(7, 8192, 1 << 20);
+        assert_eq!(
+            t,
+            [
+                &[25u8, 0, 0, 0, KIND_TASK_SHM][..],
+                &7u64.to_le_bytes(),
+                &8192u64.to_le_bytes(),
+                &(1u64 << 20).to_le_bytes()
+            ]
+            .concat()
+        );
+        assert_eq!(
+            one(&t),
+            Frame::TaskShm {
+                id: 7,
+                offset: 8192,
+                len: 1 << 20
+            }
+        );
+        let r = encode_result_shm(7, true, 4096, 5);
+        assert_eq!(
+            r.to_vec(),
+            [
+                &[26u8, 0, 0, 0, KIND_RESULT_SHM][..],
+                &7u64.to_le_bytes(),
+                &[STATUS_OK],
+                &4096u64.to_le_bytes(),
+                &5u64.to_le_bytes()
+            ]
+            .concat()
+        );
+        assert_eq!(
+            one(&r),
+            Frame::ResultShm {
+                id: 7,
+                ok: true,
+                offset: 4096,
+                len: 5
+            }
+        );
+        let mut short = t.clone();
+        short[0] = 24;
+        short.pop();
+        assert_eq!(
+            decode(&short, MAX),
+            Err(ProtocolError::BadBody {
+                kind: "TASK_SHM",
+                len: 23
+            })
         );
     }
 
@@ -518,7 +655,7 @@ mod tests {
                 buf[2] = 0;
                 buf[3] = 0;
                 buf[0] %= 24;
-                buf[4] %= 7;
+                buf[4] %= 9;
             }
             let _ = decode(&buf, 64);
             let _ = check_eof(&buf, 64);

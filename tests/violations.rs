@@ -96,7 +96,7 @@ fn result_for_a_task_it_was_not_given_kills_the_worker() {
 #[test]
 fn second_hello_kills_the_worker() {
     let pid = 0; // content does not matter: a second HELLO is wrong in itself
-    let text = misbehave("bytes:", &protocol::encode_hello(pid), true);
+    let text = misbehave("bytes:", &protocol::encode_hello(pid, 0), true);
     assert!(text.contains("second HELLO"), "{text}");
 }
 
@@ -110,4 +110,17 @@ fn task_frame_from_a_worker_kills_it() {
 fn truncated_frame_then_exit_is_reported() {
     let text = misbehave("exit-after:", &[20, 0, 0, 0, 4, 1, 2], false);
     assert!(text.contains("stream ended inside a frame"), "{text}");
+}
+
+#[test]
+fn result_shm_outside_the_reply_region_kills_the_worker() {
+    let text = misbehave(
+        "bytes:",
+        &protocol::encode_result_shm(999_999, true, 0, 16),
+        true,
+    );
+    assert!(
+        text.contains("its RESULT_SHM names 16 bytes at offset 0"),
+        "{text}"
+    );
 }

@@ -22,6 +22,7 @@ pub use result::{Outcome, TaskResult};
 use state::{NoResult, Phase, State, Task};
 use supervisor::{Shared, Supervisor, WAKE};
 
+use crate::area;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::protocol::{self, TASK_PREFIX};
@@ -144,9 +145,71 @@ impl Pool {
                 TASK_PREFIX - 4
             )));
         }
+        if data.len() >= area::AREA_MIN {
+            if let Some(id) = self.submit_through_area(data, opts)? {
+                return Ok(id);
+            }
+        }
         let id = self.shared.next_task.fetch_add(1, Ordering::Relaxed);
         let frame = Arc::new(protocol::encode_task(id, data));
         let mut st = self.shared.state.lock();
+        self.admit(&mut st, opts)?;
+        st.tasks.insert(id, Task::new(frame, None, opts.tag));
+        let send = match st.pick_worker() {
+            Some(slot) => st.assign(slot, id),
+            None => {
+                st.queue.push_back(id);
+                None
+            }
+        };
+        drop(st);
+        if let Some(send) = send {
+            self.shared.send(send);
+        }
+        Ok(id)
+    }
+
+    /// Submits a large payload through the shared area of an idle worker:
+    /// copied once, into memory the worker maps, instead of into a frame
+    /// and through the channel. `None` when no idle worker has its area
+    /// free (the caller sends the payload through a channel instead).
+    fn submit_through_area(&self, data: &[u8], opts: &TaskOptions) -> Result<Option<u64>> {
+        let mut st = self.shared.state.lock();
+        self.admit(&mut st, opts)?;
+        let Some(slot) = st.take_idle_area_worker() else {
+            return Ok(None);
+        };
+        let id = self.shared.next_task.fetch_add(1, Ordering::Relaxed);
+        let at = area::task_offset() as u64;
+        let frame = Arc::new(protocol::encode_task_shm(id, at, data.len() as u64));
+        st.tasks
+            .insert(id, Task::new(frame, Some(data.len()), opts.tag));
+        let Some((mut send, area)) = st.assign_through_area(slot, id, data.len()) else {
+            // The slot came from the idle list under this lock: unreachable,
+            // but never leave the task stranded.
+            st.queue.push_back(id);
+            return Ok(Some(id));
+        };
+        drop(st);
+        if area.write_task(data).is_err() {
+            // No memory to map the region: send the payload in the frame.
+            let full = Arc::new(protocol::encode_task(id, data));
+            let mut st = self.shared.state.lock();
+            if let Some(t) = st.tasks.get_mut(&id) {
+                t.frame = Some(full.clone());
+                t.in_area = None;
+            }
+            st.task_region_done(slot, id);
+            drop(st);
+            send.frame = full;
+        }
+        self.shared.send(send);
+        Ok(Some(id))
+    }
+
+    /// Checks that the pool takes tasks, and waits for room in a full queue
+    /// (or fails with [`Error::Full`] when `opts.nonblocking`).
+    fn admit(&self, st: &mut MutexGuard<'_, State>, opts: &TaskOptions) -> Result<()> {
         loop {
             match st.phase {
                 Phase::Running => {}
@@ -163,38 +226,15 @@ impl Pool {
             }
             let max_queued = self.shared.max_queued;
             if max_queued == 0 || st.waiting() < max_queued {
-                break;
+                return Ok(());
             }
             if opts.nonblocking {
                 return Err(Error::Full(st.waiting()));
             }
             st.blocked_submitters += 1;
-            self.shared.changed.wait(&mut st);
+            self.shared.changed.wait(st);
             st.blocked_submitters -= 1;
         }
-        st.tasks.insert(
-            id,
-            Task {
-                tag: opts.tag,
-                frame: Some(frame),
-                submitted: Instant::now(),
-                started: None,
-                requeued: false,
-                waiter: None,
-            },
-        );
-        let send = match st.pick_worker() {
-            Some(slot) => st.assign(slot, id),
-            None => {
-                st.queue.push_back(id);
-                None
-            }
-        };
-        drop(st);
-        if let Some(send) = send {
-            self.shared.send(send);
-        }
-        Ok(id)
     }
 
     /// The next finished task, whichever it is. `None` waits forever; zero

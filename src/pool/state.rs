@@ -15,8 +15,8 @@ use parking_lot::Condvar;
 
 use super::ids::IdMap;
 use super::result::{Outcome, TaskResult};
+use crate::area::{self, Area};
 use crate::error::Error;
-use crate::progress::ProgressPage;
 use crate::sys;
 
 /// Where the pool is in its life.
@@ -50,8 +50,12 @@ impl Phase {
 /// A task from submit until its result is handed out.
 pub(crate) struct Task {
     pub tag: u64,
-    /// The encoded TASK frame; dropped once a worker acknowledged it.
+    /// The encoded TASK (or TASK_SHM) frame; dropped once a worker
+    /// acknowledged it.
     pub frame: Option<Arc<Vec<u8>>>,
+    /// The payload's length when it sits in its worker's task region (the
+    /// frame is a TASK_SHM), rather than in the frame.
+    pub in_area: Option<usize>,
     pub submitted: Instant,
     pub started: Option<Instant>,
     /// Already sent back to the queue once after a worker died before ACK.
@@ -60,15 +64,39 @@ pub(crate) struct Task {
     pub waiter: Option<u64>,
 }
 
+impl Task {
+    /// A task just submitted.
+    pub(crate) fn new(frame: Arc<Vec<u8>>, in_area: Option<usize>, tag: u64) -> Task {
+        Task {
+            tag,
+            frame: Some(frame),
+            in_area,
+            submitted: Instant::now(),
+            started: None,
+            requeued: false,
+            waiter: None,
+        }
+    }
+}
+
 /// A worker as the scheduler sees it.
 pub(crate) struct Worker {
     pub generation: u32,
     pub pid: libc::pid_t,
     pub channel: Arc<OwnedFd>,
-    /// Where it records the task it starts.
-    pub progress: ProgressPage,
+    /// Its shared area: where it records the task it starts, and where
+    /// large payloads and replies travel.
+    pub area: Arc<Area>,
     /// Said hello: may take tasks.
     pub ready: bool,
+    /// Said in its HELLO that it takes TASK_SHM frames.
+    pub area_tasks: bool,
+    /// The task whose payload is in its task region, if any: the region
+    /// belongs to the pool's submitting thread and then that task until
+    /// the task's result arrives (or the worker dies).
+    pub task_region: Option<u64>,
+    /// Largest payload written to the task region since it was given back.
+    pub task_region_used: usize,
     /// Tasks handed to it and not finished (at most the pool's prefetch).
     /// It runs them one at a time; all but the one it started last (see
     /// its progress page) have not started.
@@ -220,6 +248,67 @@ impl State {
             .filter(|(_, w)| w.ready && w.kill_reason.is_none() && w.tasks.len() < self.prefetch)
             .min_by_key(|(_, w)| w.tasks.len())
             .map(|(i, _)| i)
+    }
+
+    /// An idle worker whose task region is free, taken off the idle list,
+    /// for a large payload: nothing is in flight to it and nobody writes to
+    /// its channel, so the TASK_SHM frame can be held back until the
+    /// payload has been copied.
+    pub(crate) fn take_idle_area_worker(&mut self) -> Option<usize> {
+        let workers = &self.workers;
+        let at = self.idle.iter().rposition(|&slot| {
+            workers[slot].as_ref().is_some_and(|w| {
+                w.ready
+                    && w.area_tasks
+                    && w.kill_reason.is_none()
+                    && w.task_region.is_none()
+                    && w.tasks.is_empty()
+                    && w.outbox.is_empty()
+                    && !w.direct_sending
+            })
+        })?;
+        Some(self.idle.remove(at))
+    }
+
+    /// Hands a task whose payload goes into the task region of the idle
+    /// worker in `slot` (from [`State::take_idle_area_worker`]) to that
+    /// worker. The caller copies the payload into the area, then sends the
+    /// returned frame itself (and reports with [`State::direct_done`]);
+    /// until then nobody else writes to the channel.
+    pub(crate) fn assign_through_area(
+        &mut self,
+        slot: usize,
+        task_id: u64,
+        len: usize,
+    ) -> Option<(Send, Arc<Area>)> {
+        let frame = self.tasks.get(&task_id)?.frame.clone()?;
+        let w = self.workers.get_mut(slot)?.as_mut()?;
+        w.tasks.push(task_id);
+        w.task_region = Some(task_id);
+        w.task_region_used = w.task_region_used.max(len);
+        w.direct_sending = true;
+        let send = Send {
+            slot,
+            generation: w.generation,
+            channel: w.channel.clone(),
+            frame,
+        };
+        Some((send, w.area.clone()))
+    }
+
+    /// Task `task_id`'s result arrived from the worker in `slot`: its task
+    /// region is free again. Memory a large payload left there is given
+    /// back once a task with a small payload comes back instead.
+    pub(crate) fn task_region_done(&mut self, slot: usize, task_id: u64) {
+        let Some(w) = self.workers.get_mut(slot).and_then(|w| w.as_mut()) else {
+            return;
+        };
+        if w.task_region == Some(task_id) {
+            w.task_region = None;
+        } else if w.task_region.is_none() && w.task_region_used > area::AREA_MIN {
+            w.task_region_used = 0;
+            w.area.release_task_region();
+        }
     }
 
     /// Tasks waiting to start: in the queue or in a worker's prefetch window
@@ -587,6 +676,7 @@ mod tests {
             Task {
                 tag: 9,
                 frame: Some(Arc::new(crate::protocol::encode_task(id, b"x"))),
+                in_area: None,
                 submitted: Instant::now(),
                 started: None,
                 requeued: false,

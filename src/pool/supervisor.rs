@@ -8,10 +8,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::result::Outcome;
 use super::state::{Phase, Send, State, Worker};
+use crate::area::Area;
 use crate::error::Error;
 use crate::protocol::{self, Frame, PROTOCOL_VERSION};
 use crate::spawn::Launcher;
@@ -96,6 +97,8 @@ struct Link {
     generation: u32,
     pid: libc::pid_t,
     channel: Arc<OwnedFd>,
+    /// Its shared area, from which the supervisor copies large replies.
+    area: Arc<Area>,
     pidfd: Option<OwnedFd>,
     inbuf: Vec<u8>,
     eof: bool,
@@ -302,6 +305,7 @@ impl Supervisor {
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
         let channel = Arc::new(started.channel);
+        let area = Arc::new(started.area);
         let epfd = self.shared.epoll.as_raw_fd();
         let ch = channel.as_raw_fd();
         let _ = sys::epoll_ctl(
@@ -328,8 +332,11 @@ impl Supervisor {
             generation,
             pid: started.pid,
             channel: channel.clone(),
-            progress: started.progress,
+            area: area.clone(),
             ready: false,
+            area_tasks: false,
+            task_region: None,
+            task_region_used: 0,
             tasks: Vec::new(),
             acked: None,
             outbox: std::collections::VecDeque::new(),
@@ -344,6 +351,7 @@ impl Supervisor {
             generation,
             pid: started.pid,
             channel,
+            area,
             pidfd: started.pidfd,
             inbuf: Vec::with_capacity(4096),
             eof: false,
@@ -494,7 +502,8 @@ impl Supervisor {
                 }
             }
         }
-        let (used, sends, mut violation) = apply_frames(shared, slot, generation, &link.inbuf);
+        let (used, sends, mut violation) =
+            apply_frames(shared, slot, generation, &link.area, &link.inbuf);
         link.inbuf.drain(..used);
         protocol::release_large_buffer(&mut link.inbuf, 0, used);
         if saw_eof {
@@ -547,9 +556,20 @@ impl Supervisor {
         let about = describe_exit(w.pid, status, &w);
         // Backwards, so that requeued tasks keep their order at the front.
         for &task_id in w.tasks.iter().rev() {
-            let started_at = w.progress.started_at(task_id);
+            let started_at = w.area.progress().started_at(task_id);
             if let Some(t) = st.tasks.get_mut(&task_id) {
                 t.started = t.started.or(started_at);
+                if let Some(len) = t.in_area.take() {
+                    // Its payload is in the dead worker's area: another
+                    // worker gets it in the frame.
+                    match w.area.read_task(len) {
+                        Ok(payload) => {
+                            t.frame = Some(Arc::new(protocol::encode_task(task_id, &payload)))
+                        }
+                        // Unreadable (no memory to map it): not run again.
+                        Err(_) => t.requeued = true,
+                    }
+                }
             }
             let started = w.acked == Some(task_id) || started_at.is_some();
             st.worker_lost(task_id, started, w.pid, status, &about);
@@ -604,6 +624,7 @@ fn apply_frames(
     shared: &Shared,
     slot: usize,
     generation: u32,
+    area: &Area,
     buf: &[u8],
 ) -> (usize, Vec<Send>, Option<String>) {
     let mut used = 0;
@@ -620,7 +641,22 @@ fn apply_frames(
             Err(e) => return (buf.len(), sends, Some(format!("it sent a bad frame: {e}"))),
         };
         used += n;
-        match apply(&mut st, slot, generation, frame, now) {
+        let applied = match frame {
+            Frame::ResultShm {
+                id,
+                ok,
+                offset,
+                len,
+            } => {
+                // Copied without the lock: a large reply takes a while.
+                match MutexGuard::unlocked(&mut st, || area.take_reply(offset, len)) {
+                    Ok(data) => apply_result(&mut st, slot, generation, id, ok, data),
+                    Err(v) => Err(v),
+                }
+            }
+            other => apply(&mut st, slot, generation, other, now),
+        };
+        match applied {
             Ok(Some(send)) => sends.push(send),
             Ok(None) => {}
             Err(v) => return (buf.len(), sends, Some(v)),
@@ -645,7 +681,11 @@ fn apply(
         return Ok(None);
     }
     match frame {
-        Frame::Hello { version, pid } => {
+        Frame::Hello {
+            version,
+            pid,
+            features,
+        } => {
             if w.ready {
                 return Err("it sent a second HELLO".into());
             }
@@ -658,6 +698,7 @@ fn apply(
                 return Err(format!("its HELLO names pid {pid}"));
             }
             w.ready = true;
+            w.area_tasks = features & protocol::FEATURE_AREA != 0;
             if !matches!(phase, Phase::Starting | Phase::Running | Phase::Closed) {
                 return Ok(None);
             }
@@ -674,34 +715,57 @@ fn apply(
             }
             Ok(None)
         }
-        Frame::Result { id, ok, payload } => {
-            let Some(at) = w.tasks.iter().position(|&t| t == id) else {
-                return Err(format!(
-                    "it sent a result for task {id}, which it was not running"
-                ));
-            };
-            w.tasks.remove(at);
-            if w.acked == Some(id) {
-                w.acked = None;
-            }
-            let pid = w.pid;
-            let started = w.progress.started_at(id);
-            if let Some(t) = st.tasks.get_mut(&id) {
-                t.started = t.started.or(started);
-            }
-            let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
-            st.finish(id, outcome, payload.to_vec(), pid, None);
-            if matches!(phase, Phase::Running | Phase::Closed) {
-                Ok(st.worker_free(slot))
-            } else {
-                Ok(None)
-            }
-        }
         Frame::Fatal { message } => {
             w.last_words = Some(String::from_utf8_lossy(message).into_owned());
             Ok(None)
         }
-        Frame::Task { .. } => Err("it sent a TASK frame".into()),
+        Frame::Task { .. } | Frame::TaskShm { .. } => Err("it sent a TASK frame".into()),
+        Frame::Result { id, ok, payload } => {
+            apply_result(st, slot, generation, id, ok, payload.to_vec())
+        }
+        // Copied out of the area by apply_frames, which calls apply_result.
+        Frame::ResultShm { .. } => Err("it sent a RESULT_SHM the pool did not read".into()),
+    }
+}
+
+/// Applies a RESULT (or RESULT_SHM, whose reply was copied out of the
+/// area) from a worker: the task finishes, the worker takes the next one.
+fn apply_result(
+    st: &mut State,
+    slot: usize,
+    generation: u32,
+    id: u64,
+    ok: bool,
+    data: Vec<u8>,
+) -> Result<Option<Send>, String> {
+    let phase = st.phase;
+    let Some(w) = st.worker_mut(slot, generation) else {
+        return Ok(None);
+    };
+    if w.kill_reason.is_some() {
+        return Ok(None);
+    }
+    let Some(at) = w.tasks.iter().position(|&t| t == id) else {
+        return Err(format!(
+            "it sent a result for task {id}, which it was not running"
+        ));
+    };
+    w.tasks.remove(at);
+    if w.acked == Some(id) {
+        w.acked = None;
+    }
+    let pid = w.pid;
+    let started = w.area.progress().started_at(id);
+    if let Some(t) = st.tasks.get_mut(&id) {
+        t.started = t.started.or(started);
+    }
+    st.task_region_done(slot, id);
+    let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
+    st.finish(id, outcome, data, pid, None);
+    if matches!(phase, Phase::Running | Phase::Closed) {
+        Ok(st.worker_free(slot))
+    } else {
+        Ok(None)
     }
 }
 

@@ -10,8 +10,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{Launcher, Started};
+use crate::area::{self, Area};
 use crate::config::{Config, Handler, Initializer};
-use crate::progress::ProgressPage;
 use crate::sys;
 use crate::worker::{self, EXIT_PANIC, EXIT_PARENT_GONE};
 
@@ -41,10 +41,11 @@ impl ForkLauncher {
 impl Launcher for ForkLauncher {
     fn launch(&mut self) -> io::Result<Started> {
         let (ours, theirs) = sys::socketpair()?;
-        let progress = ProgressPage::new()?;
+        let area = Area::new(area::region_size(self.max_frame))?;
         // Prepared before the fork: the sorted list of fds the child keeps.
         let mut keep: Vec<RawFd> = self.keep_fds.clone();
         keep.push(theirs.as_raw_fd());
+        keep.push(area.fd());
         keep.sort_unstable();
         keep.dedup();
         // SAFETY: getpid has no preconditions.
@@ -58,7 +59,7 @@ impl Launcher for ForkLauncher {
                 channel: theirs.as_raw_fd(),
                 ours: ours.as_raw_fd(),
                 keep: &keep,
-                progress: &progress,
+                area: &area,
                 parent,
                 launcher: self,
             };
@@ -89,7 +90,7 @@ impl Launcher for ForkLauncher {
             pid,
             pidfd,
             channel: ours,
-            progress,
+            area,
         })
     }
 }
@@ -99,7 +100,7 @@ struct Child<'a> {
     channel: RawFd,
     ours: RawFd,
     keep: &'a [RawFd],
-    progress: &'a ProgressPage,
+    area: &'a Area,
     parent: libc::pid_t,
     launcher: &'a ForkLauncher,
 }
@@ -131,7 +132,7 @@ impl Child<'_> {
         let code = catch_unwind(AssertUnwindSafe(|| {
             worker::serve(
                 self.channel,
-                self.progress,
+                self.area.handle(),
                 &l.handler,
                 l.initializer.as_ref(),
                 l.max_frame,

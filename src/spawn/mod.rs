@@ -9,9 +9,9 @@ use std::os::fd::OwnedFd;
 
 pub(crate) use fork::ForkLauncher;
 
+use crate::area::Area;
 use crate::config::{Config, StartMethod};
 use crate::error::{Error, Result};
-use crate::progress::ProgressPage;
 
 /// A freshly started worker. It has not said hello yet.
 pub(crate) struct Started {
@@ -20,8 +20,8 @@ pub(crate) struct Started {
     pub pidfd: Option<OwnedFd>,
     /// The pool's end of the worker's channel (CLOEXEC).
     pub channel: OwnedFd,
-    /// Where the worker records the task it starts.
-    pub progress: ProgressPage,
+    /// The worker's shared area (progress page, large payloads).
+    pub area: Area,
 }
 
 /// Starts workers. Called only from the supervisor thread.

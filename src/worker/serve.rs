@@ -1,21 +1,22 @@
-//! The worker loop: hello, then read TASK, record its start in the progress
-//! page, run the handler, send the RESULT, until the pool closes the channel.
+//! The worker loop: hello, then read TASK (or TASK_SHM, whose payload is in
+//! the shared area), record its start in the progress page, run the
+//! handler, send the RESULT, until the pool closes the channel.
 
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{Reply, EXIT_INIT_FAILED, EXIT_PARENT_GONE, EXIT_PROTOCOL};
+use crate::area::{AreaHandle, TaskRegion};
 use crate::config::{Handler, Initializer};
 use crate::error::panic_text;
-use crate::progress::ProgressPage;
-use crate::protocol::{self, Frame};
+use crate::protocol::{self, Frame, FEATURE_AREA};
 use crate::sys;
 
 /// Runs the initializer and then serves tasks on `channel` until end of
 /// stream. Returns the exit code the process should `_exit` with.
 pub(crate) fn serve(
     channel: RawFd,
-    progress: &ProgressPage,
+    area: AreaHandle,
     handler: &Handler,
     initializer: Option<&Initializer>,
     max_frame: usize,
@@ -30,13 +31,15 @@ pub(crate) fn serve(
     }
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
-    if sys::send_all(channel, &protocol::encode_hello(pid)).is_err() {
+    if sys::send_all(channel, &protocol::encode_hello(pid, FEATURE_AREA)).is_err() {
         return EXIT_PARENT_GONE;
     }
 
+    let progress = area.progress();
+    let mut task_region = TaskRegion::new(area);
     let mut inbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut start = 0usize;
-    let mut reply = Reply::new();
+    let mut reply = Reply::with_area(area);
     loop {
         // Decode one frame from what we have, or read more.
         let decoded = match protocol::decode(&inbuf[start..], max_frame) {
@@ -56,8 +59,23 @@ pub(crate) fn serve(
                 Err(_) => return EXIT_PARENT_GONE,
             }
         };
-        let Frame::Task { id, payload } = frame else {
-            return fatal(channel, "unexpected frame from pool (only TASK is valid)");
+        let (id, payload) = match frame {
+            Frame::Task { id, payload } => (id, payload),
+            Frame::TaskShm { id, offset, len } => {
+                match task_region.payload(offset, len) {
+                    Some(payload) => (id, payload),
+                    None => {
+                        let why = format!("TASK_SHM names {len} bytes at offset {offset}, outside the task region");
+                        return fatal(channel, &why);
+                    }
+                }
+            }
+            _ => {
+                return fatal(
+                    channel,
+                    "unexpected frame from pool (only TASK and TASK_SHM are valid)",
+                )
+            }
         };
         progress.mark_started(id);
         reply.reset();
