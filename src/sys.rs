@@ -251,6 +251,19 @@ pub(crate) fn recv_into(fd: RawFd, buf: &mut Vec<u8>, flags: i32) -> io::Result<
     Ok(n)
 }
 
+/// Blocks until `fd` is readable (or has hung up), `timeout_ms` passes
+/// (-1: no limit), or a signal interrupts the wait; the caller looks again
+/// in every case.
+pub(crate) fn poll_readable(fd: RawFd, timeout_ms: i32) {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, timeout_ms) };
+}
+
 /// CPUs the calling thread may run on (its affinity mask); 1 if unknown.
 pub(crate) fn cpus_in_affinity() -> usize {
     // SAFETY: cpu_set_t is plain data that sched_getaffinity fills in.

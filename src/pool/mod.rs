@@ -6,6 +6,7 @@
 //! result is handed straight to one waiting thread.
 
 mod ids;
+mod reader;
 mod result;
 mod state;
 mod supervisor;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use reader::SessionEnd;
 pub use result::{Outcome, TaskResult};
 use state::{NoResult, Phase, State, Task};
 use supervisor::{Shared, Supervisor, WAKE};
@@ -268,27 +270,50 @@ impl Pool {
         }
         let (waiter, wake) = st.add_waiter(want);
         let spin = self.shared.spin_wait;
-        if !spin.is_zero() {
-            // A result often comes back within microseconds; a thread woken
-            // on another CPU costs tens of them. Watch for it a moment first.
-            MutexGuard::unlocked(&mut st, || {
-                let soon = Instant::now() + spin;
-                let until = deadline.map_or(soon, |d| d.min(soon));
-                while !wake.has_mail() && Instant::now() < until {
-                    std::hint::spin_loop();
-                }
-            });
-        }
+        let mut spun = spin.is_zero();
+        // A thread waiting for one task reads its worker's channel itself
+        // when it can (see reader.rs); after trouble there it leaves the
+        // channel to the supervisor for the rest of this wait.
+        let mut may_read = want.is_some();
         let mut timed_out = false;
         loop {
             if !wake.has_mail() && !timed_out {
-                timed_out = match deadline {
-                    Some(d) => wake.cv.wait_until(&mut st, d).timed_out(),
-                    None => {
-                        wake.cv.wait(&mut st);
-                        false
-                    }
+                let session = match want {
+                    Some(id) if may_read => st.take_reader_for(id),
+                    _ => None,
                 };
+                if let Some(session) = session {
+                    let end = MutexGuard::unlocked(&mut st, || {
+                        session.run(&self.shared, &wake, deadline, spin)
+                    });
+                    let trouble = matches!(end, SessionEnd::Trouble);
+                    if st.give_back_reader(&session, trouble) {
+                        self.shared.wake();
+                    }
+                    may_read &= !trouble;
+                    timed_out = matches!(end, SessionEnd::TimedOut);
+                } else if !spun {
+                    // A result often comes back within microseconds; a thread
+                    // woken on another CPU costs tens of them. Watch for it a
+                    // moment first.
+                    spun = true;
+                    MutexGuard::unlocked(&mut st, || {
+                        let soon = Instant::now() + spin;
+                        let until = deadline.map_or(soon, |d| d.min(soon));
+                        while !wake.has_mail() && Instant::now() < until {
+                            std::hint::spin_loop();
+                        }
+                    });
+                    continue;
+                } else {
+                    timed_out = match deadline {
+                        Some(d) => wake.cv.wait_until(&mut st, d).timed_out(),
+                        None => {
+                            wake.cv.wait(&mut st);
+                            false
+                        }
+                    };
+                }
             }
             let outcome = match st.take_mail(waiter) {
                 Some(r) => Ok(r),

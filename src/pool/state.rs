@@ -79,6 +79,14 @@ impl Task {
     }
 }
 
+/// Who reads a worker's channel right now (see `reader.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reader {
+    Supervisor,
+    /// A thread waiting for a task the worker holds.
+    Waiter,
+}
+
 /// A worker as the scheduler sees it.
 pub(crate) struct Worker {
     pub generation: u32,
@@ -112,6 +120,16 @@ pub(crate) struct Worker {
     pub direct_sending: bool,
     /// EPOLLOUT is armed on the channel (changed only under the lock).
     pub out_armed: bool,
+    /// Bytes read from its channel and not yet applied.
+    pub inbox: super::reader::Inbox,
+    /// Who reads its channel now, if anyone.
+    pub reading: Option<Reader>,
+    /// The supervisor saw its channel become readable (or its pidfd) while
+    /// a waiting thread read the channel: it must look again afterwards.
+    pub missed_edge: bool,
+    /// Reaped by the supervisor, which finishes its accounting once the
+    /// waiting thread reading its channel gives the channel back.
+    pub dead: bool,
     /// Why the pool killed it, if it did.
     pub kill_reason: Option<String>,
     /// A FATAL message it sent before exiting.
@@ -125,8 +143,20 @@ fn set_epollout(epoll_fd: RawFd, slot: usize, w: &mut Worker, on: bool) {
         return;
     }
     w.out_armed = on;
-    let mut events = super::supervisor::CHANNEL_EVENTS;
-    if on {
+    watch_channel(epoll_fd, slot, w);
+}
+
+/// Sets what the supervisor's epoll watches on a worker's channel: input,
+/// unless a waiting thread reads the channel itself, and room for output
+/// while its outbox has frames. Called under the state lock. Turning input
+/// back on reports bytes already waiting, so none is left unread.
+pub(crate) fn watch_channel(epoll_fd: RawFd, slot: usize, w: &Worker) {
+    let mut events = if w.reading == Some(Reader::Waiter) {
+        libc::EPOLLET as u32
+    } else {
+        super::supervisor::CHANNEL_EVENTS
+    };
+    if w.out_armed {
         events |= libc::EPOLLOUT as u32;
     }
     let data = super::supervisor::channel_token(slot, w.generation);
@@ -180,6 +210,9 @@ pub(crate) struct State {
     pub idle: Vec<usize>,
     /// Submitters blocked on a full queue.
     pub blocked_submitters: usize,
+    /// Channels the supervisor must read again: a waiting thread read them
+    /// while the supervisor saw an edge, or hit trouble there.
+    pub recheck: Vec<(usize, u32)>,
     done: IdMap<TaskResult>,
     done_order: VecDeque<u64>,
     any_waiters: VecDeque<u64>,
@@ -191,7 +224,7 @@ pub(crate) struct State {
     spare_wakes: Vec<Arc<Wake>>,
     next_waiter: u64,
     results_fd: RawFd,
-    epoll_fd: RawFd,
+    pub(crate) epoll_fd: RawFd,
     /// Most tasks in flight per worker.
     prefetch: usize,
 }
@@ -214,6 +247,7 @@ impl State {
             workers: Vec::new(),
             idle: Vec::new(),
             blocked_submitters: 0,
+            recheck: Vec::new(),
             done: IdMap::default(),
             done_order: VecDeque::new(),
             any_waiters: VecDeque::new(),

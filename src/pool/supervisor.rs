@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use super::reader::{fill, Inbox};
 use super::result::Outcome;
-use super::state::{Phase, Send, State, Worker};
+use super::state::{Phase, Reader, Send, State, Worker};
 use crate::area::Area;
 use crate::error::Error;
 use crate::protocol::{self, Frame, PROTOCOL_VERSION};
@@ -27,8 +28,11 @@ const REAP_POLL_MS: i32 = 20;
 pub(crate) const WAKE: u64 = u64::MAX;
 const KIND_CHANNEL: u64 = 1;
 const KIND_PIDFD: u64 = 2;
-/// What the supervisor always watches on a channel (EPOLLOUT comes and goes).
-pub(crate) const CHANNEL_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+/// What the supervisor always watches on a channel (EPOLLOUT comes and
+/// goes). Edge-triggered: a waiting thread may read the channel itself, and
+/// the supervisor must not be woken again and again by bytes it leaves to
+/// that thread (see `reader.rs`).
+pub(crate) const CHANNEL_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
 /// Most frames written by one `sendmsg` from an outbox.
 const OUTBOX_BATCH: usize = 64;
 
@@ -85,7 +89,7 @@ impl Shared {
         self.state.lock().direct_done(s.slot, s.generation, rest);
     }
 
-    fn send_all(&self, sends: Vec<Send>) {
+    pub(crate) fn send_all(&self, sends: Vec<Send>) {
         for s in sends {
             self.send(s);
         }
@@ -100,8 +104,11 @@ struct Link {
     /// Its shared area, from which the supervisor copies large replies.
     area: Arc<Area>,
     pidfd: Option<OwnedFd>,
-    inbuf: Vec<u8>,
+    inbox: Inbox,
     eof: bool,
+    /// Reaped while a waiting thread read its channel: finalized once the
+    /// thread gives the channel back.
+    dead: Option<ExitStatus>,
 }
 
 pub(crate) struct Supervisor {
@@ -165,6 +172,7 @@ impl Supervisor {
             for ev in &events[..n] {
                 self.handle(ev.events, ev.u64);
             }
+            self.recheck();
             self.poll_without_pidfd();
             self.notify_blocked_submitters();
         }
@@ -306,6 +314,7 @@ impl Supervisor {
         let generation = self.next_generation;
         let channel = Arc::new(started.channel);
         let area = Arc::new(started.area);
+        let inbox: Inbox = Arc::new(Mutex::new(Vec::with_capacity(4096)));
         let epfd = self.shared.epoll.as_raw_fd();
         let ch = channel.as_raw_fd();
         let _ = sys::epoll_ctl(
@@ -337,6 +346,10 @@ impl Supervisor {
             area_tasks: false,
             task_region: None,
             task_region_used: 0,
+            inbox: inbox.clone(),
+            reading: None,
+            missed_edge: false,
+            dead: false,
             tasks: Vec::new(),
             acked: None,
             outbox: std::collections::VecDeque::new(),
@@ -353,8 +366,9 @@ impl Supervisor {
             channel,
             area,
             pidfd: started.pidfd,
-            inbuf: Vec::with_capacity(4096),
+            inbox,
             eof: false,
+            dead: None,
         });
     }
 
@@ -386,8 +400,7 @@ impl Supervisor {
             KIND_PIDFD => {
                 let pid = self.link(slot, generation).map(|l| l.pid);
                 if let Some(status) = pid.and_then(sys::try_reap) {
-                    self.read_channel(slot, generation);
-                    self.finalize(slot, generation, status);
+                    self.reaped(slot, generation, status);
                 }
             }
             _ => {}
@@ -402,13 +415,53 @@ impl Supervisor {
             .enumerate()
             .filter_map(|(i, l)| {
                 l.as_ref()
-                    .filter(|l| l.pidfd.is_none())
+                    .filter(|l| l.pidfd.is_none() && l.dead.is_none())
                     .map(|l| (i, l.generation, l.pid))
             })
             .collect();
         for (slot, generation, pid) in polled {
             if let Some(status) = sys::try_reap(pid) {
-                self.read_channel(slot, generation);
+                self.reaped(slot, generation, status);
+            }
+        }
+    }
+
+    /// A worker was reaped: read what it sent last, then account for it,
+    /// unless a waiting thread reads its channel now (then once it is done).
+    fn reaped(&mut self, slot: usize, generation: u32, status: ExitStatus) {
+        {
+            let mut st = self.shared.state.lock();
+            if let Some(w) = st.worker_mut(slot, generation) {
+                w.dead = true;
+                if w.reading == Some(Reader::Waiter) {
+                    w.missed_edge = true;
+                    drop(st);
+                    let epfd = self.shared.epoll.as_raw_fd();
+                    if let Some(link) = self.link(slot, generation) {
+                        link.dead = Some(status);
+                        // Readable for good now: stop watching it.
+                        if let Some(p) = &link.pidfd {
+                            let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, p.as_raw_fd(), 0, 0);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        self.read_channel(slot, generation);
+        self.finalize(slot, generation, status);
+    }
+
+    /// Reads the channels waiting threads gave back with something left
+    /// for the supervisor, and finalizes workers that died meanwhile.
+    fn recheck(&mut self) {
+        let list = std::mem::take(&mut self.shared.state.lock().recheck);
+        for (slot, generation) in list {
+            if !self.read_channel(slot, generation) {
+                continue; // another waiter reads it now; it will hand it back
+            }
+            let dead = self.link(slot, generation).and_then(|l| l.dead.take());
+            if let Some(status) = dead {
                 self.finalize(slot, generation, status);
             }
         }
@@ -472,7 +525,28 @@ impl Supervisor {
     }
 
     /// Reads everything available on a worker's channel and acts on it.
-    fn read_channel(&mut self, slot: usize, generation: u32) {
+    /// Returns false if it did not, because a waiting thread reads the
+    /// channel now (it is noted, and the thread hands the channel back).
+    fn read_channel(&mut self, slot: usize, generation: u32) -> bool {
+        {
+            let mut st = self.shared.state.lock();
+            if let Some(w) = st.worker_mut(slot, generation) {
+                if w.reading.is_some() {
+                    w.missed_edge = true;
+                    return false;
+                }
+                w.reading = Some(Reader::Supervisor);
+            }
+        }
+        self.read_channel_now(slot, generation);
+        let mut st = self.shared.state.lock();
+        if let Some(w) = st.worker_mut(slot, generation) {
+            w.reading = None;
+        }
+        true
+    }
+
+    fn read_channel_now(&mut self, slot: usize, generation: u32) {
         let shared = &self.shared;
         let max_frame = shared.max_frame;
         let Some(link) = self.links.get_mut(slot).and_then(|l| l.as_mut()) else {
@@ -482,39 +556,22 @@ impl Supervisor {
             return;
         }
         let fd = link.channel.as_raw_fd();
-        let mut saw_eof = false;
-        loop {
-            protocol::reserve_read_space(&mut link.inbuf, max_frame);
-            let room = link.inbuf.capacity() - link.inbuf.len();
-            match sys::recv_into(fd, &mut link.inbuf, libc::MSG_DONTWAIT) {
-                Ok(0) => {
-                    saw_eof = true;
-                    break;
-                }
-                // A short read drained the socket; epoll (level-triggered)
-                // reports whatever comes next, end of stream included.
-                Ok(n) if n < room => break,
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) => {
-                    saw_eof = true;
-                    break;
-                }
-            }
-        }
+        let mut inbox = link.inbox.lock();
+        let saw_eof = fill(fd, &mut inbox, max_frame);
         let (used, sends, mut violation) =
-            apply_frames(shared, slot, generation, &link.area, &link.inbuf);
-        link.inbuf.drain(..used);
-        protocol::release_large_buffer(&mut link.inbuf, 0, used);
+            apply_frames(shared, slot, generation, &link.area, &inbox);
+        inbox.drain(..used);
+        protocol::release_large_buffer(&mut inbox, 0, used);
         if saw_eof {
             link.eof = true;
             let _ = sys::epoll_ctl(shared.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0, 0);
             if violation.is_none() {
-                if let Err(e) = protocol::check_eof(&link.inbuf, max_frame) {
+                if let Err(e) = protocol::check_eof(&inbox, max_frame) {
                     violation = Some(format!("it sent a bad frame: {e}"));
                 }
             }
         }
+        drop(inbox);
         shared.send_all(sends);
         if violation.is_some() || saw_eof {
             // A worker that broke the protocol, or has no channel, is of no use.
@@ -531,8 +588,12 @@ impl Supervisor {
             }
         }
         if let Some(link) = self.link(slot, generation) {
-            link.inbuf.clear();
-            kill_link(link);
+            link.inbox.lock().clear();
+            // A reaped worker's pid (and group) may belong to another
+            // process already.
+            if link.dead.is_none() {
+                kill_link(link);
+            }
         }
     }
 
@@ -588,10 +649,12 @@ impl Supervisor {
 
     /// Kills and reaps every worker, ends every task, and sets a final phase.
     fn stop_all(&mut self, phase: Phase, message: &str) {
-        for link in self.links.iter().flatten() {
+        // Workers reaped already (while a waiting thread read their
+        // channel) are neither signalled nor waited for again.
+        for link in self.links.iter().flatten().filter(|l| l.dead.is_none()) {
             kill_link(link);
         }
-        for link in self.links.drain(..).flatten() {
+        for link in self.links.drain(..).flatten().filter(|l| l.dead.is_none()) {
             sys::reap_blocking(link.pid);
         }
         let mut st = self.shared.state.lock();
@@ -620,7 +683,7 @@ fn kill_link(link: &Link) {
 
 /// Decodes complete frames from `buf` and applies them under one lock.
 /// Returns the bytes consumed, frames to send, and a protocol violation.
-fn apply_frames(
+pub(crate) fn apply_frames(
     shared: &Shared,
     slot: usize,
     generation: u32,
@@ -638,9 +701,8 @@ fn apply_frames(
         let (frame, n) = match protocol::decode(&buf[used..], shared.max_frame) {
             Ok(Some(x)) => x,
             Ok(None) => break,
-            Err(e) => return (buf.len(), sends, Some(format!("it sent a bad frame: {e}"))),
+            Err(e) => return (used, sends, Some(format!("it sent a bad frame: {e}"))),
         };
-        used += n;
         let applied = match frame {
             Frame::ResultShm {
                 id,
@@ -659,8 +721,11 @@ fn apply_frames(
         match applied {
             Ok(Some(send)) => sends.push(send),
             Ok(None) => {}
-            Err(v) => return (buf.len(), sends, Some(v)),
+            // The bad frame stays unconsumed: a waiting thread leaves it to
+            // the supervisor, which kills the worker (and drops its bytes).
+            Err(v) => return (used, sends, Some(v)),
         }
+        used += n;
     }
     (used, sends, None)
 }

@@ -1,0 +1,196 @@
+//! Reading a worker's channel, by the supervisor or by the thread waiting
+//! for a task that worker holds.
+//!
+//! A thread waiting for one task (`wait_task`) takes the **reading role**
+//! for the channel of the worker that holds it, when nobody else is reading
+//! it, and reads the result itself: the worker's write wakes the waiting
+//! thread directly, as in a pipe ping-pong, instead of waking the
+//! supervisor, which then wakes the waiter (one context switch fewer per
+//! round trip, the larger part of its cost on one CPU).
+//!
+//! While a waiter holds the role, the supervisor's epoll does not watch the
+//! channel's input, so the worker's write wakes only the waiter; giving the
+//! role back turns it on again, which reports bytes already waiting, so no
+//! byte is left unread. The supervisor watches channels edge-triggered: an
+//! edge it still sees meanwhile (a hang-up is always reported) is noted
+//! (`missed_edge`), and the waiter, when it gives the role back, asks the
+//! supervisor to look at the channel again. A waiter never handles trouble itself: on end
+//! of stream or a protocol violation it stops where it is (the bytes stay
+//! in the shared inbox) and hands the channel back to the supervisor,
+//! which kills, reaps and accounts as usual. A worker's death seen through
+//! its pidfd while a waiter reads is likewise deferred until the role is
+//! given back (the waiter sees end of stream at once).
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::state::{watch_channel, Reader, State, Wake};
+use super::supervisor::{apply_frames, Shared};
+use crate::area::Area;
+use crate::protocol;
+use crate::sys;
+
+/// Bytes read from a worker's channel and not yet applied. Locked by
+/// whoever reads the channel (only one party at a time, by the role); a
+/// waiting thread holds it while it blocks reading, so nobody else may
+/// lock it without holding the role.
+pub(crate) type Inbox = Arc<Mutex<Vec<u8>>>;
+
+/// What a waiting thread needs to read one worker's channel.
+pub(crate) struct ReaderSession {
+    slot: usize,
+    generation: u32,
+    channel: Arc<OwnedFd>,
+    inbox: Inbox,
+    area: Arc<Area>,
+}
+
+/// How a waiting thread's reading ended.
+pub(crate) enum SessionEnd {
+    /// Its mailbox has the result.
+    Mail,
+    /// The deadline passed first.
+    TimedOut,
+    /// End of stream or a bad frame: the supervisor takes over.
+    Trouble,
+}
+
+impl State {
+    /// Gives the thread waiting for `task_id` the reading role for the
+    /// channel of the worker holding it, if that worker is live and nobody
+    /// reads its channel now.
+    pub(crate) fn take_reader_for(&mut self, task_id: u64) -> Option<ReaderSession> {
+        use super::state::Phase;
+        if !matches!(self.phase, Phase::Running | Phase::Closed) {
+            return None;
+        }
+        let (slot, w) = self
+            .workers
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, w)| w.as_mut().map(|w| (i, w)))
+            .find(|(_, w)| w.tasks.contains(&task_id))?;
+        if !w.ready || w.dead || w.kill_reason.is_some() || w.reading.is_some() {
+            return None;
+        }
+        w.reading = Some(Reader::Waiter);
+        watch_channel(self.epoll_fd, slot, w);
+        Some(ReaderSession {
+            slot,
+            generation: w.generation,
+            channel: w.channel.clone(),
+            inbox: w.inbox.clone(),
+            area: w.area.clone(),
+        })
+    }
+
+    /// Ends a waiting thread's reading. Returns true when the supervisor
+    /// must look at the channel (it saw an edge meanwhile, or `trouble`);
+    /// the caller then wakes it.
+    pub(crate) fn give_back_reader(&mut self, s: &ReaderSession, trouble: bool) -> bool {
+        let epoll_fd = self.epoll_fd;
+        let Some(w) = self.worker_mut(s.slot, s.generation) else {
+            return false;
+        };
+        w.reading = None;
+        watch_channel(epoll_fd, s.slot, w);
+        if !(w.missed_edge || trouble) {
+            return false;
+        }
+        w.missed_edge = false;
+        self.recheck.push((s.slot, s.generation));
+        true
+    }
+}
+
+impl ReaderSession {
+    /// Reads and applies the worker's frames until the waiter's mailbox has
+    /// its result, the deadline passes, or trouble. Spins (reading without
+    /// blocking) up to `spin`, then blocks: in `recv` without a deadline,
+    /// else in `poll`.
+    pub(crate) fn run(
+        &self,
+        shared: &Shared,
+        wake: &Wake,
+        deadline: Option<Instant>,
+        spin: Duration,
+    ) -> SessionEnd {
+        let fd = self.channel.as_raw_fd();
+        let spin_until = Instant::now() + spin;
+        // Without a deadline, after the spin, the first read blocks: one
+        // system call until the worker answers, as in a pipe ping-pong.
+        let mut block = deadline.is_none() && spin.is_zero();
+        loop {
+            let (saw_eof, violation) = {
+                let mut inbox = self.inbox.lock();
+                let saw_eof = if block {
+                    fill_blocking(fd, &mut inbox, shared.max_frame)
+                } else {
+                    fill(fd, &mut inbox, shared.max_frame)
+                };
+                let (used, sends, violation) =
+                    apply_frames(shared, self.slot, self.generation, &self.area, &inbox);
+                inbox.drain(..used);
+                protocol::release_large_buffer(&mut inbox, 0, used);
+                drop(inbox);
+                shared.send_all(sends);
+                (saw_eof, violation)
+            };
+            if wake.has_mail() {
+                return SessionEnd::Mail;
+            }
+            if saw_eof || violation.is_some() {
+                return SessionEnd::Trouble;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return SessionEnd::TimedOut;
+            }
+            if now < spin_until {
+                std::hint::spin_loop();
+                continue;
+            }
+            let Some(deadline) = deadline else {
+                block = true;
+                continue;
+            };
+            // Rounded up, so the deadline is never cut short.
+            let left = deadline.saturating_duration_since(now).as_micros();
+            sys::poll_readable(fd, left.div_ceil(1000).min(i32::MAX as u128) as i32);
+        }
+    }
+}
+
+/// Reads everything the channel holds now into `buf`, without blocking.
+/// Returns whether the stream ended (or broke).
+pub(crate) fn fill(fd: RawFd, buf: &mut Vec<u8>, max_frame: usize) -> bool {
+    read_into(fd, buf, max_frame, libc::MSG_DONTWAIT)
+}
+
+/// Like [`fill`], but the first read waits for bytes (or end of stream).
+/// The worker's death ends the wait: its end of the channel closes.
+fn fill_blocking(fd: RawFd, buf: &mut Vec<u8>, max_frame: usize) -> bool {
+    read_into(fd, buf, max_frame, 0)
+}
+
+fn read_into(fd: RawFd, buf: &mut Vec<u8>, max_frame: usize, first_flags: i32) -> bool {
+    let mut flags = first_flags;
+    loop {
+        protocol::reserve_read_space(buf, max_frame);
+        let room = buf.capacity() - buf.len();
+        let got = sys::recv_into(fd, buf, flags);
+        flags = libc::MSG_DONTWAIT;
+        match got {
+            Ok(0) => return true,
+            // A short read drained the socket; whatever comes next is a new
+            // edge for epoll, and wakes a waiter's poll.
+            Ok(n) if n < room => return false,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
