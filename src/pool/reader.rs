@@ -109,8 +109,7 @@ impl State {
 impl ReaderSession {
     /// Reads and applies the worker's frames until the waiter's mailbox has
     /// its result, the deadline passes, or trouble. Spins (reading without
-    /// blocking) up to `spin`, then blocks: in `recv` without a deadline,
-    /// else in `poll`.
+    /// blocking) up to `spin`, then waits in `poll`.
     pub(crate) fn run(
         &self,
         shared: &Shared,
@@ -120,17 +119,10 @@ impl ReaderSession {
     ) -> SessionEnd {
         let fd = self.channel.as_raw_fd();
         let spin_until = Instant::now() + spin;
-        // Without a deadline, after the spin, the first read blocks: one
-        // system call until the worker answers, as in a pipe ping-pong.
-        let mut block = deadline.is_none() && spin.is_zero();
         loop {
             let (saw_eof, violation) = {
                 let mut inbox = self.inbox.lock();
-                let saw_eof = if block {
-                    fill_blocking(fd, &mut inbox, shared.max_frame)
-                } else {
-                    fill(fd, &mut inbox, shared.max_frame)
-                };
+                let saw_eof = fill(fd, &mut inbox, shared.max_frame);
                 let (used, sends, violation) =
                     apply_frames(shared, self.slot, self.generation, &self.area, &inbox);
                 inbox.drain(..used);
@@ -153,13 +145,15 @@ impl ReaderSession {
                 std::hint::spin_loop();
                 continue;
             }
-            let Some(deadline) = deadline else {
-                block = true;
-                continue;
-            };
-            // Rounded up, so the deadline is never cut short.
-            let left = deadline.saturating_duration_since(now).as_micros();
-            sys::poll_readable(fd, left.div_ceil(1000).min(i32::MAX as u128) as i32);
+            // Wait in poll, not in a blocking recv: a socket wakes every
+            // reader blocked on it each time the worker consumes a frame
+            // the pool sent (write space came free); poll waits for input.
+            let wait_ms = deadline.map_or(-1, |d| {
+                // Rounded up, so the deadline is never cut short.
+                let left = d.saturating_duration_since(now).as_micros();
+                left.div_ceil(1000).min(i32::MAX as u128) as i32
+            });
+            sys::poll_readable(fd, wait_ms);
         }
     }
 }
@@ -167,23 +161,10 @@ impl ReaderSession {
 /// Reads everything the channel holds now into `buf`, without blocking.
 /// Returns whether the stream ended (or broke).
 pub(crate) fn fill(fd: RawFd, buf: &mut Vec<u8>, max_frame: usize) -> bool {
-    read_into(fd, buf, max_frame, libc::MSG_DONTWAIT)
-}
-
-/// Like [`fill`], but the first read waits for bytes (or end of stream).
-/// The worker's death ends the wait: its end of the channel closes.
-fn fill_blocking(fd: RawFd, buf: &mut Vec<u8>, max_frame: usize) -> bool {
-    read_into(fd, buf, max_frame, 0)
-}
-
-fn read_into(fd: RawFd, buf: &mut Vec<u8>, max_frame: usize, first_flags: i32) -> bool {
-    let mut flags = first_flags;
     loop {
         protocol::reserve_read_space(buf, max_frame);
         let room = buf.capacity() - buf.len();
-        let got = sys::recv_into(fd, buf, flags);
-        flags = libc::MSG_DONTWAIT;
-        match got {
+        match sys::recv_into(fd, buf, libc::MSG_DONTWAIT) {
             Ok(0) => return true,
             // A short read drained the socket; whatever comes next is a new
             // edge for epoll, and wakes a waiter's poll.

@@ -52,10 +52,16 @@ pub(crate) fn serve(
                 start = 0;
             }
             protocol::reserve_read_space(&mut inbuf, max_frame);
-            match sys::recv_into(channel, &mut inbuf, 0) {
+            // Wait in poll, not in a blocking recv: a socket wakes every
+            // reader blocked on it each time the pool consumes one of this
+            // worker's replies (write space came free); poll waits for
+            // input only.
+            sys::poll_readable(channel, -1);
+            match sys::recv_into(channel, &mut inbuf, libc::MSG_DONTWAIT) {
                 Ok(0) if inbuf.is_empty() => return 0, // pool closed the channel: done
                 Ok(0) => return EXIT_PARENT_GONE,
                 Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(_) => return EXIT_PARENT_GONE,
             }
         };
