@@ -10,27 +10,54 @@ pub fn ping_pong(n: usize) -> Vec<f64> {
     // os::pipe() gives (read end, write end).
     let (child_reads, parent_writes) = os::pipe();
     let (parent_reads, child_writes) = os::pipe();
+    ping_pong_over(
+        n,
+        [parent_reads, parent_writes],
+        [child_reads, child_writes],
+    )
+}
+
+/// The same over one Unix stream socket pair, the kind of channel billiard
+/// uses (a socket's read and write cost more than a pipe's).
+pub fn socket_ping_pong(n: usize) -> Vec<f64> {
+    let (parent, child) = os::socketpair();
+    ping_pong_over(n, [parent, parent], [child, child])
+}
+
+/// Ping-pong with a forked child; each side is `[read fd, write fd]`.
+fn ping_pong_over(n: usize, parent: [i32; 2], child: [i32; 2]) -> Vec<f64> {
     let pid = os::fork_child(|| {
-        os::keep_only(child_reads, child_writes);
+        os::keep_only(child[0], child[1]);
         let mut buf = [0u8; 16];
-        while os::read_exact(child_reads, &mut buf) {
-            os::write_all(child_writes, &buf);
+        while os::read_exact(child[0], &mut buf) {
+            os::write_all(child[1], &buf);
         }
     });
-    os::close(child_reads);
-    os::close(child_writes);
+    for fd in dedup(child) {
+        os::close(fd);
+    }
     let msg = [7u8; 16];
     let mut buf = [0u8; 16];
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        assert!(os::write_all(parent_writes, &msg) && os::read_exact(parent_reads, &mut buf));
+        assert!(os::write_all(parent[1], &msg) && os::read_exact(parent[0], &mut buf));
         samples.push(os::micros_since(t));
     }
-    os::close(parent_writes);
-    os::close(parent_reads);
+    for fd in dedup(parent) {
+        os::close(fd);
+    }
     os::reap(pid);
     samples
+}
+
+/// The distinct fds of a `[read, write]` pair (one socket serves both).
+fn dedup(fds: [i32; 2]) -> Vec<i32> {
+    if fds[0] == fds[1] {
+        vec![fds[0]]
+    } else {
+        fds.to_vec()
+    }
 }
 
 /// Messages per second: `n` 16-byte messages through `children` children and

@@ -86,6 +86,7 @@ fn latencies(s: Sizes, placement: &'static str, rows: &mut Vec<Row>) {
     const RT: &str = "round trip 16 B";
     if wanted(RT) {
         rows.push(lat(RT, "floor", &|| floor::ping_pong(s.rt)));
+        rows.push(lat(RT, "floor: socket", &|| floor::socket_ping_pong(s.rt)));
         rows.push(lat(RT, "billiard", &|| ours::round_trip(s.rt)));
         rows.push(lat(RT, "procspawn", &|| procspawn_peer::round_trip(s.rt)));
     }
@@ -235,6 +236,7 @@ const METRICS: &[&str] = &[
 const SUBJECTS: &[&str] = &[
     "floor",
     "floor: memcpy",
+    "floor: socket",
     "billiard",
     "procspawn",
     "py-billiard",

@@ -11,6 +11,22 @@ pub fn pipe() -> (i32, i32) {
     (fds[0], fds[1])
 }
 
+/// A connected pair of Unix stream sockets, as billiard's channels are.
+pub fn socketpair() -> (i32, i32) {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds has room for two descriptors.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    assert_eq!(rc, 0, "socketpair failed");
+    (fds[0], fds[1])
+}
+
 pub fn close(fd: i32) {
     // SAFETY: closing a descriptor this benchmark owns.
     unsafe { libc::close(fd) };
