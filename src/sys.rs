@@ -2,7 +2,7 @@
 //! is CLOEXEC; every write to a peer uses `MSG_NOSIGNAL`; `EINTR` is retried.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Turns a `-1` return into the thread's `errno` as an error.
 pub(crate) fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
@@ -47,6 +47,69 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: socketpair returned two fresh fds we now own.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Pipe size asked for on each results pipe, in bytes.
+const RESULTS_PIPE_SIZE: libc::c_int = 1 << 20;
+
+/// A worker's results pipe: the read end (the pool's: CLOEXEC, non-blocking)
+/// and the write end (the worker's: CLOEXEC, blocking), asking for a 1 MiB
+/// pipe buffer.
+///
+/// Results travel through a pipe, not back through the task socket: a
+/// socket wakes every thread blocked reading it each time its peer
+/// consumes data it sent, and a pipe's readers and writers wait apart.
+pub(crate) fn results_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid array of two ints.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    cvt(r as libc::c_long)?;
+    // SAFETY: pipe2 returned two fresh fds we now own.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: flag changes on fds we own; a smaller pipe is harmless.
+    unsafe {
+        cvt(libc::fcntl(write.as_raw_fd(), libc::F_SETFL, 0) as libc::c_long)?;
+        libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, RESULTS_PIPE_SIZE);
+    }
+    Ok((read, write))
+}
+
+/// Reads what is available into the spare capacity of `buf` and extends it,
+/// with `read` (for pipes), retrying `EINTR`. `Ok(0)` is end of stream.
+pub(crate) fn read_into(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let len = buf.len();
+    let spare = buf.capacity() - len;
+    loop {
+        // SAFETY: reads into the vector's spare capacity.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(len).cast(), spare) };
+        if n >= 0 {
+            // SAFETY: n bytes were initialised by read.
+            unsafe { buf.set_len(len + n as usize) };
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Writes all of `buf` to a blocking pipe (in a worker: if the pool is
+/// gone, the default SIGPIPE ends the worker, which is what it should do).
+pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: buf is a valid readable slice.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
 }
 
 /// An eventfd (CLOEXEC, non-blocking) starting at 0.
@@ -201,23 +264,6 @@ pub(crate) fn send_vectored_nonblocking(
             kind => return Err(kind),
         }
     }
-}
-
-/// Sends all of `buf`, blocking as needed, without SIGPIPE.
-pub(crate) fn send_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        // SAFETY: buf is a valid readable slice.
-        let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        buf = &buf[n as usize..];
-    }
-    Ok(())
 }
 
 /// Reads into `buf` with `flags`, retrying `EINTR`. `Ok(0)` is end of stream.
@@ -382,7 +428,7 @@ mod tests {
                 libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
                 let fd = ours.as_raw_fd();
                 let broken = matches!(send_nonblocking(fd, b"x", 0), Sent::Broken(_));
-                let failed = send_all(fd, b"y").is_err();
+                let failed = send_vectored_nonblocking(fd, &[b"y"], 0).is_err();
                 libc::_exit(if broken && failed { 0 } else { 1 });
             }
         }
@@ -397,6 +443,7 @@ mod tests {
     #[test]
     fn fds_are_cloexec() {
         let (a, b) = socketpair().unwrap();
+        let (r, w) = results_pipe().unwrap();
         let e = eventfd().unwrap();
         let p = epoll_create().unwrap();
         // SAFETY: getpid has no preconditions.
@@ -404,6 +451,8 @@ mod tests {
         for fd in [
             a.as_raw_fd(),
             b.as_raw_fd(),
+            r.as_raw_fd(),
+            w.as_raw_fd(),
             e.as_raw_fd(),
             p.as_raw_fd(),
             me.as_raw_fd(),

@@ -1,7 +1,7 @@
 //! A worker that sends a malformed, oversized or unexpected frame is killed,
 //! its task fails with a clear message, and the host and pool carry on.
-//! The handler here writes raw bytes onto its own channel to play a buggy
-//! or hostile worker.
+//! The handler here writes raw bytes onto its own results pipe to play a
+//! buggy or hostile worker.
 
 mod common;
 
@@ -9,16 +9,19 @@ use billiard::protocol;
 use billiard::{Config, Outcome, Pool, TaskOptions};
 use common::{exists, LONG};
 
-/// The worker's channel: with inherited fds closed it is the only socket above 2.
+/// The worker's results pipe: with inherited fds closed it is the only pipe
+/// above 2 open for writing.
 fn channel_fd() -> i32 {
     (3..1024)
         .find(|&fd| {
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
             unsafe {
-                libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+                libc::fstat(fd, &mut st) == 0
+                    && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+                    && libc::fcntl(fd, libc::F_GETFL) & libc::O_ACCMODE == libc::O_WRONLY
             }
         })
-        .expect("a channel socket")
+        .expect("a results pipe")
 }
 
 /// Handler: input "bytes" writes the rest of the input raw to the channel,

@@ -1,25 +1,25 @@
-//! Reading a worker's channel, by the supervisor or by the thread waiting
-//! for a task that worker holds.
+//! Reading a worker's results pipe, by the supervisor or by the thread
+//! waiting for a task that worker holds.
 //!
 //! A thread waiting for one task (`wait_task`) takes the **reading role**
-//! for the channel of the worker that holds it, when nobody else is reading
-//! it, and reads the result itself: the worker's write wakes the waiting
-//! thread directly, as in a pipe ping-pong, instead of waking the
+//! for the results pipe of the worker that holds it, when nobody else is
+//! reading it, and reads the result itself: the worker's write wakes the
+//! waiting thread directly, as in a pipe ping-pong, instead of waking the
 //! supervisor, which then wakes the waiter (one context switch fewer per
 //! round trip, the larger part of its cost on one CPU).
 //!
 //! While a waiter holds the role, the supervisor's epoll does not watch the
-//! channel's input, so the worker's write wakes only the waiter; giving the
-//! role back turns it on again, which reports bytes already waiting, so no
-//! byte is left unread. The supervisor watches channels edge-triggered: an
+//! pipe, so the worker's write wakes only the waiter; giving the role back
+//! turns it on again, which reports bytes already waiting, so no byte is
+//! left unread. The supervisor watches results pipes edge-triggered: an
 //! edge it still sees meanwhile (a hang-up is always reported) is noted
 //! (`missed_edge`), and the waiter, when it gives the role back, asks the
-//! supervisor to look at the channel again. A waiter never handles trouble itself: on end
-//! of stream or a protocol violation it stops where it is (the bytes stay
-//! in the shared inbox) and hands the channel back to the supervisor,
-//! which kills, reaps and accounts as usual. A worker's death seen through
-//! its pidfd while a waiter reads is likewise deferred until the role is
-//! given back (the waiter sees end of stream at once).
+//! supervisor to look at the pipe again. A waiter never handles trouble
+//! itself: on end of stream or a protocol violation it stops where it is
+//! (the bytes stay in the shared inbox) and hands the pipe back to the
+//! supervisor, which kills, reaps and accounts as usual. A worker's death
+//! seen through its pidfd while a waiter reads is likewise deferred until
+//! the role is given back (the waiter sees end of stream at once).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::state::{watch_channel, Reader, State, Wake};
+use super::state::{watch_results, Reader, State, Wake};
 use super::supervisor::{apply_frames, Shared};
 use crate::area::Area;
 use crate::protocol;
@@ -43,7 +43,7 @@ pub(crate) type Inbox = Arc<Mutex<Vec<u8>>>;
 pub(crate) struct ReaderSession {
     slot: usize,
     generation: u32,
-    channel: Arc<OwnedFd>,
+    results: Arc<OwnedFd>,
     inbox: Inbox,
     area: Arc<Area>,
 }
@@ -77,11 +77,11 @@ impl State {
             return None;
         }
         w.reading = Some(Reader::Waiter);
-        watch_channel(self.epoll_fd, slot, w);
+        watch_results(self.epoll_fd, slot, w);
         Some(ReaderSession {
             slot,
             generation: w.generation,
-            channel: w.channel.clone(),
+            results: w.results.clone(),
             inbox: w.inbox.clone(),
             area: w.area.clone(),
         })
@@ -96,7 +96,7 @@ impl State {
             return false;
         };
         w.reading = None;
-        watch_channel(epoll_fd, s.slot, w);
+        watch_results(epoll_fd, s.slot, w);
         if !(w.missed_edge || trouble) {
             return false;
         }
@@ -117,7 +117,7 @@ impl ReaderSession {
         deadline: Option<Instant>,
         spin: Duration,
     ) -> SessionEnd {
-        let fd = self.channel.as_raw_fd();
+        let fd = self.results.as_raw_fd();
         let spin_until = Instant::now() + spin;
         loop {
             let (saw_eof, violation) = {
@@ -145,9 +145,8 @@ impl ReaderSession {
                 std::hint::spin_loop();
                 continue;
             }
-            // Wait in poll, not in a blocking recv: a socket wakes every
-            // reader blocked on it each time the worker consumes a frame
-            // the pool sent (write space came free); poll waits for input.
+            // The pipe is non-blocking (the supervisor reads it too): wait
+            // in poll.
             let wait_ms = deadline.map_or(-1, |d| {
                 // Rounded up, so the deadline is never cut short.
                 let left = d.saturating_duration_since(now).as_micros();
@@ -164,7 +163,7 @@ pub(crate) fn fill(fd: RawFd, buf: &mut Vec<u8>, max_frame: usize) -> bool {
     loop {
         protocol::reserve_read_space(buf, max_frame);
         let room = buf.capacity() - buf.len();
-        match sys::recv_into(fd, buf, libc::MSG_DONTWAIT) {
+        match sys::read_into(fd, buf) {
             Ok(0) => return true,
             // A short read drained the socket; whatever comes next is a new
             // edge for epoll, and wakes a waiter's poll.

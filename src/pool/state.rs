@@ -6,7 +6,7 @@
 //! which is what makes delivery exactly-once.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,7 +91,10 @@ pub(crate) enum Reader {
 pub(crate) struct Worker {
     pub generation: u32,
     pub pid: libc::pid_t,
+    /// Its task socket (the pool's end).
     pub channel: Arc<OwnedFd>,
+    /// The read end of its results pipe.
+    pub results: Arc<OwnedFd>,
     /// Its shared area: where it records the task it starts, and where
     /// large payloads and replies travel.
     pub area: Arc<Area>,
@@ -136,34 +139,43 @@ pub(crate) struct Worker {
     pub last_words: Option<String>,
 }
 
-/// Turns EPOLLOUT on or off for a worker's channel. Called under the state
-/// lock, so that turning it on and off cannot be reordered between threads.
+/// Turns EPOLLOUT on or off for a worker's task socket. Called under the
+/// state lock, so that turning it on and off cannot be reordered between
+/// threads.
 fn set_epollout(epoll_fd: RawFd, slot: usize, w: &mut Worker, on: bool) {
     if w.out_armed == on {
         return;
     }
     w.out_armed = on;
-    watch_channel(epoll_fd, slot, w);
-}
-
-/// Sets what the supervisor's epoll watches on a worker's channel: input,
-/// unless a waiting thread reads the channel itself, and room for output
-/// while its outbox has frames. Called under the state lock. Turning input
-/// back on reports bytes already waiting, so none is left unread.
-pub(crate) fn watch_channel(epoll_fd: RawFd, slot: usize, w: &Worker) {
-    let mut events = if w.reading == Some(Reader::Waiter) {
-        libc::EPOLLET as u32
-    } else {
-        super::supervisor::CHANNEL_EVENTS
-    };
-    if w.out_armed {
+    let mut events = libc::EPOLLET as u32;
+    if on {
         events |= libc::EPOLLOUT as u32;
     }
-    let data = super::supervisor::channel_token(slot, w.generation);
+    let data = super::supervisor::tasks_token(slot, w.generation);
     let _ = sys::epoll_ctl(
         epoll_fd,
         libc::EPOLL_CTL_MOD,
-        std::os::fd::AsRawFd::as_raw_fd(&*w.channel),
+        w.channel.as_raw_fd(),
+        events,
+        data,
+    );
+}
+
+/// Sets whether the supervisor's epoll watches a worker's results pipe for
+/// input: not while a waiting thread reads the pipe itself. Called under
+/// the state lock. Turning input back on reports bytes already waiting, so
+/// none is left unread.
+pub(crate) fn watch_results(epoll_fd: RawFd, slot: usize, w: &Worker) {
+    let events = if w.reading == Some(Reader::Waiter) {
+        libc::EPOLLET as u32
+    } else {
+        super::supervisor::RESULTS_EVENTS
+    };
+    let data = super::supervisor::results_token(slot, w.generation);
+    let _ = sys::epoll_ctl(
+        epoll_fd,
+        libc::EPOLL_CTL_MOD,
+        w.results.as_raw_fd(),
         events,
         data,
     );

@@ -26,19 +26,26 @@ const REAP_POLL_MS: i32 = 20;
 
 /// Epoll token of the wake eventfd.
 pub(crate) const WAKE: u64 = u64::MAX;
-const KIND_CHANNEL: u64 = 1;
+/// A worker's results pipe (input).
+const KIND_RESULTS: u64 = 1;
 const KIND_PIDFD: u64 = 2;
-/// What the supervisor always watches on a channel (EPOLLOUT comes and
-/// goes). Edge-triggered: a waiting thread may read the channel itself, and
-/// the supervisor must not be woken again and again by bytes it leaves to
-/// that thread (see `reader.rs`).
-pub(crate) const CHANNEL_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+/// A worker's task socket (room for output, while its outbox has frames).
+const KIND_TASKS: u64 = 3;
+/// What the supervisor watches on a results pipe. Edge-triggered: a waiting
+/// thread may read the pipe itself, and the supervisor must not be woken
+/// again and again by bytes it leaves to that thread (see `reader.rs`).
+pub(crate) const RESULTS_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLET) as u32;
 /// Most frames written by one `sendmsg` from an outbox.
 const OUTBOX_BATCH: usize = 64;
 
-/// The epoll token of a worker's channel.
-pub(crate) fn channel_token(slot: usize, generation: u32) -> u64 {
-    token(slot, generation, KIND_CHANNEL)
+/// The epoll token of a worker's results pipe.
+pub(crate) fn results_token(slot: usize, generation: u32) -> u64 {
+    token(slot, generation, KIND_RESULTS)
+}
+
+/// The epoll token of a worker's task socket.
+pub(crate) fn tasks_token(slot: usize, generation: u32) -> u64 {
+    token(slot, generation, KIND_TASKS)
 }
 
 fn token(slot: usize, generation: u32, kind: u64) -> u64 {
@@ -101,6 +108,8 @@ struct Link {
     generation: u32,
     pid: libc::pid_t,
     channel: Arc<OwnedFd>,
+    /// The read end of its results pipe.
+    results: Arc<OwnedFd>,
     /// Its shared area, from which the supervisor copies large replies.
     area: Arc<Area>,
     pidfd: Option<OwnedFd>,
@@ -313,16 +322,25 @@ impl Supervisor {
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
         let channel = Arc::new(started.channel);
+        let results = Arc::new(started.results);
         let area = Arc::new(started.area);
         let inbox: Inbox = Arc::new(Mutex::new(Vec::with_capacity(4096)));
         let epfd = self.shared.epoll.as_raw_fd();
-        let ch = channel.as_raw_fd();
         let _ = sys::epoll_ctl(
             epfd,
             libc::EPOLL_CTL_ADD,
-            ch,
-            CHANNEL_EVENTS,
-            token(slot, generation, KIND_CHANNEL),
+            results.as_raw_fd(),
+            RESULTS_EVENTS,
+            results_token(slot, generation),
+        );
+        // Output interest comes and goes with the outbox (set_epollout);
+        // edge-triggered, so a hang-up is reported once, not on every wait.
+        let _ = sys::epoll_ctl(
+            epfd,
+            libc::EPOLL_CTL_ADD,
+            channel.as_raw_fd(),
+            libc::EPOLLET as u32,
+            tasks_token(slot, generation),
         );
         if let Some(p) = &started.pidfd {
             let _ = sys::epoll_ctl(
@@ -341,6 +359,7 @@ impl Supervisor {
             generation,
             pid: started.pid,
             channel: channel.clone(),
+            results: results.clone(),
             area: area.clone(),
             ready: false,
             area_tasks: false,
@@ -364,6 +383,7 @@ impl Supervisor {
             generation,
             pid: started.pid,
             channel,
+            results,
             area,
             pidfd: started.pidfd,
             inbox,
@@ -389,13 +409,15 @@ impl Supervisor {
             return;
         }
         match kind {
-            KIND_CHANNEL => {
+            KIND_TASKS => {
+                // A hang-up here needs nothing: the results pipe and the
+                // pidfd report the death.
                 if events & libc::EPOLLOUT as u32 != 0 {
                     self.flush_outbox(slot, generation);
                 }
-                if events & !(libc::EPOLLOUT as u32) != 0 {
-                    self.read_channel(slot, generation);
-                }
+            }
+            KIND_RESULTS => {
+                self.read_channel(slot, generation);
             }
             KIND_PIDFD => {
                 let pid = self.link(slot, generation).map(|l| l.pid);
@@ -555,7 +577,7 @@ impl Supervisor {
         if link.generation != generation || link.eof {
             return;
         }
-        let fd = link.channel.as_raw_fd();
+        let fd = link.results.as_raw_fd();
         let mut inbox = link.inbox.lock();
         let saw_eof = fill(fd, &mut inbox, max_frame);
         let (used, sends, mut violation) =
@@ -603,8 +625,9 @@ impl Supervisor {
             return;
         };
         let epfd = self.shared.epoll.as_raw_fd();
+        let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, link.channel.as_raw_fd(), 0, 0);
         if !link.eof {
-            let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, link.channel.as_raw_fd(), 0, 0);
+            let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, link.results.as_raw_fd(), 0, 0);
         }
         if let Some(p) = &link.pidfd {
             let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, p.as_raw_fd(), 0, 0);

@@ -41,10 +41,12 @@ impl ForkLauncher {
 impl Launcher for ForkLauncher {
     fn launch(&mut self) -> io::Result<Started> {
         let (ours, theirs) = sys::socketpair()?;
+        let (results, results_theirs) = sys::results_pipe()?;
         let area = Area::new(area::region_size(self.max_frame))?;
         // Prepared before the fork: the sorted list of fds the child keeps.
         let mut keep: Vec<RawFd> = self.keep_fds.clone();
         keep.push(theirs.as_raw_fd());
+        keep.push(results_theirs.as_raw_fd());
         keep.push(area.fd());
         keep.sort_unstable();
         keep.dedup();
@@ -57,7 +59,8 @@ impl Launcher for ForkLauncher {
         if pid == 0 {
             let child = Child {
                 channel: theirs.as_raw_fd(),
-                ours: ours.as_raw_fd(),
+                results: results_theirs.as_raw_fd(),
+                ours: [ours.as_raw_fd(), results.as_raw_fd()],
                 keep: &keep,
                 area: &area,
                 parent,
@@ -69,6 +72,7 @@ impl Launcher for ForkLauncher {
             return Err(io::Error::last_os_error());
         }
         drop(theirs);
+        drop(results_theirs);
         // Also set from the parent, so the group exists before either side runs on.
         // SAFETY: pid is our child; EACCES/ESRCH are harmless here.
         unsafe { libc::setpgid(pid, pid) };
@@ -90,6 +94,7 @@ impl Launcher for ForkLauncher {
             pid,
             pidfd,
             channel: ours,
+            results,
             area,
         })
     }
@@ -98,7 +103,9 @@ impl Launcher for ForkLauncher {
 /// What the child needs, all prepared before the fork.
 struct Child<'a> {
     channel: RawFd,
-    ours: RawFd,
+    results: RawFd,
+    /// The pool's ends of this worker's channel.
+    ours: [RawFd; 2],
     keep: &'a [RawFd],
     area: &'a Area,
     parent: libc::pid_t,
@@ -125,13 +132,15 @@ impl Child<'_> {
             if self.launcher.close_inherited_fds {
                 close_all_except(self.keep);
             } else {
-                libc::close(self.ours);
+                libc::close(self.ours[0]);
+                libc::close(self.ours[1]);
             }
         }
         let l = self.launcher;
         let code = catch_unwind(AssertUnwindSafe(|| {
             worker::serve(
                 self.channel,
+                self.results,
                 self.area.handle(),
                 &l.handler,
                 l.initializer.as_ref(),

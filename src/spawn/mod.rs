@@ -18,8 +18,10 @@ pub(crate) struct Started {
     pub pid: libc::pid_t,
     /// `None` when the kernel has no `pidfd_open` (or the test hook is on).
     pub pidfd: Option<OwnedFd>,
-    /// The pool's end of the worker's channel (CLOEXEC).
+    /// The pool's end of the worker's task socket (CLOEXEC).
     pub channel: OwnedFd,
+    /// The read end of the worker's results pipe (CLOEXEC, non-blocking).
+    pub results: OwnedFd,
     /// The worker's shared area (progress page, large payloads).
     pub area: Area,
 }

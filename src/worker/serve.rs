@@ -1,6 +1,6 @@
 //! The worker loop: hello, then read TASK (or TASK_SHM, whose payload is in
 //! the shared area), record its start in the progress page, run the
-//! handler, send the RESULT, until the pool closes the channel.
+//! handler, send the RESULT, until the pool closes the task socket.
 
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -12,10 +12,12 @@ use crate::error::panic_text;
 use crate::protocol::{self, Frame, FEATURE_AREA};
 use crate::sys;
 
-/// Runs the initializer and then serves tasks on `channel` until end of
-/// stream. Returns the exit code the process should `_exit` with.
+/// Runs the initializer and then serves the tasks read from `tasks` (the
+/// task socket), writing results to `results` (the results pipe), until end
+/// of stream. Returns the exit code the process should `_exit` with.
 pub(crate) fn serve(
-    channel: RawFd,
+    tasks: RawFd,
+    results: RawFd,
     area: AreaHandle,
     handler: &Handler,
     initializer: Option<&Initializer>,
@@ -25,13 +27,13 @@ pub(crate) fn serve(
         let outcome = catch_unwind(AssertUnwindSafe(|| init()))
             .unwrap_or_else(|_| Err("initializer panicked".to_string()));
         if let Err(message) = outcome {
-            let _ = sys::send_all(channel, &protocol::encode_fatal(message.as_bytes()));
+            let _ = sys::write_all(results, &protocol::encode_fatal(message.as_bytes()));
             return EXIT_INIT_FAILED;
         }
     }
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
-    if sys::send_all(channel, &protocol::encode_hello(pid, FEATURE_AREA)).is_err() {
+    if sys::write_all(results, &protocol::encode_hello(pid, FEATURE_AREA)).is_err() {
         return EXIT_PARENT_GONE;
     }
 
@@ -44,7 +46,7 @@ pub(crate) fn serve(
         // Decode one frame from what we have, or read more.
         let decoded = match protocol::decode(&inbuf[start..], max_frame) {
             Ok(d) => d,
-            Err(e) => return fatal(channel, &format!("bad frame from pool: {e}")),
+            Err(e) => return fatal(results, &format!("bad frame from pool: {e}")),
         };
         let Some((frame, used)) = decoded else {
             if start > 0 {
@@ -52,16 +54,10 @@ pub(crate) fn serve(
                 start = 0;
             }
             protocol::reserve_read_space(&mut inbuf, max_frame);
-            // Wait in poll, not in a blocking recv: a socket wakes every
-            // reader blocked on it each time the pool consumes one of this
-            // worker's replies (write space came free); poll waits for
-            // input only.
-            sys::poll_readable(channel, -1);
-            match sys::recv_into(channel, &mut inbuf, libc::MSG_DONTWAIT) {
-                Ok(0) if inbuf.is_empty() => return 0, // pool closed the channel: done
+            match sys::recv_into(tasks, &mut inbuf, 0) {
+                Ok(0) if inbuf.is_empty() => return 0, // pool closed the socket: done
                 Ok(0) => return EXIT_PARENT_GONE,
                 Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(_) => return EXIT_PARENT_GONE,
             }
         };
@@ -72,13 +68,13 @@ pub(crate) fn serve(
                     Some(payload) => (id, payload),
                     None => {
                         let why = format!("TASK_SHM names {len} bytes at offset {offset}, outside the task region");
-                        return fatal(channel, &why);
+                        return fatal(results, &why);
                     }
                 }
             }
             _ => {
                 return fatal(
-                    channel,
+                    results,
                     "unexpected frame from pool (only TASK and TASK_SHM are valid)",
                 )
             }
@@ -88,7 +84,7 @@ pub(crate) fn serve(
         let returned = catch_unwind(AssertUnwindSafe(|| handler(payload, &mut reply)))
             .unwrap_or_else(|panic| Err(format!("handler panicked: {}", panic_text(&*panic))));
         let frame = reply.finish(id, returned, max_frame);
-        if sys::send_all(channel, frame).is_err() {
+        if sys::write_all(results, frame).is_err() {
             return EXIT_PARENT_GONE;
         }
         start += used;
@@ -100,7 +96,7 @@ pub(crate) fn serve(
     }
 }
 
-fn fatal(channel: RawFd, message: &str) -> i32 {
-    let _ = sys::send_all(channel, &protocol::encode_fatal(message.as_bytes()));
+fn fatal(results: RawFd, message: &str) -> i32 {
+    let _ = sys::write_all(results, &protocol::encode_fatal(message.as_bytes()));
     EXIT_PROTOCOL
 }
