@@ -409,12 +409,10 @@ impl Supervisor {
             return;
         }
         match kind {
-            KIND_TASKS => {
-                // A hang-up here needs nothing: the results pipe and the
-                // pidfd report the death.
-                if events & libc::EPOLLOUT as u32 != 0 {
-                    self.flush_outbox(slot, generation);
-                }
+            // A hang-up alone on the task socket needs nothing: the
+            // results pipe and the pidfd report the death.
+            KIND_TASKS if events & libc::EPOLLOUT as u32 != 0 => {
+                self.flush_outbox(slot, generation);
             }
             KIND_RESULTS => {
                 self.read_channel(slot, generation);
