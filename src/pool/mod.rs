@@ -286,11 +286,11 @@ impl Pool {
                     let end = MutexGuard::unlocked(&mut st, || {
                         session.run(&self.shared, &wake, deadline, spin)
                     });
-                    let trouble = matches!(end, SessionEnd::Trouble);
-                    if st.give_back_reader(&session, trouble) {
+                    let violation = matches!(end, SessionEnd::Violation);
+                    if st.give_back_reader(&session, violation) {
                         self.shared.wake();
                     }
-                    may_read &= !trouble;
+                    may_read &= !matches!(end, SessionEnd::Ended | SessionEnd::Violation);
                     timed_out = matches!(end, SessionEnd::TimedOut);
                 } else if !spun {
                     // A result often comes back within microseconds; a thread

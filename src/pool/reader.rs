@@ -33,6 +33,13 @@ use crate::area::Area;
 use crate::protocol;
 use crate::sys;
 
+/// A waiting thread reads its task's result itself only for a task
+/// submitted this recently: what it saves (a context switch, microseconds)
+/// matters for short tasks, and a task that has run for a while is as well
+/// served by the supervisor, which then also sees its worker's death first
+/// hand instead of after a hand-over.
+const DIRECT_READ_WINDOW: Duration = Duration::from_millis(1);
+
 /// Bytes read from a worker's channel and not yet applied. Locked by
 /// whoever reads the channel (only one party at a time, by the role); a
 /// waiting thread holds it while it blocks reading, so nobody else may
@@ -54,8 +61,13 @@ pub(crate) enum SessionEnd {
     Mail,
     /// The deadline passed first.
     TimedOut,
-    /// End of stream or a bad frame: the supervisor takes over.
-    Trouble,
+    /// End of stream: the worker is gone or going. Giving the pipe back
+    /// turns the supervisor's interest in it on again, which reports the
+    /// end at once (and its pidfd reports the death).
+    Ended,
+    /// A bad frame, left in the inbox: the supervisor must be woken to
+    /// read it again and stop the worker.
+    Violation,
 }
 
 impl State {
@@ -65,6 +77,13 @@ impl State {
     pub(crate) fn take_reader_for(&mut self, task_id: u64) -> Option<ReaderSession> {
         use super::state::Phase;
         if !matches!(self.phase, Phase::Running | Phase::Closed) {
+            return None;
+        }
+        let recent = self
+            .tasks
+            .get(&task_id)
+            .is_some_and(|t| t.submitted.elapsed() < DIRECT_READ_WINDOW);
+        if !recent {
             return None;
         }
         let (slot, w) = self
@@ -88,8 +107,8 @@ impl State {
     }
 
     /// Ends a waiting thread's reading. Returns true when the supervisor
-    /// must look at the channel (it saw an edge meanwhile, or `trouble`);
-    /// the caller then wakes it.
+    /// must look at the pipe again (it saw an edge meanwhile, or a bad frame
+    /// waits in the inbox: `trouble`); the caller then wakes it.
     pub(crate) fn give_back_reader(&mut self, s: &ReaderSession, trouble: bool) -> bool {
         let epoll_fd = self.epoll_fd;
         let Some(w) = self.worker_mut(s.slot, s.generation) else {
@@ -134,8 +153,11 @@ impl ReaderSession {
             if wake.has_mail() {
                 return SessionEnd::Mail;
             }
-            if saw_eof || violation.is_some() {
-                return SessionEnd::Trouble;
+            if violation.is_some() {
+                return SessionEnd::Violation;
+            }
+            if saw_eof {
+                return SessionEnd::Ended;
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {

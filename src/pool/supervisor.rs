@@ -21,6 +21,10 @@ use crate::sys::{self, ExitStatus, Sent};
 
 /// Replacement workers that may fail to start in a row before the pool fails.
 const MAX_START_FAILURES: u32 = 5;
+/// How long the supervisor waits for a waiting thread to give back the
+/// results pipe of a worker it just reaped, before leaving the accounting
+/// for when it does.
+const HANDBACK_WAIT: Duration = Duration::from_micros(200);
 /// Poll interval for workers without a pidfd (old kernels only).
 const REAP_POLL_MS: i32 = 20;
 
@@ -453,6 +457,26 @@ impl Supervisor {
             let mut st = self.shared.state.lock();
             if let Some(w) = st.worker_mut(slot, generation) {
                 w.dead = true;
+            }
+            // The waiter reading its pipe has seen, or is about to see, end
+            // of stream (the worker's files closed before it could be
+            // reaped) and will give the pipe back: wait a moment for that
+            // rather than be woken again for it.
+            let give_up = Instant::now() + HANDBACK_WAIT;
+            while st
+                .worker_mut(slot, generation)
+                .is_some_and(|w| w.reading == Some(Reader::Waiter))
+                && Instant::now() < give_up
+            {
+                MutexGuard::unlocked(&mut st, || {
+                    if self.shared.spin_wait.is_zero() {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                });
+            }
+            if let Some(w) = st.worker_mut(slot, generation) {
                 if w.reading == Some(Reader::Waiter) {
                     w.missed_edge = true;
                     drop(st);
