@@ -453,6 +453,16 @@ impl Supervisor {
     /// A worker was reaped: read what it sent last, then account for it,
     /// unless a waiting thread reads its channel now (then once it is done).
     fn reaped(&mut self, slot: usize, generation: u32, status: ExitStatus) {
+        // From now on its pid (and group) may be another process's: kill()
+        // must not signal it.
+        let epfd = self.shared.epoll.as_raw_fd();
+        if let Some(link) = self.link(slot, generation) {
+            link.dead = Some(status);
+            // Readable for good now: stop watching it.
+            if let Some(p) = &link.pidfd {
+                let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, p.as_raw_fd(), 0, 0);
+            }
+        }
         {
             let mut st = self.shared.state.lock();
             if let Some(w) = st.worker_mut(slot, generation) {
@@ -478,22 +488,16 @@ impl Supervisor {
             }
             if let Some(w) = st.worker_mut(slot, generation) {
                 if w.reading == Some(Reader::Waiter) {
+                    // Finalized by recheck() once the waiter gives it back.
                     w.missed_edge = true;
-                    drop(st);
-                    let epfd = self.shared.epoll.as_raw_fd();
-                    if let Some(link) = self.link(slot, generation) {
-                        link.dead = Some(status);
-                        // Readable for good now: stop watching it.
-                        if let Some(p) = &link.pidfd {
-                            let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, p.as_raw_fd(), 0, 0);
-                        }
-                    }
                     return;
                 }
             }
         }
         self.read_channel(slot, generation);
-        self.finalize(slot, generation, status);
+        if let Some(status) = self.link(slot, generation).and_then(|l| l.dead.take()) {
+            self.finalize(slot, generation, status);
+        }
     }
 
     /// Reads the channels waiting threads gave back with something left
