@@ -267,8 +267,9 @@ int billiard_config_set_initializer(struct billiard_config *cfg,
                                     void *ctx);
 
 /**
- * Whether workers close every inherited fd except 0, 1, 2, their channel and
- * the keep list (default: true).
+ * Whether workers close every inherited fd except 0, 1, 2, their own
+ * channel (task socket and results pipe), their shared memory area and the
+ * keep list (default: true).
  */
 int billiard_config_set_close_inherited_fds(struct billiard_config *cfg, bool on);
 

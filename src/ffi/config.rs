@@ -170,8 +170,9 @@ pub unsafe extern "C" fn billiard_config_set_initializer(
     })
 }
 
-/// Whether workers close every inherited fd except 0, 1, 2, their channel and
-/// the keep list (default: true).
+/// Whether workers close every inherited fd except 0, 1, 2, their own
+/// channel (task socket and results pipe), their shared memory area and the
+/// keep list (default: true).
 #[no_mangle]
 pub unsafe extern "C" fn billiard_config_set_close_inherited_fds(
     cfg: *mut billiard_config,

@@ -151,13 +151,13 @@ fn set_epollout(epoll_fd: RawFd, slot: usize, w: &mut Worker, on: bool) {
     if on {
         events |= libc::EPOLLOUT as u32;
     }
-    let data = super::supervisor::tasks_token(slot, w.generation);
+    let token = super::supervisor::tasks_token(slot, w.generation);
     let _ = sys::epoll_ctl(
         epoll_fd,
         libc::EPOLL_CTL_MOD,
         w.channel.as_raw_fd(),
         events,
-        data,
+        token,
     );
 }
 
@@ -171,13 +171,13 @@ pub(crate) fn watch_results(epoll_fd: RawFd, slot: usize, w: &Worker) {
     } else {
         super::supervisor::RESULTS_EVENTS
     };
-    let data = super::supervisor::results_token(slot, w.generation);
+    let token = super::supervisor::results_token(slot, w.generation);
     let _ = sys::epoll_ctl(
         epoll_fd,
         libc::EPOLL_CTL_MOD,
         w.results.as_raw_fd(),
         events,
-        data,
+        token,
     );
 }
 

@@ -25,6 +25,9 @@ const MAX_START_FAILURES: u32 = 5;
 /// results pipe of a worker it just reaped, before leaving the accounting
 /// for when it does.
 const HANDBACK_WAIT: Duration = Duration::from_micros(200);
+/// How long the supervisor waits for a worker whose results pipe ended to
+/// exit before it goes back to epoll (its pidfd reports the exit then).
+const EXIT_WAIT_MS: i32 = 2;
 /// Poll interval for workers without a pidfd (old kernels only).
 const REAP_POLL_MS: i32 = 20;
 
@@ -420,6 +423,7 @@ impl Supervisor {
             }
             KIND_RESULTS => {
                 self.read_channel(slot, generation);
+                self.await_exit(slot, generation);
             }
             KIND_PIDFD => {
                 let pid = self.link(slot, generation).map(|l| l.pid);
@@ -569,6 +573,28 @@ impl Supervisor {
                 n -= front.len();
                 w.outbox.pop_front();
             }
+        }
+    }
+
+    /// After end of stream on a worker's results pipe: the worker has
+    /// closed its files, the last step of exiting but one, so its exit is
+    /// due within microseconds. Waiting a moment for its pidfd here, instead
+    /// of sleeping in epoll until it fires, saves a wake-up between a
+    /// worker's death and its task's result.
+    fn await_exit(&mut self, slot: usize, generation: u32) {
+        let Some(link) = self.link(slot, generation) else {
+            return;
+        };
+        if !link.eof || link.dead.is_some() {
+            return;
+        }
+        let (pid, pidfd) = match &link.pidfd {
+            Some(p) => (link.pid, p.as_raw_fd()),
+            None => return,
+        };
+        sys::poll_readable(pidfd, EXIT_WAIT_MS);
+        if let Some(status) = sys::try_reap(pid) {
+            self.reaped(slot, generation, status);
         }
     }
 
@@ -779,6 +805,13 @@ pub(crate) fn apply_frames(
     (used, sends, None)
 }
 
+/// The worker whose frames are being applied, unless it is gone or the pool
+/// is stopping it (its frames no longer count).
+fn live_worker(st: &mut State, slot: usize, generation: u32) -> Option<&mut Worker> {
+    st.worker_mut(slot, generation)
+        .filter(|w| w.kill_reason.is_none())
+}
+
 /// Applies one frame from a worker to the shared state.
 fn apply(
     st: &mut State,
@@ -788,12 +821,9 @@ fn apply(
     now: Instant,
 ) -> Result<Option<Send>, String> {
     let phase = st.phase;
-    let Some(w) = st.worker_mut(slot, generation) else {
+    let Some(w) = live_worker(st, slot, generation) else {
         return Ok(None);
     };
-    if w.kill_reason.is_some() {
-        return Ok(None);
-    }
     match frame {
         Frame::Hello {
             version,
@@ -853,12 +883,9 @@ fn apply_result(
     data: Vec<u8>,
 ) -> Result<Option<Send>, String> {
     let phase = st.phase;
-    let Some(w) = st.worker_mut(slot, generation) else {
+    let Some(w) = live_worker(st, slot, generation) else {
         return Ok(None);
     };
-    if w.kill_reason.is_some() {
-        return Ok(None);
-    }
     let Some(at) = w.tasks.iter().position(|&t| t == id) else {
         return Err(format!(
             "it sent a result for task {id}, which it was not running"
