@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Condvar;
 
-use super::ids::IdMap;
+use super::ids::{IdMap, SeqMap};
 use super::result::{Outcome, TaskResult};
 use crate::area::{self, Area};
 use crate::error::Error;
@@ -216,7 +216,7 @@ pub(crate) struct State {
     pub phase: Phase,
     /// Why the pool failed to start or keep workers.
     pub failure: Option<Error>,
-    pub tasks: IdMap<Task>,
+    pub tasks: SeqMap<Task>,
     pub queue: VecDeque<u64>,
     pub workers: Vec<Option<Worker>>,
     pub idle: Vec<usize>,
@@ -225,7 +225,7 @@ pub(crate) struct State {
     /// Channels the supervisor must read again: a waiting thread read them
     /// while the supervisor saw an edge, or hit trouble there.
     pub recheck: Vec<(usize, u32)>,
-    done: IdMap<TaskResult>,
+    done: SeqMap<TaskResult>,
     done_order: VecDeque<u64>,
     any_waiters: VecDeque<u64>,
     /// Tasks some thread waits for by id.
@@ -254,13 +254,13 @@ impl State {
         State {
             phase: Phase::Starting,
             failure: None,
-            tasks: IdMap::default(),
+            tasks: SeqMap::default(),
             queue: VecDeque::new(),
             workers: Vec::new(),
             idle: Vec::new(),
             blocked_submitters: 0,
             recheck: Vec::new(),
-            done: IdMap::default(),
+            done: SeqMap::default(),
             done_order: VecDeque::new(),
             any_waiters: VecDeque::new(),
             claimed: 0,
@@ -577,7 +577,7 @@ impl State {
             .flatten()
             .flat_map(|w| w.tasks.iter().map(|&t| (t, w.pid)))
             .collect();
-        let mut ids: Vec<u64> = self.tasks.keys().copied().collect();
+        let mut ids: Vec<u64> = self.tasks.keys().collect();
         ids.sort_unstable();
         for id in ids {
             let pid = holders.get(&id).copied().unwrap_or(0);
