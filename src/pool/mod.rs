@@ -269,7 +269,14 @@ impl Pool {
             return Err(Error::TimedOut);
         }
         let (waiter, wake) = st.add_waiter(want);
-        let spin = self.shared.spin_wait;
+        // Spin only while no task waits for a worker: with a backlog,
+        // results come steadily and the CPU a spinning thread takes is
+        // what the workers and the supervisor need.
+        let spin = if st.tasks.len() <= st.workers.len() {
+            self.shared.spin_wait
+        } else {
+            Duration::ZERO
+        };
         let mut spun = spin.is_zero();
         // A thread waiting for one task reads its worker's channel itself
         // when it can (see reader.rs); after trouble there it leaves the
