@@ -225,6 +225,9 @@ pub(crate) struct State {
     /// Channels the supervisor must read again: a waiting thread read them
     /// while the supervisor saw an edge, or hit trouble there.
     pub recheck: Vec<(usize, u32)>,
+    /// The worker whose frames are being applied, whose outbox the applying
+    /// thread writes itself afterwards.
+    pub applying: Option<usize>,
     done: SeqMap<TaskResult>,
     done_order: VecDeque<u64>,
     any_waiters: VecDeque<u64>,
@@ -260,6 +263,7 @@ impl State {
             idle: Vec::new(),
             blocked_submitters: 0,
             recheck: Vec::new(),
+            applying: None,
             done: SeqMap::default(),
             done_order: VecDeque::new(),
             any_waiters: VecDeque::new(),
@@ -390,10 +394,21 @@ impl State {
             });
         }
         w.outbox.push_back(frame);
-        if !w.direct_sending {
+        // Frames queued while a worker's results are applied are written
+        // right after, by the thread applying them (see apply_frames).
+        if !w.direct_sending && self.applying != Some(slot) {
             set_epollout(epoll_fd, slot, w, true);
         }
         None
+    }
+
+    /// Arms EPOLLOUT for a worker whose channel is full, so the supervisor
+    /// writes the rest of its outbox once there is room.
+    pub(crate) fn outbox_full(&mut self, slot: usize, generation: u32) {
+        let epoll_fd = self.epoll_fd;
+        if let Some(w) = self.worker_mut(slot, generation) {
+            set_epollout(epoll_fd, slot, w, true);
+        }
     }
 
     /// A direct write to the worker in `slot` ended; `rest` is the frame and

@@ -103,6 +103,58 @@ impl Shared {
         self.state.lock().direct_done(s.slot, s.generation, rest);
     }
 
+    /// Writes a worker's outbox, many frames per `sendmsg`, while the
+    /// channel has room; turns EPOLLOUT off once it is empty, on when the
+    /// channel is full. Any thread may call it: it writes only if nobody
+    /// else writes to the channel (`direct_sending`, which it sets while it
+    /// writes; whoever writes picks up frames queued meanwhile).
+    pub(crate) fn flush_outbox(&self, slot: usize, generation: u32) {
+        loop {
+            let (frames, skip, fd) = {
+                let mut st = self.state.lock();
+                let Some(w) = st.worker_mut(slot, generation) else {
+                    return;
+                };
+                if w.outbox.is_empty() || w.direct_sending {
+                    st.outbox_idle(slot, generation);
+                    return;
+                }
+                w.direct_sending = true;
+                let frames: Vec<Arc<Vec<u8>>> =
+                    w.outbox.iter().take(OUTBOX_BATCH).cloned().collect();
+                (frames, w.outbox_sent, w.channel.clone())
+            };
+            let bufs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+            let sent = sys::send_vectored_nonblocking(fd.as_raw_fd(), &bufs, skip);
+            let mut st = self.state.lock();
+            let Some(w) = st.worker_mut(slot, generation) else {
+                return;
+            };
+            w.direct_sending = false;
+            let Ok(mut n) = sent else {
+                // Broken: the death is handled through the pidfd and EOF.
+                w.outbox.clear();
+                w.outbox_sent = 0;
+                st.outbox_idle(slot, generation);
+                return;
+            };
+            if n == 0 {
+                st.outbox_full(slot, generation);
+                return;
+            }
+            n += w.outbox_sent;
+            w.outbox_sent = 0;
+            while let Some(front) = w.outbox.front() {
+                if n < front.len() {
+                    w.outbox_sent = n;
+                    break;
+                }
+                n -= front.len();
+                w.outbox.pop_front();
+            }
+        }
+    }
+
     pub(crate) fn send_all(&self, sends: Vec<Send>) {
         for s in sends {
             self.send(s);
@@ -419,7 +471,7 @@ impl Supervisor {
             // A hang-up alone on the task socket needs nothing: the
             // results pipe and the pidfd report the death.
             KIND_TASKS if events & libc::EPOLLOUT as u32 != 0 => {
-                self.flush_outbox(slot, generation);
+                self.shared.flush_outbox(slot, generation);
             }
             KIND_RESULTS => {
                 self.read_channel(slot, generation);
@@ -527,52 +579,6 @@ impl Supervisor {
         let st = self.shared.state.lock();
         if st.blocked_submitters > 0 && st.waiting() < self.shared.max_queued {
             self.shared.changed.notify_all();
-        }
-    }
-
-    /// Writes a worker's outbox, many frames per `sendmsg`, while the
-    /// channel has room; turns EPOLLOUT off once it is empty.
-    fn flush_outbox(&mut self, slot: usize, generation: u32) {
-        loop {
-            let (frames, skip, fd) = {
-                let mut st = self.shared.state.lock();
-                let Some(w) = st.worker_mut(slot, generation) else {
-                    return;
-                };
-                if w.outbox.is_empty() || w.direct_sending {
-                    st.outbox_idle(slot, generation);
-                    return;
-                }
-                let frames: Vec<Arc<Vec<u8>>> =
-                    w.outbox.iter().take(OUTBOX_BATCH).cloned().collect();
-                (frames, w.outbox_sent, w.channel.clone())
-            };
-            let bufs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-            let sent = sys::send_vectored_nonblocking(fd.as_raw_fd(), &bufs, skip);
-            let mut st = self.shared.state.lock();
-            let Some(w) = st.worker_mut(slot, generation) else {
-                return;
-            };
-            let Ok(mut n) = sent else {
-                // Broken: the death is handled through the pidfd and EOF.
-                w.outbox.clear();
-                w.outbox_sent = 0;
-                st.outbox_idle(slot, generation);
-                return;
-            };
-            if n == 0 {
-                return; // full: wait for EPOLLOUT
-            }
-            n += w.outbox_sent;
-            w.outbox_sent = 0;
-            while let Some(front) = w.outbox.front() {
-                if n < front.len() {
-                    w.outbox_sent = n;
-                    break;
-                }
-                n -= front.len();
-                w.outbox.pop_front();
-            }
         }
     }
 
@@ -765,15 +771,38 @@ pub(crate) fn apply_frames(
     area: &Area,
     buf: &[u8],
 ) -> (usize, Vec<Send>, Option<String>) {
+    if buf.is_empty() {
+        return (0, Vec::new(), None);
+    }
+    let mut st = shared.state.lock();
+    st.applying = Some(slot);
+    let outcome = apply_locked(&mut st, shared.max_frame, slot, generation, area, buf);
+    st.applying = None;
+    // Frames the results let into the worker's window go out now, in one
+    // write, rather than after another trip through epoll.
+    let flush = st
+        .worker_mut(slot, generation)
+        .is_some_and(|w| !w.outbox.is_empty() && !w.direct_sending);
+    drop(st);
+    if flush {
+        shared.flush_outbox(slot, generation);
+    }
+    outcome
+}
+
+fn apply_locked(
+    st: &mut MutexGuard<'_, State>,
+    max_frame: usize,
+    slot: usize,
+    generation: u32,
+    area: &Area,
+    buf: &[u8],
+) -> (usize, Vec<Send>, Option<String>) {
     let mut used = 0;
     let mut sends = Vec::new();
-    if buf.is_empty() {
-        return (0, sends, None);
-    }
     let now = Instant::now();
-    let mut st = shared.state.lock();
     while used < buf.len() {
-        let (frame, n) = match protocol::decode(&buf[used..], shared.max_frame) {
+        let (frame, n) = match protocol::decode(&buf[used..], max_frame) {
             Ok(Some(x)) => x,
             Ok(None) => break,
             Err(e) => return (used, sends, Some(format!("it sent a bad frame: {e}"))),
@@ -786,12 +815,12 @@ pub(crate) fn apply_frames(
                 len,
             } => {
                 // Copied without the lock: a large reply takes a while.
-                match MutexGuard::unlocked(&mut st, || area.take_reply(offset, len)) {
-                    Ok(data) => apply_result(&mut st, slot, generation, id, ok, data),
+                match MutexGuard::unlocked(st, || area.take_reply(offset, len)) {
+                    Ok(data) => apply_result(st, slot, generation, id, ok, data),
                     Err(v) => Err(v),
                 }
             }
-            other => apply(&mut st, slot, generation, other, now),
+            other => apply(st, slot, generation, other, now),
         };
         match applied {
             Ok(Some(send)) => sends.push(send),
