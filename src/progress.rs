@@ -88,6 +88,12 @@ impl<'a> ProgressPage<'a> {
     /// start is among the last [`RING`]. Looks from the newest back, where
     /// a task whose result is being read almost always is.
     pub(crate) fn started_at(&self, id: u64) -> Option<Instant> {
+        self.started_at_by(id, &Clock::now())
+    }
+
+    /// [`ProgressPage::started_at`], read against a clock taken once for
+    /// many lookups.
+    pub(crate) fn started_at_by(&self, id: u64, clock: &Clock) -> Option<Instant> {
         let s = self.slots();
         let count = s.count.load(Ordering::Acquire);
         let ns = (1..=count.min(RING as u64)).find_map(|back| {
@@ -100,8 +106,24 @@ impl<'a> ProgressPage<'a> {
             // Still the same start (ids are never reused)?
             (e.id.load(Ordering::Relaxed) == id).then_some(ns)
         })?;
-        let ago = monotonic_ns().saturating_sub(ns);
-        Instant::now().checked_sub(Duration::from_nanos(ago))
+        let ago = clock.ns.saturating_sub(ns);
+        clock.instant.checked_sub(Duration::from_nanos(ago))
+    }
+}
+
+/// The time now, as an [`Instant`] and as the CLOCK_MONOTONIC nanoseconds
+/// the progress page records, read together.
+pub(crate) struct Clock {
+    pub instant: Instant,
+    ns: u64,
+}
+
+impl Clock {
+    pub(crate) fn now() -> Clock {
+        Clock {
+            instant: Instant::now(),
+            ns: monotonic_ns(),
+        }
     }
 }
 

@@ -492,11 +492,11 @@ impl State {
         data: Vec<u8>,
         pid: i32,
         status: Option<sys::ExitStatus>,
+        now: Instant,
     ) {
         let Some(task) = self.tasks.remove(&task_id) else {
             return;
         };
-        let now = Instant::now();
         let (queued, running) = match task.started {
             Some(s) => (s - task.submitted, now - s),
             None => (now - task.submitted, Duration::ZERO),
@@ -581,6 +581,7 @@ impl State {
             message.into_bytes(),
             pid,
             Some(status),
+            Instant::now(),
         );
     }
 
@@ -594,9 +595,10 @@ impl State {
             .collect();
         let mut ids: Vec<u64> = self.tasks.keys().collect();
         ids.sort_unstable();
+        let now = Instant::now();
         for id in ids {
             let pid = holders.get(&id).copied().unwrap_or(0);
-            self.finish(id, outcome, message.as_bytes().to_vec(), pid, None);
+            self.finish(id, outcome, message.as_bytes().to_vec(), pid, None, now);
         }
         self.queue.clear();
         for w in self.workers.iter_mut().flatten() {
@@ -798,7 +800,7 @@ mod tests {
         let fd = sys::eventfd().unwrap();
         let mut st = state_with_task(1, &fd);
         let (waiter, _cv) = st.add_waiter(Some(1));
-        st.finish(1, Outcome::Ok, b"r".to_vec(), 1, None);
+        st.finish(1, Outcome::Ok, b"r".to_vec(), 1, None, Instant::now());
         assert!(
             st.take_done(None).is_none(),
             "the waiter got it, not the store"

@@ -15,6 +15,7 @@ use super::result::Outcome;
 use super::state::{Phase, Reader, Send, State, Worker};
 use crate::area::Area;
 use crate::error::Error;
+use crate::progress::Clock;
 use crate::protocol::{self, Frame, PROTOCOL_VERSION};
 use crate::spawn::Launcher;
 use crate::sys::{self, ExitStatus, Sent};
@@ -800,7 +801,7 @@ fn apply_locked(
 ) -> (usize, Vec<Send>, Option<String>) {
     let mut used = 0;
     let mut sends = Vec::new();
-    let now = Instant::now();
+    let clock = Clock::now();
     while used < buf.len() {
         let (frame, n) = match protocol::decode(&buf[used..], max_frame) {
             Ok(Some(x)) => x,
@@ -816,11 +817,14 @@ fn apply_locked(
             } => {
                 // Copied without the lock: a large reply takes a while.
                 match MutexGuard::unlocked(st, || area.take_reply(offset, len)) {
-                    Ok(data) => apply_result(st, slot, generation, id, ok, data),
+                    Ok(data) => apply_result(st, slot, generation, id, ok, data, &clock),
                     Err(v) => Err(v),
                 }
             }
-            other => apply(st, slot, generation, other, now),
+            Frame::Result { id, ok, payload } => {
+                apply_result(st, slot, generation, id, ok, payload.to_vec(), &clock)
+            }
+            other => apply(st, slot, generation, other, clock.instant),
         };
         match applied {
             Ok(Some(send)) => sends.push(send),
@@ -893,11 +897,10 @@ fn apply(
             Ok(None)
         }
         Frame::Task { .. } | Frame::TaskShm { .. } => Err("it sent a TASK frame".into()),
-        Frame::Result { id, ok, payload } => {
-            apply_result(st, slot, generation, id, ok, payload.to_vec())
+        // Applied by apply_locked, which calls apply_result.
+        Frame::Result { .. } | Frame::ResultShm { .. } => {
+            Err("it sent a result the pool did not read".into())
         }
-        // Copied out of the area by apply_frames, which calls apply_result.
-        Frame::ResultShm { .. } => Err("it sent a RESULT_SHM the pool did not read".into()),
     }
 }
 
@@ -910,6 +913,7 @@ fn apply_result(
     id: u64,
     ok: bool,
     data: Vec<u8>,
+    clock: &Clock,
 ) -> Result<Option<Send>, String> {
     let phase = st.phase;
     let Some(w) = live_worker(st, slot, generation) else {
@@ -925,13 +929,13 @@ fn apply_result(
         w.acked = None;
     }
     let pid = w.pid;
-    let started = w.area.progress().started_at(id);
+    let started = w.area.progress().started_at_by(id, clock);
     if let Some(t) = st.tasks.get_mut(&id) {
         t.started = t.started.or(started);
     }
     st.task_region_done(slot, id);
     let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
-    st.finish(id, outcome, data, pid, None);
+    st.finish(id, outcome, data, pid, None, clock.instant);
     if matches!(phase, Phase::Running | Phase::Closed) {
         Ok(st.worker_free(slot))
     } else {
