@@ -187,8 +187,13 @@ impl Pool {
         st.tasks
             .insert(id, Task::new(frame, Some(data.len()), opts.tag));
         let Some((mut send, area)) = st.assign_through_area(slot, id, data.len()) else {
-            // The slot came from the idle list under this lock: unreachable,
-            // but never leave the task stranded.
+            // Unreachable (the slot came from the idle list under this
+            // lock), but never leave the task stranded: it waits in the
+            // queue with its payload in the frame.
+            if let Some(t) = st.tasks.get_mut(&id) {
+                t.frame = Some(Arc::new(protocol::encode_task(id, data)));
+                t.in_area = None;
+            }
             st.queue.push_back(id);
             return Ok(Some(id));
         };
