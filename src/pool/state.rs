@@ -130,6 +130,9 @@ pub(crate) struct Worker {
     /// The supervisor saw its channel become readable (or its pidfd) while
     /// a waiting thread read the channel: it must look again afterwards.
     pub missed_edge: bool,
+    /// Its frames are being applied; the thread applying them writes its
+    /// outbox afterwards (so assigning a task to it arms nothing).
+    pub applying: bool,
     /// Reaped by the supervisor, which finishes its accounting once the
     /// waiting thread reading its channel gives the channel back.
     pub dead: bool,
@@ -225,9 +228,6 @@ pub(crate) struct State {
     /// Channels the supervisor must read again: a waiting thread read them
     /// while the supervisor saw an edge, or hit trouble there.
     pub recheck: Vec<(usize, u32)>,
-    /// The worker whose frames are being applied, whose outbox the applying
-    /// thread writes itself afterwards.
-    pub applying: Option<usize>,
     done: SeqMap<TaskResult>,
     done_order: VecDeque<u64>,
     any_waiters: VecDeque<u64>,
@@ -263,7 +263,6 @@ impl State {
             idle: Vec::new(),
             blocked_submitters: 0,
             recheck: Vec::new(),
-            applying: None,
             done: SeqMap::default(),
             done_order: VecDeque::new(),
             any_waiters: VecDeque::new(),
@@ -396,7 +395,7 @@ impl State {
         w.outbox.push_back(frame);
         // Frames queued while a worker's results are applied are written
         // right after, by the thread applying them (see apply_frames).
-        if !w.direct_sending && self.applying != Some(slot) {
+        if !w.direct_sending && !w.applying {
             set_epollout(epoll_fd, slot, w, true);
         }
         None

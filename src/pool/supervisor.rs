@@ -428,6 +428,7 @@ impl Supervisor {
             inbox: inbox.clone(),
             reading: None,
             missed_edge: false,
+            applying: false,
             dead: false,
             tasks: Vec::new(),
             acked: None,
@@ -776,9 +777,14 @@ pub(crate) fn apply_frames(
         return (0, Vec::new(), None);
     }
     let mut st = shared.state.lock();
-    st.applying = Some(slot);
+    let set_applying = |st: &mut State, on: bool| {
+        if let Some(w) = st.worker_mut(slot, generation) {
+            w.applying = on;
+        }
+    };
+    set_applying(&mut st, true);
     let outcome = apply_locked(&mut st, shared.max_frame, slot, generation, area, buf);
-    st.applying = None;
+    set_applying(&mut st, false);
     // Frames the results let into the worker's window go out now, in one
     // write, rather than after another trip through epoll.
     let flush = st
