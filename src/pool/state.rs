@@ -155,13 +155,13 @@ fn set_epollout(epoll_fd: RawFd, slot: usize, w: &mut Worker, on: bool) {
         events |= libc::EPOLLOUT as u32;
     }
     let token = super::supervisor::tasks_token(slot, w.generation);
-    let _ = sys::epoll_ctl(
-        epoll_fd,
-        libc::EPOLL_CTL_MOD,
-        w.channel.as_raw_fd(),
-        events,
-        token,
-    );
+    rewatch(epoll_fd, &w.channel, events, token);
+}
+
+/// Changes what the supervisor's epoll watches on `fd`. It fails only for
+/// an fd already taken out of epoll, that is for a worker that is gone.
+fn rewatch(epoll_fd: RawFd, fd: &OwnedFd, events: u32, token: u64) {
+    let _ = sys::epoll_ctl(epoll_fd, libc::EPOLL_CTL_MOD, fd.as_raw_fd(), events, token);
 }
 
 /// Sets whether the supervisor's epoll watches a worker's results pipe for
@@ -175,13 +175,7 @@ pub(crate) fn watch_results(epoll_fd: RawFd, slot: usize, w: &Worker) {
         super::supervisor::RESULTS_EVENTS
     };
     let token = super::supervisor::results_token(slot, w.generation);
-    let _ = sys::epoll_ctl(
-        epoll_fd,
-        libc::EPOLL_CTL_MOD,
-        w.results.as_raw_fd(),
-        events,
-        token,
-    );
+    rewatch(epoll_fd, &w.results, events, token);
 }
 
 /// A frame to send to a worker, outside the lock.
