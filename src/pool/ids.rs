@@ -96,22 +96,25 @@ impl<V> SeqMap<V> {
         }
     }
 
+    // An id put aside for being far ahead may later fall inside the ring
+    // (which grew towards it): an empty ring slot always looks aside too.
+
     pub(crate) fn get(&self, id: &u64) -> Option<&V> {
-        match self.slot(*id) {
-            Some(at) => self.ring[at].as_ref(),
+        match self.slot(*id).and_then(|at| self.ring[at].as_ref()) {
+            Some(v) => Some(v),
             None => self.aside.get(id),
         }
     }
 
     pub(crate) fn get_mut(&mut self, id: &u64) -> Option<&mut V> {
-        match self.slot(*id) {
+        match self.slot(*id).filter(|&at| self.ring[at].is_some()) {
             Some(at) => self.ring[at].as_mut(),
             None => self.aside.get_mut(id),
         }
     }
 
     pub(crate) fn remove(&mut self, id: &u64) -> Option<V> {
-        let Some(at) = self.slot(*id) else {
+        let Some(at) = self.slot(*id).filter(|&at| self.ring[at].is_some()) else {
             return self.aside.remove(id);
         };
         let value = self.ring[at].take()?;
@@ -193,6 +196,25 @@ mod tests {
         want.sort_unstable();
         assert_eq!(keys, want);
         assert!(m.get(&0).is_some(), "the old entry survived");
+
+        // An id put aside for being far ahead, then covered by the ring as
+        // it grows towards it step by step, is still found.
+        let mut m: SeqMap<u64> = SeqMap::default();
+        let far = MAX_GAP + 100;
+        m.insert(1, 1);
+        m.insert(far, far);
+        for id in (2..far + 10).step_by(1000) {
+            m.insert(id, id);
+        }
+        m.insert(far + 1, far + 1);
+        assert!(
+            m.slot(far).is_some(),
+            "the ring now covers the id put aside"
+        );
+        assert_eq!(m.get(&far), Some(&far));
+        assert_eq!(m.get_mut(&far).copied(), Some(far));
+        assert_eq!(m.remove(&far), Some(far));
+        assert_eq!(m.get(&far), None);
         assert!(m.ring.len() <= 4 * m.in_ring.max(16) + MAX_GAP as usize);
     }
 }
