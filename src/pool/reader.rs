@@ -139,17 +139,14 @@ impl ReaderSession {
         let fd = self.results.as_raw_fd();
         let spin_until = Instant::now() + spin;
         loop {
-            let (saw_eof, violation) = {
-                let mut inbox = self.inbox.lock();
-                let saw_eof = fill(fd, &mut inbox, shared.max_frame);
-                let (used, sends, violation) =
-                    apply_frames(shared, self.slot, self.generation, &self.area, &inbox);
-                inbox.drain(..used);
-                protocol::release_large_buffer(&mut inbox, 0, used);
-                drop(inbox);
-                shared.send_all(sends);
-                (saw_eof, violation)
-            };
+            let (saw_eof, violation) = pump(
+                shared,
+                self.slot,
+                self.generation,
+                &self.area,
+                fd,
+                &self.inbox,
+            );
             if wake.has_mail() {
                 return SessionEnd::Mail;
             }
@@ -179,9 +176,36 @@ impl ReaderSession {
     }
 }
 
-/// Reads everything the channel holds now into `buf`, without blocking.
+/// Reads what a worker's results pipe holds into its inbox and applies
+/// every complete frame; the supervisor and waiting threads read through
+/// here alike. Returns whether the stream ended, and a protocol violation
+/// (its bytes stay in the inbox, for the supervisor).
+pub(crate) fn pump(
+    shared: &Shared,
+    slot: usize,
+    generation: u32,
+    area: &Area,
+    fd: RawFd,
+    inbox: &Mutex<Vec<u8>>,
+) -> (bool, Option<String>) {
+    let mut inbox = inbox.lock();
+    let saw_eof = fill(fd, &mut inbox, shared.max_frame);
+    let (used, sends, mut violation) = apply_frames(shared, slot, generation, area, &inbox);
+    inbox.drain(..used);
+    protocol::release_large_buffer(&mut inbox, 0, used);
+    if saw_eof && violation.is_none() {
+        if let Err(e) = protocol::check_eof(&inbox, shared.max_frame) {
+            violation = Some(format!("it sent a bad frame: {e}"));
+        }
+    }
+    drop(inbox);
+    shared.send_all(sends);
+    (saw_eof, violation)
+}
+
+/// Reads everything the pipe holds now into `buf`, without blocking.
 /// Returns whether the stream ended (or broke).
-pub(crate) fn fill(fd: RawFd, buf: &mut Vec<u8>, max_frame: usize) -> bool {
+fn fill(fd: RawFd, buf: &mut Vec<u8>, max_frame: usize) -> bool {
     loop {
         protocol::reserve_read_space(buf, max_frame);
         let room = buf.capacity() - buf.len();

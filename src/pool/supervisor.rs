@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::reader::{fill, Inbox};
+use super::reader::{pump, Inbox};
 use super::result::Outcome;
 use super::state::{Phase, Reader, Send, State, Worker};
 use crate::area::Area;
@@ -630,7 +630,6 @@ impl Supervisor {
 
     fn read_channel_now(&mut self, slot: usize, generation: u32) {
         let shared = &self.shared;
-        let max_frame = shared.max_frame;
         let Some(link) = self.links.get_mut(slot).and_then(|l| l.as_mut()) else {
             return;
         };
@@ -638,23 +637,11 @@ impl Supervisor {
             return;
         }
         let fd = link.results.as_raw_fd();
-        let mut inbox = link.inbox.lock();
-        let saw_eof = fill(fd, &mut inbox, max_frame);
-        let (used, sends, mut violation) =
-            apply_frames(shared, slot, generation, &link.area, &inbox);
-        inbox.drain(..used);
-        protocol::release_large_buffer(&mut inbox, 0, used);
+        let (saw_eof, violation) = pump(shared, slot, generation, &link.area, fd, &link.inbox);
         if saw_eof {
             link.eof = true;
             let _ = sys::epoll_ctl(shared.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0, 0);
-            if violation.is_none() {
-                if let Err(e) = protocol::check_eof(&inbox, max_frame) {
-                    violation = Some(format!("it sent a bad frame: {e}"));
-                }
-            }
         }
-        drop(inbox);
-        shared.send_all(sends);
         if violation.is_some() || saw_eof {
             // A worker that broke the protocol, or has no channel, is of no use.
             self.kill(slot, generation, violation);
