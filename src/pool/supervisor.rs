@@ -801,25 +801,7 @@ fn apply_locked(
             Ok(None) => break,
             Err(e) => return (used, sends, Some(format!("it sent a bad frame: {e}"))),
         };
-        let applied = match frame {
-            Frame::ResultShm {
-                id,
-                ok,
-                offset,
-                len,
-            } => {
-                // Copied without the lock: a large reply takes a while.
-                match MutexGuard::unlocked(st, || area.take_reply(offset, len)) {
-                    Ok(data) => apply_result(st, slot, generation, id, ok, data, &clock),
-                    Err(v) => Err(v),
-                }
-            }
-            Frame::Result { id, ok, payload } => {
-                apply_result(st, slot, generation, id, ok, payload.to_vec(), &clock)
-            }
-            other => apply(st, slot, generation, other, clock.instant),
-        };
-        match applied {
+        match apply(st, slot, generation, area, frame, &clock) {
             Ok(Some(send)) => sends.push(send),
             Ok(None) => {}
             // The bad frame stays unconsumed: a waiting thread leaves it to
@@ -838,19 +820,34 @@ fn live_worker(st: &mut State, slot: usize, generation: u32) -> Option<&mut Work
         .filter(|w| w.kill_reason.is_none())
 }
 
-/// Applies one frame from a worker to the shared state.
+/// Applies one frame from a worker to the shared state. Frames of a worker
+/// that is gone or being stopped no longer count.
 fn apply(
-    st: &mut State,
+    st: &mut MutexGuard<'_, State>,
     slot: usize,
     generation: u32,
+    area: &Area,
     frame: Frame<'_>,
-    now: Instant,
+    clock: &Clock,
 ) -> Result<Option<Send>, String> {
     let phase = st.phase;
     let Some(w) = live_worker(st, slot, generation) else {
         return Ok(None);
     };
     match frame {
+        Frame::Result { id, ok, payload } => {
+            apply_result(st, slot, generation, id, ok, payload.to_vec(), clock)
+        }
+        Frame::ResultShm {
+            id,
+            ok,
+            offset,
+            len,
+        } => {
+            // Copied without the lock: a large reply takes a while.
+            let data = MutexGuard::unlocked(st, || area.take_reply(offset, len))?;
+            apply_result(st, slot, generation, id, ok, data, clock)
+        }
         Frame::Hello {
             version,
             pid,
@@ -880,7 +877,7 @@ fn apply(
             }
             w.acked = Some(id);
             if let Some(t) = st.tasks.get_mut(&id) {
-                t.started = Some(now);
+                t.started = Some(clock.instant);
                 t.frame = None;
             }
             Ok(None)
@@ -890,10 +887,6 @@ fn apply(
             Ok(None)
         }
         Frame::Task { .. } | Frame::TaskShm { .. } => Err("it sent a TASK frame".into()),
-        // Applied by apply_locked, which calls apply_result.
-        Frame::Result { .. } | Frame::ResultShm { .. } => {
-            Err("it sent a result the pool did not read".into())
-        }
     }
 }
 
