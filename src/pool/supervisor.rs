@@ -22,13 +22,6 @@ use crate::sys::{self, ExitStatus, Sent};
 
 /// Replacement workers that may fail to start in a row before the pool fails.
 const MAX_START_FAILURES: u32 = 5;
-/// How long the supervisor waits for a waiting thread to give back the
-/// results pipe of a worker it just reaped, before leaving the accounting
-/// for when it does.
-const HANDBACK_WAIT: Duration = Duration::from_micros(200);
-/// How long the supervisor waits for a worker whose results pipe ended to
-/// exit before it goes back to epoll (its pidfd reports the exit then).
-const EXIT_WAIT_MS: i32 = 2;
 /// Poll interval for workers without a pidfd (old kernels only).
 const REAP_POLL_MS: i32 = 20;
 
@@ -477,7 +470,6 @@ impl Supervisor {
             }
             KIND_RESULTS => {
                 self.read_channel(slot, generation);
-                self.await_exit(slot, generation);
             }
             KIND_PIDFD => {
                 let pid = self.link(slot, generation).map(|l| l.pid);
@@ -521,35 +513,12 @@ impl Supervisor {
                 let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, p.as_raw_fd(), 0, 0);
             }
         }
-        {
-            let mut st = self.shared.state.lock();
-            if let Some(w) = st.worker_mut(slot, generation) {
-                w.dead = true;
-            }
-            // The waiter reading its pipe has seen, or is about to see, end
-            // of stream (the worker's files closed before it could be
-            // reaped) and will give the pipe back: wait a moment for that
-            // rather than be woken again for it.
-            let give_up = Instant::now() + HANDBACK_WAIT;
-            while st
-                .worker_mut(slot, generation)
-                .is_some_and(|w| w.reading == Some(Reader::Waiter))
-                && Instant::now() < give_up
-            {
-                MutexGuard::unlocked(&mut st, || {
-                    if self.shared.spin_wait.is_zero() {
-                        std::thread::yield_now();
-                    } else {
-                        std::hint::spin_loop();
-                    }
-                });
-            }
-            if let Some(w) = st.worker_mut(slot, generation) {
-                if w.reading == Some(Reader::Waiter) {
-                    // Finalized by recheck() once the waiter gives it back.
-                    w.missed_edge = true;
-                    return;
-                }
+        if let Some(w) = self.shared.state.lock().worker_mut(slot, generation) {
+            w.dead = true;
+            if w.reading == Some(Reader::Waiter) {
+                // Finalized by recheck() once the waiter gives it back.
+                w.missed_edge = true;
+                return;
             }
         }
         self.read_channel(slot, generation);
@@ -581,28 +550,6 @@ impl Supervisor {
         let st = self.shared.state.lock();
         if st.blocked_submitters > 0 && st.waiting() < self.shared.max_queued {
             self.shared.changed.notify_all();
-        }
-    }
-
-    /// After end of stream on a worker's results pipe: the worker has
-    /// closed its files, the last step of exiting but one, so its exit is
-    /// due within microseconds. Waiting a moment for its pidfd here, instead
-    /// of sleeping in epoll until it fires, saves a wake-up between a
-    /// worker's death and its task's result.
-    fn await_exit(&mut self, slot: usize, generation: u32) {
-        let Some(link) = self.link(slot, generation) else {
-            return;
-        };
-        if !link.eof || link.dead.is_some() {
-            return;
-        }
-        let (pid, pidfd) = match &link.pidfd {
-            Some(p) => (link.pid, p.as_raw_fd()),
-            None => return,
-        };
-        sys::poll_readable(pidfd, EXIT_WAIT_MS);
-        if let Some(status) = sys::try_reap(pid) {
-            self.reaped(slot, generation, status);
         }
     }
 
