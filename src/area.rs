@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use parking_lot::Mutex;
 
 use crate::progress::ProgressPage;
+use crate::protocol::{worth_giving_back, KEEP_CAPACITY as KEEP};
 use crate::sys::cvt;
 
 const PAGE: usize = 4096;
@@ -41,8 +42,6 @@ pub const REPLY_BUSY_OFFSET: usize = PAGE;
 /// Payloads and replies of at least this many bytes go through the area
 /// when it is free; smaller ones are cheaper through the channel.
 pub const AREA_MIN: usize = 64 * 1024;
-/// Mapped memory above this is given back once a small payload follows.
-const KEEP: usize = 1 << 20;
 
 /// The size of each region for a pool whose maximum frame is `max_frame`.
 pub fn region_size(max_frame: usize) -> usize {
@@ -50,9 +49,7 @@ pub fn region_size(max_frame: usize) -> usize {
 }
 
 /// Offset of the task region.
-pub const fn task_offset() -> usize {
-    HEAD
-}
+pub const TASK_OFFSET: usize = HEAD;
 
 /// Offset of the reply region for regions of `region` bytes.
 pub const fn reply_offset(region: usize) -> usize {
@@ -102,7 +99,7 @@ impl Area {
         }
         let head = map(fd.as_raw_fd(), 0, HEAD)?;
         Ok(Area {
-            task: Mutex::new(Window::new(fd.as_raw_fd(), task_offset(), region)),
+            task: Mutex::new(Window::new(fd.as_raw_fd(), TASK_OFFSET, region)),
             reply: Mutex::new(Window::new(fd.as_raw_fd(), reply_offset(region), region)),
             fd,
             head,
@@ -293,12 +290,11 @@ impl Window {
         Ok(out)
     }
 
-    /// Gives back the memory past what a payload of `len` bytes needs, if
-    /// the region grew past [`KEEP`] for a payload more than 8 times larger
-    /// (a run of large payloads keeps its memory instead of faulting it in
-    /// again each time). Only by the side that owns the region right now.
+    /// Gives back the memory past what a payload of `len` bytes needs, when
+    /// that is worth it ([`worth_giving_back`]). Only by the side that owns
+    /// the region right now.
     pub(crate) fn shrink_for(&mut self, len: usize) {
-        if self.used <= KEEP || len >= self.used / 8 {
+        if !worth_giving_back(self.used, len) {
             return;
         }
         let from = len.div_ceil(PAGE) * PAGE;
@@ -361,25 +357,24 @@ impl AreaHandle {
 
 /// The worker's window on its task region. Single-threaded.
 pub(crate) struct TaskRegion {
-    region: usize,
     window: Window,
 }
 
 impl TaskRegion {
     pub(crate) fn new(area: AreaHandle) -> TaskRegion {
         TaskRegion {
-            region: area.region,
-            window: Window::new(area.fd, task_offset(), area.region),
+            window: Window::new(area.fd, TASK_OFFSET, area.region),
         }
     }
 
     /// The payload a TASK_SHM frame names, mapped; `None` if it does not
-    /// lie in the task region (or cannot be mapped).
+    /// lie in the task region (the window refuses more than the region) or
+    /// cannot be mapped.
     pub(crate) fn payload(&mut self, offset: u64, len: u64) -> Option<&[u8]> {
-        if offset != task_offset() as u64 || len > self.region as u64 {
+        if offset != TASK_OFFSET as u64 {
             return None;
         }
-        let len = len as usize;
+        let len = usize::try_from(len).ok()?;
         self.window.ensure(len).ok()?;
         // SAFETY: ensure() mapped len bytes; the pool does not write the task
         // region until this task's result arrives.
@@ -453,19 +448,25 @@ impl ReplyRegion {
     }
 
     /// Hands the reply to the pool: the region is busy until it copied it
-    /// out. Returns the reply's length.
-    pub(crate) fn hand_over(&mut self) -> usize {
+    /// out. Returns where the reply lies in the area: offset and length,
+    /// as RESULT_SHM names them.
+    pub(crate) fn hand_over(&mut self) -> (u64, u64) {
         reply_busy(self.head).store(1, Ordering::Release);
         self.active = false;
-        self.len
+        (self.window.offset as u64, self.len as u64)
     }
 
-    /// Drops the reply being written (the task failed, or the reply went
-    /// through the channel). Gives back memory a large reply left once the
-    /// pool no longer needs it and a much smaller reply (`last`) followed.
-    pub(crate) fn reset(&mut self, last: usize) {
+    /// Drops the reply being written here (the task failed after all).
+    pub(crate) fn discard(&mut self) {
         self.active = false;
         self.len = 0;
+    }
+
+    /// Ready for the next task. Gives back memory a large reply left once
+    /// the pool no longer needs it and a much smaller reply (`last`)
+    /// followed.
+    pub(crate) fn reset(&mut self, last: usize) {
+        self.discard();
         if reply_busy(self.head).load(Ordering::Acquire) == 0 {
             self.window.shrink_for(last);
         }
@@ -486,10 +487,12 @@ mod tests {
         if pid == 0 {
             let mut task = TaskRegion::new(area.handle());
             let mut reply = ReplyRegion::new(area.handle());
-            let ok = task.payload(task_offset() as u64, payload.len() as u64) == Some(&payload[..]);
+            let ok = task.payload(TASK_OFFSET as u64, payload.len() as u64) == Some(&payload[..]);
             let reversed: Vec<u8> = payload.iter().rev().copied().collect();
             let ok = ok && reply.begin(&reversed[..10]) && reply.write(&reversed[10..]).is_ok();
-            let ok = ok && reply.data() == &reversed[..] && reply.hand_over() == reversed.len();
+            let ok = ok
+                && reply.data() == &reversed[..]
+                && reply.hand_over() == (reply_offset(area.region) as u64, reversed.len() as u64);
             let ok = ok && !reply.begin(b"x");
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }
@@ -513,7 +516,7 @@ mod tests {
         assert!(area.take_reply(at + 4096, 16).is_err(), "another offset");
         let mut task = TaskRegion::new(area.handle());
         assert!(task.payload(0, 16).is_none());
-        assert!(task.payload(task_offset() as u64, 2 << 20).is_none());
+        assert!(task.payload(TASK_OFFSET as u64, 2 << 20).is_none());
     }
 
     #[test]

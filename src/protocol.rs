@@ -230,7 +230,16 @@ pub fn reserve_read_space(buf: &mut Vec<u8>, max: usize) {
 }
 
 /// Buffers above this keep their capacity only while they hold data.
-const KEEP_CAPACITY: usize = 1 << 20;
+pub(crate) const KEEP_CAPACITY: usize = 1 << 20;
+
+/// Whether memory holding `held` bytes is worth giving back when what comes
+/// next needs only `next`: it grew past [`KEEP_CAPACITY`] for something more
+/// than 8 times larger. A run of large payloads keeps its memory instead of
+/// faulting it in again each time. (Socket buffers and the shared area's
+/// regions follow the same rule.)
+pub(crate) fn worth_giving_back(held: usize, next: usize) -> bool {
+    held > KEEP_CAPACITY && next < held / 8
+}
 
 /// Gives back the memory of a read or reply buffer that grew for a large
 /// frame once it is empty (or holds only `keep` bytes, e.g. a header) and
@@ -238,7 +247,7 @@ const KEEP_CAPACITY: usize = 1 << 20;
 /// one 64 MiB task should not hold 64 MiB forever, but one serving a run of
 /// large tasks keeps its buffer instead of faulting in fresh memory each time.
 pub fn release_large_buffer(buf: &mut Vec<u8>, keep: usize, last: usize) {
-    if buf.len() <= keep && buf.capacity() > KEEP_CAPACITY && last < buf.capacity() / 8 {
+    if buf.len() <= keep && worth_giving_back(buf.capacity(), last) {
         buf.shrink_to(64 * 1024);
     }
 }

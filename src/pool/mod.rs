@@ -182,7 +182,7 @@ impl Pool {
             return Ok(None);
         };
         let id = self.shared.next_task.fetch_add(1, Ordering::Relaxed);
-        let at = area::task_offset() as u64;
+        let at = area::TASK_OFFSET as u64;
         let frame = Arc::new(protocol::encode_task_shm(id, at, data.len() as u64));
         st.tasks
             .insert(id, Task::new(frame, Some(data.len()), opts.tag));

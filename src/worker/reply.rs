@@ -3,7 +3,7 @@
 //! past [`AREA_MIN`] moves into the worker's shared area (when the pool has
 //! collected the last one from there) and goes out as a RESULT_SHM frame.
 
-use crate::area::{reply_offset, AreaHandle, ReplyRegion, AREA_MIN};
+use crate::area::{AreaHandle, ReplyRegion, AREA_MIN};
 use crate::protocol::{self, HEADER_LEN, RESULT_PREFIX};
 
 /// A handler's answer being built. Lives in a worker process; one per worker,
@@ -13,7 +13,6 @@ pub struct Reply {
     error: Option<String>,
     /// The worker's reply region, when it has a shared area.
     area: Option<ReplyRegion>,
-    region: usize,
     /// The RESULT_SHM frame of a reply sent through the area.
     shm_frame: [u8; HEADER_LEN + 25],
     /// Length of the last reply sent, whichever way it went.
@@ -33,7 +32,6 @@ impl Reply {
             frame: vec![0; RESULT_PREFIX],
             error: None,
             area: None,
-            region: 0,
             shm_frame: [0; HEADER_LEN + 25],
             last_len: 0,
         }
@@ -43,7 +41,6 @@ impl Reply {
     pub(crate) fn with_area(area: AreaHandle) -> Reply {
         Reply {
             area: Some(ReplyRegion::new(area)),
-            region: area.region,
             ..Reply::new()
         }
     }
@@ -125,12 +122,13 @@ impl Reply {
         }
         if let Some(area) = self.area.as_mut().filter(|a| a.active()) {
             if self.error.is_none() {
-                let len = area.hand_over() as u64;
-                let at = reply_offset(self.region) as u64;
+                let (at, len) = area.hand_over();
                 self.shm_frame = protocol::encode_result_shm(id, true, at, len);
                 return &self.shm_frame;
             }
-            area.reset(0);
+            // Failed: the message goes in a RESULT frame; the next reset()
+            // decides about the region's memory.
+            area.discard();
         }
         let ok = match self.error.take() {
             None => true,
