@@ -127,3 +127,27 @@ fn result_shm_outside_the_reply_region_kills_the_worker() {
         "{text}"
     );
 }
+
+#[test]
+fn a_hello_of_protocol_version_1_is_refused_with_the_version_named() {
+    // The initializer runs before the worker's own HELLO: it sends the
+    // 8-byte HELLO a version 1 worker would.
+    let err = Pool::new(
+        Config::new()
+            .workers(1)
+            .initializer(|| {
+                let mut hello = vec![9, 0, 0, 0, protocol::KIND_HELLO];
+                hello.extend_from_slice(&1u32.to_le_bytes());
+                hello.extend_from_slice(&(std::process::id()).to_le_bytes());
+                unsafe { libc::write(channel_fd(), hello.as_ptr().cast(), hello.len()) };
+                Ok(())
+            })
+            .handler(|_, _| Ok(())),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("it speaks protocol version 1, the pool speaks 2"),
+        "{text}"
+    );
+}
