@@ -33,17 +33,28 @@
 #include <stdbool.h>
 
 /**
- * Start method: fork the host (the only one available in this version).
+ * Start method: fork the host from the pool's own thread; workers call
+ * the handler set with billiard_config_set_handler. Fastest start, memory
+ * shared copy-on-write. Only for hosts whose runtime survives fork()
+ * (not Go; not hosts whose other threads hold locks the handler needs).
  */
 #define BILLIARD_START_FORK 0
 
 /**
- * Start method: a fresh worker program (not available yet: `BILLIARD_EINVAL`).
+ * Start method: each worker is a fresh run of the worker program
+ * (billiard_config_set_worker_argv), started with posix_spawn: no host
+ * code runs in the child, so it is safe in any host. The program calls
+ * billiard_worker_main (or speaks docs/PROTOCOL.md itself).
  */
 #define BILLIARD_START_SPAWN 1
 
 /**
- * Start method: a fork server program (not available yet: `BILLIARD_EINVAL`).
+ * Start method: the worker program is started once as a fork server
+ * (posix_spawn, safe in any host); it initializes once, then forks each
+ * worker, so workers share its initialized memory copy-on-write and start
+ * at fork speed. The server reports every worker's exit status; if it
+ * dies, its workers die too, their tasks are accounted for as for any
+ * death, and a new server starts.
  */
 #define BILLIARD_START_FORKSERVER 2
 
@@ -247,8 +258,10 @@ void billiard_config_free(struct billiard_config *cfg);
 int billiard_config_set_workers(struct billiard_config *cfg, uint32_t n);
 
 /**
- * How workers start: BILLIARD_START_FORK. The others give BILLIARD_EINVAL
- * until they exist.
+ * How workers start: BILLIARD_START_FORK (default), BILLIARD_START_SPAWN
+ * or BILLIARD_START_FORKSERVER. SPAWN and FORKSERVER need a worker program
+ * and no handler or initializer in the config (billiard_pool_new says
+ * BILLIARD_EINVAL otherwise).
  */
 int billiard_config_set_start_method(struct billiard_config *cfg, int method);
 
@@ -307,6 +320,40 @@ int billiard_config_set_prefetch(struct billiard_config *cfg, uint32_t n);
  * -1 (default) waits as long as the initializers take; 0 counts as 1 ms.
  */
 int billiard_config_set_start_timeout(struct billiard_config *cfg, int64_t timeout_ms);
+
+/**
+ * The worker program of SPAWN and FORKSERVER: `argv[0]` is the program
+ * (a name without '/' is searched in the host's PATH, a relative path is
+ * taken from the host's working directory, both when billiard_pool_new
+ * runs), then its arguments. `argc` strings are copied. BILLIARD_EINVAL
+ * for argc 0 or a NULL string.
+ */
+int billiard_config_set_worker_argv(struct billiard_config *cfg,
+                                    const char *const *argv,
+                                    size_t argc);
+
+/**
+ * Whether worker programs start from a copy of the host's environment
+ * (true, the default; copied when billiard_pool_new runs) or from an
+ * empty one. Variables set with billiard_config_set_worker_env apply on
+ * top either way.
+ */
+int billiard_config_set_worker_env_inherit(struct billiard_config *cfg, bool inherit);
+
+/**
+ * Sets `name` to `value` in the worker programs' environment, or removes
+ * it when `value` is NULL (both copied). BILLIARD_EINVAL for an empty name,
+ * a name with '=', or a name starting with BILLIARD_ (the pool's own).
+ */
+int billiard_config_set_worker_env(struct billiard_config *cfg,
+                                   const char *name,
+                                   const char *value);
+
+/**
+ * The worker programs' working directory (copied); NULL (default) keeps
+ * the host's.
+ */
+int billiard_config_set_worker_cwd(struct billiard_config *cfg, const char *dir);
 
 /**
  * Static text describing `code`; never NULL. Unknown codes give
@@ -491,6 +538,27 @@ const char *billiard_version(void);
  * `billiard_abi_version() == BILLIARD_ABI_VERSION` once at start-up.
  */
 int billiard_abi_version(void);
+
+/**
+ * The whole life of a worker program (SPAWN and FORKSERVER): call it from
+ * main() with the task handler and its context. It finds the channel the
+ * pool passed (fds named in BILLIARD_* environment variables, which it
+ * then removes), resets every signal to its default action and empties
+ * the signal mask, asks for SIGKILL if the pool goes away, and runs
+ * `handler` for each task until the pool closes the channel.
+ *
+ * Returns the code to exit with: 0 when the pool closed the channel,
+ * 120-123 for the ends listed in docs/PROTOCOL.md. Returns a negative
+ * BILLIARD_E* code at once (never waits) when the program was not started
+ * by a pool (BILLIARD_EINVAL, detail in billiard_last_error()).
+ *
+ * Started as a fork server (FORKSERVER), it serves fork requests instead:
+ * whatever the program did before this call (loading data, opening
+ * files, the initializer) is done once and every worker inherits it. Its
+ * workers run `handler` and never return from this call (they _exit).
+ * Call it while the program runs only one thread.
+ */
+int billiard_worker_main(billiard_handler handler, void *ctx);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -349,6 +349,36 @@ impl Area {
 }
 
 impl AreaHandle {
+    /// In a worker program: maps the head of the area memfd `fd` it was
+    /// given. The region size follows from the file size (`HEAD + 2R`).
+    /// The mapping lives as long as the process.
+    pub(crate) fn open(fd: RawFd) -> io::Result<AreaHandle> {
+        // SAFETY: fstat fills a plain struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        cvt(unsafe { libc::fstat(fd, &mut st) } as libc::c_long)?;
+        let size = st.st_size as usize;
+        let bad = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+            "fd {fd} is not a billiard area ({size} bytes, not 8192 + 2 x a whole number of pages)"
+        ),
+            )
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG || size < HEAD + 2 * PAGE {
+            return Err(bad());
+        }
+        let region = (size - HEAD) / 2;
+        if region % PAGE != 0 || HEAD + 2 * region != size {
+            return Err(bad());
+        }
+        Ok(AreaHandle {
+            fd,
+            head: map(fd, 0, HEAD)?,
+            region,
+        })
+    }
+
     pub(crate) fn progress(&self) -> ProgressPage<'static> {
         // SAFETY: in a worker the head mapping is never unmapped.
         unsafe { ProgressPage::from_raw(self.head) }

@@ -1,5 +1,6 @@
 //! Pool configuration: plain data, built once, read by the pool.
 
+use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +23,10 @@ pub type Initializer = Arc<dyn Fn() -> std::result::Result<(), String> + Send + 
 pub enum StartMethod {
     /// Fork the host from the pool's supervisor thread.
     Fork,
-    /// Start a fresh worker program (not built yet).
+    /// Start a fresh worker program for each worker ([`Config::worker_argv`]).
     Spawn,
-    /// Fork workers from a fresh server program (not built yet).
+    /// Start the worker program once as a fork server, which forks a
+    /// worker for each request.
     ForkServer,
 }
 
@@ -43,6 +45,22 @@ pub struct Config {
     pub(crate) prefetch: usize,
     pub(crate) use_pidfd: bool,
     pub(crate) start_timeout: Option<Duration>,
+    pub(crate) program: WorkerProgram,
+}
+
+/// The worker program of SPAWN and FORKSERVER: what to run, in which
+/// environment and directory. Plain data; the pool turns it into a spawn
+/// recipe once, at start.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerProgram {
+    /// argv; `argv[0]` is the program (searched in `PATH` when it has no `/`).
+    pub(crate) argv: Vec<CString>,
+    /// Start from an empty environment instead of the host's.
+    pub(crate) env_clear: bool,
+    /// Variables set (`Some`) or removed (`None`) on top, in order.
+    pub(crate) env: Vec<(CString, Option<CString>)>,
+    /// Working directory; `None` keeps the host's.
+    pub(crate) cwd: Option<CString>,
 }
 
 impl Default for Config {
@@ -63,6 +81,7 @@ impl std::fmt::Debug for Config {
             .field("max_frame", &self.max_frame)
             .field("max_queued", &self.max_queued)
             .field("prefetch", &self.prefetch)
+            .field("program", &self.program)
             .finish()
     }
 }
@@ -93,6 +112,7 @@ impl Config {
             prefetch: DEFAULT_PREFETCH,
             use_pidfd: true,
             start_timeout: None,
+            program: WorkerProgram::default(),
         }
     }
 
@@ -102,20 +122,68 @@ impl Config {
         self
     }
 
-    /// How workers are started. Only [`StartMethod::Fork`] exists so far.
-    pub fn start_method(mut self, method: StartMethod) -> Result<Self> {
-        match method {
-            StartMethod::Fork => {
-                self.start_method = method;
-                Ok(self)
-            }
-            other => Err(Error::InvalidArgument(format!(
-                "start method {other:?} is not available in this version; use FORK"
-            ))),
-        }
+    /// How workers are started (default [`StartMethod::Fork`]).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = method;
+        self
     }
 
-    /// The task handler (required for FORK).
+    /// The worker program of SPAWN and FORKSERVER and its arguments:
+    /// `argv[0]` is the program, searched in `PATH` (when the pool starts)
+    /// if it has no `/`. The program calls [`crate::worker::main`] (or
+    /// `billiard_worker_main`), or speaks `docs/PROTOCOL.md` itself.
+    pub fn worker_argv<S: AsRef<[u8]>>(mut self, argv: &[S]) -> Result<Self> {
+        if argv.is_empty() || argv[0].as_ref().is_empty() {
+            return Err(Error::InvalidArgument(
+                "the worker argv needs at least the program".into(),
+            ));
+        }
+        self.program.argv = argv
+            .iter()
+            .map(|a| c_string(a.as_ref(), "a worker argument"))
+            .collect::<Result<_>>()?;
+        Ok(self)
+    }
+
+    /// Whether workers start from a copy of the host's environment (true,
+    /// the default; copied when the pool starts) or from an empty one.
+    pub fn worker_env_inherit(mut self, inherit: bool) -> Self {
+        self.program.env_clear = !inherit;
+        self
+    }
+
+    /// Sets (`Some`) or removes (`None`) a variable in the workers'
+    /// environment. Names starting with `BILLIARD_` are the pool's own.
+    pub fn worker_env(mut self, name: &str, value: Option<&str>) -> Result<Self> {
+        if name.is_empty() || name.contains('=') {
+            return Err(Error::InvalidArgument(format!(
+                "environment variable name {name:?} is empty or contains '='"
+            )));
+        }
+        if name.starts_with(crate::protocol::ENV_PREFIX) {
+            return Err(Error::InvalidArgument(format!(
+                "environment variable {name} is reserved: the pool sets BILLIARD_* itself"
+            )));
+        }
+        let name = c_string(name.as_bytes(), "an environment variable name")?;
+        let value = value
+            .map(|v| c_string(v.as_bytes(), "an environment value"))
+            .transpose()?;
+        self.program.env.retain(|(n, _)| *n != name);
+        self.program.env.push((name, value));
+        Ok(self)
+    }
+
+    /// The workers' working directory; `None` (default) keeps the host's.
+    pub fn worker_cwd(mut self, dir: Option<&str>) -> Result<Self> {
+        self.program.cwd = dir
+            .map(|d| c_string(d.as_bytes(), "the working directory"))
+            .transpose()?;
+        Ok(self)
+    }
+
+    /// The task handler (FORK only: SPAWN and FORKSERVER workers are
+    /// programs with their own).
     pub fn handler<F>(mut self, f: F) -> Self
     where
         F: Fn(&[u8], &mut Reply) -> std::result::Result<(), String> + Send + Sync + 'static,
@@ -202,6 +270,35 @@ impl Config {
         self
     }
 
+    /// Checks that the start method has what it needs.
+    pub(crate) fn validate(&self) -> Result<()> {
+        match self.start_method {
+            StartMethod::Fork => {
+                if self.handler.is_none() {
+                    return Err(Error::InvalidArgument(
+                        "the FORK start method needs a handler".into(),
+                    ));
+                }
+            }
+            StartMethod::Spawn | StartMethod::ForkServer => {
+                let method = self.start_method;
+                if self.program.argv.is_empty() {
+                    return Err(Error::InvalidArgument(format!(
+                        "the {method:?} start method needs a worker program (worker argv)"
+                    )));
+                }
+                if self.handler.is_some() || self.initializer.is_some() {
+                    return Err(Error::InvalidArgument(format!(
+                        "a handler or initializer set in the config runs only in FORK workers; \
+                         {method:?} workers run the worker program, which passes its own \
+                         handler to billiard_worker_main"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The worker count after applying the CPU default.
     pub(crate) fn effective_workers(&self) -> usize {
         if self.workers == 0 {
@@ -210,4 +307,9 @@ impl Config {
             self.workers
         }
     }
+}
+
+/// `bytes` as a C string, or `EINVAL` if it holds a NUL.
+fn c_string(bytes: &[u8], what: &str) -> Result<CString> {
+    CString::new(bytes).map_err(|_| Error::InvalidArgument(format!("{what} contains a NUL byte")))
 }

@@ -50,6 +50,48 @@ pub const KIND_RESULT_SHM: u8 = 7;
 pub const STATUS_OK: u8 = 0;
 pub const STATUS_ERROR: u8 = 1;
 
+/// Prefix of every environment variable the pool sets for a worker program.
+pub const ENV_PREFIX: &str = "BILLIARD_";
+/// The protocol version the pool speaks (decimal), so a worker can refuse
+/// early; a worker still sends its own in HELLO.
+pub const ENV_PROTOCOL: &str = "BILLIARD_PROTOCOL";
+/// The worker's end of its task socket (SPAWN).
+pub const ENV_TASK_FD: &str = "BILLIARD_TASK_FD";
+/// The write end of the worker's results pipe (SPAWN).
+pub const ENV_RESULT_FD: &str = "BILLIARD_RESULT_FD";
+/// The worker's shared area, a memfd (SPAWN).
+pub const ENV_AREA_FD: &str = "BILLIARD_AREA_FD";
+/// The fork server's end of its control socket (FORKSERVER).
+pub const ENV_FORKSERVER_FD: &str = "BILLIARD_FORKSERVER_FD";
+/// The pool's maximum frame size in bytes (decimal).
+pub const ENV_MAX_FRAME: &str = "BILLIARD_MAX_FRAME";
+/// The pid of the host process that runs the pool (decimal).
+pub const ENV_POOL_PID: &str = "BILLIARD_POOL_PID";
+/// Every variable above: a worker removes them from its environment.
+pub const ENV_ALL: [&str; 7] = [
+    ENV_PROTOCOL,
+    ENV_TASK_FD,
+    ENV_RESULT_FD,
+    ENV_AREA_FD,
+    ENV_FORKSERVER_FD,
+    ENV_MAX_FRAME,
+    ENV_POOL_PID,
+];
+
+/// Fork server -> pool, once initialized: `version: u32`, `pid: u32`.
+pub const KIND_SERVER_HELLO: u8 = 16;
+/// Pool -> fork server: fork a worker; carries its three fds (task
+/// socket, results pipe write end, area) as SCM_RIGHTS, no body.
+pub const KIND_FORK: u8 = 17;
+/// Fork server -> pool: `pid: u32` of the new worker, with its pidfd as
+/// SCM_RIGHTS (none on kernels without `pidfd_open`).
+pub const KIND_FORKED: u8 = 18;
+/// Fork server -> pool: the fork failed: `errno: u32`.
+pub const KIND_FORK_FAILED: u8 = 19;
+/// Fork server -> pool: a worker was reaped: `pid: u32`, `status: i32`
+/// (the raw `waitpid` status).
+pub const KIND_EXITED: u8 = 20;
+
 /// One decoded frame, borrowing its payload from the input buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {
@@ -200,6 +242,31 @@ pub fn encode_fatal(message: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&header(KIND_FATAL, message.len()));
     out.extend_from_slice(message);
     out
+}
+
+/// Encodes a message of the fork server's control socket: one frame per
+/// datagram (`SOCK_SEQPACKET`), in the same layout as the worker frames.
+pub fn encode_control(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&header(kind, body.len()));
+    out.extend_from_slice(body);
+    out
+}
+
+/// Decodes one control message (a whole datagram): its kind and body, or
+/// `None` if the length field does not match the datagram.
+pub fn decode_control(datagram: &[u8]) -> Option<(u8, &[u8])> {
+    let len = u32::from_le_bytes(datagram.get(..4)?.try_into().ok()?) as usize;
+    if len == 0 || len + 4 != datagram.len() {
+        return None;
+    }
+    Some((datagram[4], &datagram[HEADER_LEN..]))
+}
+
+/// The `n`th little-endian u32 of a control message body.
+pub fn control_word(body: &[u8], n: usize) -> Option<u32> {
+    let bytes = body.get(n * 4..n * 4 + 4)?;
+    Some(u32::from_le_bytes(bytes.try_into().ok()?))
 }
 
 /// Reads the length field at the start of `buf`, if complete, and checks it

@@ -333,6 +333,23 @@ pub(crate) enum ExitStatus {
     Unknown,
 }
 
+/// `waitpid(pid, WNOHANG)` with the raw status: `None` while it still runs
+/// (or if it is not our child).
+pub(crate) fn try_reap_raw(pid: libc::pid_t) -> Option<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid int; pid is one of our own children.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return Some(status);
+        }
+        if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        return None;
+    }
+}
+
 /// `waitpid(pid, WNOHANG)`: `None` while it still runs.
 pub(crate) fn try_reap(pid: libc::pid_t) -> Option<ExitStatus> {
     let mut status = 0;
@@ -370,7 +387,7 @@ pub(crate) fn reap_blocking(pid: libc::pid_t) -> ExitStatus {
     }
 }
 
-fn decode_status(status: i32) -> ExitStatus {
+pub(crate) fn decode_status(status: i32) -> ExitStatus {
     if libc::WIFEXITED(status) {
         ExitStatus::Code(libc::WEXITSTATUS(status))
     } else if libc::WIFSIGNALED(status) {
@@ -386,6 +403,158 @@ pub(crate) fn signal_name(sig: i32) -> String {
         Ok(s) => s.as_str().to_string(),
         Err(_) => format!("signal {sig}"),
     }
+}
+
+/// A connected `AF_UNIX` `SOCK_SEQPACKET` pair (message boundaries kept, fds
+/// passed with SCM_RIGHTS), both ends CLOEXEC: a fork server's control socket.
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid array of two ints.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    cvt(r as libc::c_long)?;
+    // SAFETY: socketpair returned two fresh fds we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends one message with `fds` attached (SCM_RIGHTS), `MSG_NOSIGNAL`.
+pub(crate) fn send_with_fds(sock: RawFd, message: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [io::IoSlice::new(message)];
+    let rights = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    loop {
+        match sendmsg::<()>(sock, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Receives one message into `buf` and the fds attached to it (made
+/// CLOEXEC). `Ok((0, _))` is end of stream.
+pub(crate) fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    loop {
+        let mut iov = [io::IoSliceMut::new(buf)];
+        let msg = match recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+        {
+            Ok(m) => m,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut fds = Vec::new();
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                // SAFETY: the kernel just installed these fds for us.
+                fds.extend(
+                    raw.into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
+            }
+        }
+        return Ok((msg.bytes, fds));
+    }
+}
+
+/// `poll` on `fds`, retrying `EINTR` (with the full timeout again: callers
+/// loop on their own deadline). Returns how many have events.
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    loop {
+        // SAFETY: fds is a valid array of pollfd.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        match cvt(r as libc::c_long) {
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether `fd` is an open file descriptor.
+pub(crate) fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// Whether the process behind a pidfd has exited (the pidfd is readable).
+pub(crate) fn pidfd_exited(pidfd: RawFd) -> bool {
+    let mut p = [libc::pollfd {
+        fd: pidfd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    matches!(poll(&mut p, 0), Ok(1))
+}
+
+/// The kernel's `struct sigaction` (x86_64 and aarch64 share this layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Default disposition for every catchable signal, and an empty mask.
+///
+/// Uses the raw `rt_sigaction` system call: glibc's `sigaction()` refuses
+/// signals 32 and 33, which a host may still have ignored.
+///
+/// # Safety
+/// Only raw syscalls (async-signal-safe). Meant for a fresh worker process
+/// with one thread: another thread's handlers would be reset too.
+pub(crate) unsafe fn reset_signal_dispositions() {
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
+    let empty: u64 = 0;
+    libc::syscall(
+        libc::SYS_rt_sigprocmask,
+        libc::SIG_SETMASK,
+        &empty as *const u64,
+        std::ptr::null_mut::<u64>(),
+        8usize,
+    );
+}
+
+/// Asks for SIGKILL when the thread that started this process exits, then
+/// checks that `parent` is still the parent. False if it is not (the
+/// parent died before the request took effect).
+///
+/// # Safety
+/// Only raw syscalls (async-signal-safe).
+pub(crate) unsafe fn die_with_parent(parent: libc::pid_t) -> bool {
+    libc::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        0,
+        0,
+        0,
+    );
+    libc::getppid() == parent
 }
 
 /// Blocks every signal in the calling thread; returns the previous mask.

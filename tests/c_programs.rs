@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -58,6 +59,35 @@ fn run(cmd: &mut Command, what: &str) -> String {
 
 /// Compiles `source` with the strict flags and runs it; returns its output.
 fn build_and_run(source: &str) -> String {
+    let exe = build(source);
+    let name = exe.file_name().unwrap().to_string_lossy().to_string();
+    run(Command::new(&exe).current_dir(root()), &name)
+}
+
+/// Runs the C test `source` once per start method: FORK with the scripted
+/// handler, SPAWN and FORKSERVER with the scripted worker program.
+fn run_with_every_start_method(source: &str) {
+    let exe = build(source);
+    let worker = scripted_worker();
+    for method in ["fork", "spawn", "forkserver"] {
+        run(
+            Command::new(&exe)
+                .current_dir(root())
+                .env("BILLIARD_TEST_START", method)
+                .env("BILLIARD_TEST_WORKER", &worker),
+            &format!("{source} ({method})"),
+        );
+    }
+}
+
+/// The C worker program of SPAWN and FORKSERVER runs, built once.
+fn scripted_worker() -> &'static Path {
+    static WORKER: OnceLock<PathBuf> = OnceLock::new();
+    WORKER.get_or_init(|| build("tests/c/scripted_worker.c"))
+}
+
+/// Compiles `source` with the strict flags; returns the executable.
+fn build(source: &str) -> PathBuf {
     let lib = lib_dir();
     let out_dir = lib.join("c-tests");
     std::fs::create_dir_all(&out_dir).unwrap();
@@ -92,7 +122,7 @@ fn build_and_run(source: &str) -> String {
             .args(["-lbilliard", "-pthread"]),
         &format!("compiling {source}"),
     );
-    run(Command::new(&exe).current_dir(root()), &name)
+    exe
 }
 
 #[test]
@@ -132,7 +162,7 @@ fn poll_fd_example() {
 
 #[test]
 fn c_worker_lost() {
-    build_and_run("tests/c/worker_lost.c");
+    run_with_every_start_method("tests/c/worker_lost.c");
 }
 
 #[test]
@@ -142,22 +172,34 @@ fn c_bad_args() {
 
 #[test]
 fn c_threads() {
-    build_and_run("tests/c/threads.c");
+    run_with_every_start_method("tests/c/threads.c");
 }
 
 #[test]
 fn c_free_in_flight() {
-    build_and_run("tests/c/free_in_flight.c");
+    run_with_every_start_method("tests/c/free_in_flight.c");
 }
 
 #[test]
 fn c_host_signals() {
-    build_and_run("tests/c/host_signals.c");
+    run_with_every_start_method("tests/c/host_signals.c");
 }
 
 #[test]
 fn c_worker_hygiene() {
-    build_and_run("tests/c/worker_hygiene.c");
+    run_with_every_start_method("tests/c/worker_hygiene.c");
+}
+
+#[test]
+fn c_start_methods() {
+    let exe = build("tests/c/start_methods.c");
+    let out = run(
+        Command::new(&exe)
+            .current_dir(root())
+            .arg(scripted_worker()),
+        "start_methods",
+    );
+    assert!(out.contains("start_methods: ok"), "{out}");
 }
 
 /// The header alone compiles cleanly as C99 and as C++ with strict flags.

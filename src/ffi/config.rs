@@ -6,14 +6,28 @@ use std::time::Duration;
 
 use super::reply::billiard_reply;
 use super::{arg_mut, arg_timeout, call};
-use crate::config::{Config, StartMethod};
+use std::ffi::{c_char, CStr};
+use std::sync::Arc;
+
+use crate::config::{Config, Handler, StartMethod};
 use crate::error::Error;
 
-/// Start method: fork the host (the only one available in this version).
+/// Start method: fork the host from the pool's own thread; workers call
+/// the handler set with billiard_config_set_handler. Fastest start, memory
+/// shared copy-on-write. Only for hosts whose runtime survives fork()
+/// (not Go; not hosts whose other threads hold locks the handler needs).
 pub const BILLIARD_START_FORK: c_int = 0;
-/// Start method: a fresh worker program (not available yet: `BILLIARD_EINVAL`).
+/// Start method: each worker is a fresh run of the worker program
+/// (billiard_config_set_worker_argv), started with posix_spawn: no host
+/// code runs in the child, so it is safe in any host. The program calls
+/// billiard_worker_main (or speaks docs/PROTOCOL.md itself).
 pub const BILLIARD_START_SPAWN: c_int = 1;
-/// Start method: a fork server program (not available yet: `BILLIARD_EINVAL`).
+/// Start method: the worker program is started once as a fork server
+/// (posix_spawn, safe in any host); it initializes once, then forks each
+/// worker, so workers share its initialized memory copy-on-write and start
+/// at fork speed. The server reports every worker's exit status; if it
+/// dies, its workers die too, their tasks are accounted for as for any
+/// death, and a new server starts.
 pub const BILLIARD_START_FORKSERVER: c_int = 2;
 
 /// A task handler, run inside a worker process for each task. `in`/`len` is
@@ -103,17 +117,19 @@ pub unsafe extern "C" fn billiard_config_set_workers(cfg: *mut billiard_config, 
     update(cfg, |c| Ok(c.workers(n as usize)))
 }
 
-/// How workers start: BILLIARD_START_FORK. The others give BILLIARD_EINVAL
-/// until they exist.
+/// How workers start: BILLIARD_START_FORK (default), BILLIARD_START_SPAWN
+/// or BILLIARD_START_FORKSERVER. SPAWN and FORKSERVER need a worker program
+/// and no handler or initializer in the config (billiard_pool_new says
+/// BILLIARD_EINVAL otherwise).
 #[no_mangle]
 pub unsafe extern "C" fn billiard_config_set_start_method(
     cfg: *mut billiard_config,
     method: c_int,
 ) -> c_int {
     update(cfg, |c| match method {
-        BILLIARD_START_FORK => c.start_method(StartMethod::Fork),
-        BILLIARD_START_SPAWN => c.start_method(StartMethod::Spawn),
-        BILLIARD_START_FORKSERVER => c.start_method(StartMethod::ForkServer),
+        BILLIARD_START_FORK => Ok(c.start_method(StartMethod::Fork)),
+        BILLIARD_START_SPAWN => Ok(c.start_method(StartMethod::Spawn)),
+        BILLIARD_START_FORKSERVER => Ok(c.start_method(StartMethod::ForkServer)),
         other => Err(Error::InvalidArgument(format!(
             "unknown start method {other}"
         ))),
@@ -128,10 +144,18 @@ pub unsafe extern "C" fn billiard_config_set_handler(
     handler: billiard_handler,
     ctx: *mut c_void,
 ) -> c_int {
-    update(cfg, |c| {
-        let f = handler.ok_or_else(|| Error::InvalidArgument("handler is NULL".into()))?;
-        let cb = CCallback { f, ctx };
-        Ok(c.handler(move |input, reply| {
+    update(cfg, |mut c| {
+        c.handler = Some(c_handler(handler, ctx)?);
+        Ok(c)
+    })
+}
+
+/// A C handler and its context as a [`Handler`]; `EINVAL` for NULL.
+pub(crate) fn c_handler(handler: billiard_handler, ctx: *mut c_void) -> Result<Handler, Error> {
+    let f = handler.ok_or_else(|| Error::InvalidArgument("handler is NULL".into()))?;
+    let cb = CCallback { f, ctx };
+    Ok(Arc::new(
+        move |input: &[u8], reply: &mut crate::worker::Reply| {
             let reply = (reply as *mut crate::worker::Reply).cast::<billiard_reply>();
             let (f, ctx) = cb.parts();
             // SAFETY: the host's handler, called with a valid buffer and reply.
@@ -141,8 +165,8 @@ pub unsafe extern "C" fn billiard_config_set_handler(
             } else {
                 Err(format!("handler returned {rc}"))
             }
-        }))
-    })
+        },
+    ))
 }
 
 /// Code run once in each worker before its first task, with its context.
@@ -247,4 +271,98 @@ pub unsafe extern "C" fn billiard_config_set_start_timeout(
     update(cfg, |c| {
         Ok(c.start_timeout(arg_timeout(timeout_ms)?.map(|t| t.max(Duration::from_millis(1)))))
     })
+}
+
+/// The worker program of SPAWN and FORKSERVER: `argv[0]` is the program
+/// (a name without '/' is searched in the host's PATH, a relative path is
+/// taken from the host's working directory, both when billiard_pool_new
+/// runs), then its arguments. `argc` strings are copied. BILLIARD_EINVAL
+/// for argc 0 or a NULL string.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_worker_argv(
+    cfg: *mut billiard_config,
+    argv: *const *const c_char,
+    argc: usize,
+) -> c_int {
+    update(cfg, |c| {
+        if argv.is_null() || argc == 0 {
+            return Err(Error::InvalidArgument(
+                "argv must hold at least the program".into(),
+            ));
+        }
+        let mut args = Vec::with_capacity(argc);
+        for i in 0..argc {
+            // SAFETY: the caller passes argc readable pointers.
+            let p = unsafe { *argv.add(i) };
+            args.push(unsafe { arg_str(p, "argv[i]") }?.to_bytes());
+        }
+        c.worker_argv(&args)
+    })
+}
+
+/// Whether worker programs start from a copy of the host's environment
+/// (true, the default; copied when billiard_pool_new runs) or from an
+/// empty one. Variables set with billiard_config_set_worker_env apply on
+/// top either way.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_worker_env_inherit(
+    cfg: *mut billiard_config,
+    inherit: bool,
+) -> c_int {
+    update(cfg, |c| Ok(c.worker_env_inherit(inherit)))
+}
+
+/// Sets `name` to `value` in the worker programs' environment, or removes
+/// it when `value` is NULL (both copied). BILLIARD_EINVAL for an empty name,
+/// a name with '=', or a name starting with BILLIARD_ (the pool's own).
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_worker_env(
+    cfg: *mut billiard_config,
+    name: *const c_char,
+    value: *const c_char,
+) -> c_int {
+    update(cfg, |c| {
+        let name = unsafe { arg_str(name, "name") }?;
+        let value = if value.is_null() {
+            None
+        } else {
+            Some(unsafe { arg_str(value, "value") }?)
+        };
+        let value = value.map(|v| utf8(v, "value")).transpose()?;
+        c.worker_env(utf8(name, "name")?, value)
+    })
+}
+
+/// The worker programs' working directory (copied); NULL (default) keeps
+/// the host's.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_worker_cwd(
+    cfg: *mut billiard_config,
+    dir: *const c_char,
+) -> c_int {
+    update(cfg, |c| {
+        if dir.is_null() {
+            return c.worker_cwd(None);
+        }
+        let dir = unsafe { arg_str(dir, "dir") }?;
+        c.worker_cwd(Some(utf8(dir, "dir")?))
+    })
+}
+
+/// A C string as UTF-8, or `EINVAL` naming it.
+fn utf8<'a>(s: &'a CStr, what: &str) -> Result<&'a str, Error> {
+    s.to_str()
+        .map_err(|_| Error::InvalidArgument(format!("{what} is not UTF-8")))
+}
+
+/// A C string argument, or `EINVAL` naming it when NULL.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string alive for the returned lifetime.
+unsafe fn arg_str<'a>(p: *const c_char, name: &str) -> Result<&'a CStr, Error> {
+    if p.is_null() {
+        return Err(Error::InvalidArgument(format!("{name} is NULL")));
+    }
+    // SAFETY: the caller passes a NUL-terminated string.
+    Ok(unsafe { CStr::from_ptr(p) })
 }

@@ -31,6 +31,7 @@ pub mod pool;
 pub mod reply;
 pub mod result;
 pub mod version;
+pub mod worker;
 
 pub use config::*;
 pub use error::*;
@@ -38,6 +39,7 @@ pub use pool::*;
 pub use reply::*;
 pub use result::*;
 pub use version::*;
+pub use worker::*;
 
 use crate::error::Error;
 

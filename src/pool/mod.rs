@@ -22,6 +22,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use reader::SessionEnd;
 pub use result::{Outcome, TaskResult};
 use state::{NoResult, Phase, State, Task};
+pub(crate) use supervisor::LAUNCHER_TOKEN;
 use supervisor::{Shared, Supervisor, WAKE};
 
 use crate::area;
@@ -74,7 +75,6 @@ impl Pool {
                 "{workers} workers requested; at most {MAX_WORKERS}"
             )));
         }
-        let launcher = spawn::launcher_for(&config)?;
         let wake_fd = sys::eventfd().map_err(|e| Error::io("eventfd", e))?;
         let results_fd = sys::eventfd().map_err(|e| Error::io("eventfd", e))?;
         let epoll = sys::epoll_create().map_err(|e| Error::io("epoll_create1", e))?;
@@ -86,6 +86,7 @@ impl Pool {
             WAKE,
         )
         .map_err(|e| Error::io("epoll_ctl", e))?;
+        let launcher = spawn::launcher_for(&config, epoll.as_raw_fd())?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(
                 results_fd.as_raw_fd(),

@@ -17,7 +17,7 @@ use crate::area::Area;
 use crate::error::Error;
 use crate::progress::Clock;
 use crate::protocol::{self, Frame, PROTOCOL_VERSION};
-use crate::spawn::Launcher;
+use crate::spawn::{LaunchEvent, Launcher, Reaper};
 use crate::sys::{self, ExitStatus, Sent};
 
 /// Replacement workers that may fail to start in a row before the pool fails.
@@ -27,6 +27,9 @@ const REAP_POLL_MS: i32 = 20;
 
 /// Epoll token of the wake eventfd.
 pub(crate) const WAKE: u64 = u64::MAX;
+/// Epoll token of the fds a launcher watches itself (a fork server's
+/// control socket and pidfd). Kind 0 is no worker's.
+pub(crate) const LAUNCHER_TOKEN: u64 = 0;
 /// A worker's results pipe (input).
 const KIND_RESULTS: u64 = 1;
 const KIND_PIDFD: u64 = 2;
@@ -171,6 +174,20 @@ struct Link {
     /// Reaped while a waiting thread read its channel: finalized once the
     /// thread gives the channel back.
     dead: Option<ExitStatus>,
+    /// Who reaps it.
+    reaper: Reaper,
+    /// A fork server's worker whose pidfd said it exited; its status comes
+    /// from the server.
+    exited: bool,
+    /// Its fork server died: no status will come (why it died).
+    server_lost: Option<String>,
+}
+
+impl Link {
+    /// Whether the supervisor reaps it itself with `waitpid`.
+    fn ours(&self) -> bool {
+        self.reaper == Reaper::Pool
+    }
 }
 
 pub(crate) struct Supervisor {
@@ -241,7 +258,12 @@ impl Supervisor {
     }
 
     fn timeout_ms(&self) -> i32 {
-        if self.links.iter().flatten().any(|l| l.pidfd.is_none()) {
+        if self
+            .links
+            .iter()
+            .flatten()
+            .any(|l| l.pidfd.is_none() && l.ours())
+        {
             return REAP_POLL_MS;
         }
         match self.start_deadline {
@@ -299,6 +321,7 @@ impl Supervisor {
                     }
                 }
                 if live == 0 {
+                    self.launcher.shutdown();
                     let mut st = self.shared.state.lock();
                     self.shared.set_phase(&mut st, Phase::Joined);
                     return true;
@@ -329,18 +352,74 @@ impl Supervisor {
         self.links.iter().flatten().count()
     }
 
-    /// Starts workers until `target` exist.
+    /// Starts workers until `target` exist (or the launcher asks to wait).
     fn fill(&mut self) {
-        while self.live() < self.target {
-            match self.launcher.launch() {
-                Ok(started) => self.adopt(started),
-                Err(e) => {
-                    if self.start_failed(format!("could not start a worker: {e}")) {
-                        return;
+        loop {
+            self.launcher_events();
+            let phase = self.shared.state.lock().phase;
+            if !matches!(phase, Phase::Starting | Phase::Running | Phase::Closed) {
+                return;
+            }
+            while self.live() < self.target {
+                match self.launcher.launch() {
+                    Ok(started) => self.adopt(started),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        if self.start_failed(format!("could not start a worker: {e}")) {
+                            return;
+                        }
                     }
                 }
             }
+            // What the launcher read while starting workers (a fork
+            // server's exit reports) may have freed slots.
+            if !self.launcher_events() {
+                return;
+            }
         }
+    }
+
+    /// Acts on what the launcher reports about the processes it looks
+    /// after (a fork server and its workers). Returns whether it had any.
+    fn launcher_events(&mut self) -> bool {
+        let events = self.launcher.events();
+        let any = !events.is_empty();
+        for event in events {
+            match event {
+                LaunchEvent::Exited { pid, status } => {
+                    if let Some((slot, generation)) = self.find_link(|l| l.pid == pid && !l.ours())
+                    {
+                        self.reaped(slot, generation, status);
+                    }
+                }
+                LaunchEvent::ServerLost { server, why } => {
+                    while let Some((slot, generation)) = self.find_link(|l| {
+                        l.reaper == Reaper::Server(server) && l.server_lost.is_none()
+                    }) {
+                        let Some(link) = self.link(slot, generation) else {
+                            break;
+                        };
+                        link.server_lost = Some(why.clone());
+                        // Its parent-death signal kills it; finalized once
+                        // its pidfd says it is gone (at once without one).
+                        if link.exited || link.pidfd.is_none() {
+                            self.reaped(slot, generation, ExitStatus::Unknown);
+                        }
+                    }
+                }
+                LaunchEvent::StartFailed(why) => {
+                    self.start_failed(why);
+                }
+            }
+        }
+        any
+    }
+
+    fn find_link(&self, pred: impl Fn(&Link) -> bool) -> Option<(usize, u32)> {
+        self.links
+            .iter()
+            .enumerate()
+            .find_map(|(slot, l)| l.as_ref().filter(|l| pred(l)).map(|l| (slot, l.generation)))
     }
 
     /// Records a worker that failed to start. Returns true if the pool failed.
@@ -361,6 +440,8 @@ impl Supervisor {
         }
         st.failure.get_or_insert(error);
         self.shared.set_phase(&mut st, Phase::Failing);
+        // The main loop acts on the new phase before it waits again.
+        self.shared.wake();
     }
 
     /// Registers a freshly started worker.
@@ -443,6 +524,9 @@ impl Supervisor {
             inbox,
             eof: false,
             dead: None,
+            reaper: started.reaper,
+            exited: false,
+            server_lost: None,
         });
     }
 
@@ -458,6 +542,10 @@ impl Supervisor {
             sys::eventfd_drain(self.shared.wake_fd.as_raw_fd());
             return;
         }
+        if data == LAUNCHER_TOKEN {
+            self.launcher_events();
+            return;
+        }
         let (slot, generation, kind) = untoken(data);
         if self.link(slot, generation).is_none() {
             return;
@@ -471,13 +559,31 @@ impl Supervisor {
             KIND_RESULTS => {
                 self.read_channel(slot, generation);
             }
-            KIND_PIDFD => {
-                let pid = self.link(slot, generation).map(|l| l.pid);
-                if let Some(status) = pid.and_then(sys::try_reap) {
-                    self.reaped(slot, generation, status);
-                }
-            }
+            KIND_PIDFD => self.pidfd_ready(slot, generation),
             _ => {}
+        }
+    }
+
+    /// A worker's pidfd is readable: it exited. Our own child is reaped
+    /// now; a fork server's worker once the server reports its status.
+    fn pidfd_ready(&mut self, slot: usize, generation: u32) {
+        let epfd = self.shared.epoll.as_raw_fd();
+        let Some(link) = self.link(slot, generation) else {
+            return;
+        };
+        if link.ours() {
+            if let Some(status) = sys::try_reap(link.pid) {
+                self.reaped(slot, generation, status);
+            }
+            return;
+        }
+        link.exited = true;
+        if let Some(p) = &link.pidfd {
+            // Readable for good now: stop watching it.
+            let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, p.as_raw_fd(), 0, 0);
+        }
+        if link.server_lost.is_some() {
+            self.reaped(slot, generation, ExitStatus::Unknown);
         }
     }
 
@@ -489,7 +595,7 @@ impl Supervisor {
             .enumerate()
             .filter_map(|(i, l)| {
                 l.as_ref()
-                    .filter(|l| l.pidfd.is_none() && l.dead.is_none())
+                    .filter(|l| l.pidfd.is_none() && l.dead.is_none() && l.ours())
                     .map(|l| (i, l.generation, l.pid))
             })
             .collect();
@@ -631,7 +737,7 @@ impl Supervisor {
             return;
         };
         st.idle.retain(|&s| s != slot);
-        let about = describe_exit(w.pid, status, &w);
+        let about = describe_exit(w.pid, status, &w, link.server_lost.as_deref());
         // Backwards, so that requeued tasks keep their order at the front.
         for &task_id in w.tasks.iter().rev() {
             let started_at = w.area.progress().started_at(task_id);
@@ -672,8 +778,24 @@ impl Supervisor {
             kill_link(link);
         }
         for link in self.links.drain(..).flatten().filter(|l| l.dead.is_none()) {
-            sys::reap_blocking(link.pid);
+            match (link.reaper, &link.pidfd) {
+                (Reaper::Pool, _) => {
+                    sys::reap_blocking(link.pid);
+                }
+                // The fork server reaps it; its pidfd says when it is gone.
+                (Reaper::Server(_), Some(p)) => {
+                    let mut fds = [libc::pollfd {
+                        fd: p.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    }];
+                    let _ = sys::poll(&mut fds, -1);
+                }
+                (Reaper::Server(_), None) => {}
+            }
         }
+        // The fork server reaps what is left, then exits and is reaped.
+        self.launcher.shutdown();
         let mut st = self.shared.state.lock();
         st.finish_all(Outcome::Abandoned, message);
         st.workers.clear();
@@ -687,7 +809,16 @@ fn kill_link(link: &Link) {
     match &link.pidfd {
         Some(p) => {
             let _ = sys::pidfd_send_signal(p.as_raw_fd(), libc::SIGKILL);
+            // A fork server's worker may have been reaped by the server
+            // already: then its group id may be another process's.
+            if !link.ours() && (link.exited || sys::pidfd_exited(p.as_raw_fd())) {
+                return;
+            }
         }
+        // A fork server's worker without a pidfd: its pid is not ours to
+        // signal (the server may have reaped it); its server's death or the
+        // end of its channel stops it.
+        None if !link.ours() => return,
         // SAFETY: our own child, not yet reaped, so the pid is still ours.
         None => unsafe {
             libc::kill(link.pid, libc::SIGKILL);
@@ -876,8 +1007,17 @@ fn apply_result(
     }
 }
 
-/// "worker 12 exited with code 3", with the pool's reason or the worker's last words.
-fn describe_exit(pid: libc::pid_t, status: ExitStatus, w: &Worker) -> String {
+/// "worker 12 exited with code 3", with the pool's reason or the worker's
+/// last words; or why its status is unknown when its fork server died.
+fn describe_exit(
+    pid: libc::pid_t,
+    status: ExitStatus,
+    w: &Worker,
+    server_lost: Option<&str>,
+) -> String {
+    if let Some(why) = server_lost {
+        return format!("worker {pid} died with its fork server ({why})");
+    }
     let how = match status {
         ExitStatus::Code(c) => format!("worker {pid} exited with code {c}"),
         ExitStatus::Signal(s) => format!("worker {pid} was killed by {}", sys::signal_name(s)),

@@ -9,8 +9,8 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::{Launcher, Started};
-use crate::area::{self, Area};
+use super::{watch_child, Channel, Launcher, Reaper, Started};
+use crate::area::Area;
 use crate::config::{Config, Handler, Initializer};
 use crate::sys;
 use crate::worker::{self, EXIT_PANIC, EXIT_PARENT_GONE};
@@ -40,14 +40,11 @@ impl ForkLauncher {
 
 impl Launcher for ForkLauncher {
     fn launch(&mut self) -> io::Result<Started> {
-        let (ours, theirs) = sys::socketpair()?;
-        let (results, results_theirs) = sys::results_pipe()?;
-        let area = Area::new(area::region_size(self.max_frame))?;
+        let channel = Channel::new(self.max_frame)?;
+        let [tasks, results, area] = channel.worker_fds();
         // Prepared before the fork: the sorted list of fds the child keeps.
         let mut keep: Vec<RawFd> = self.keep_fds.clone();
-        keep.push(theirs.as_raw_fd());
-        keep.push(results_theirs.as_raw_fd());
-        keep.push(area.fd());
+        keep.extend([tasks, results, area]);
         keep.sort_unstable();
         keep.dedup();
         // SAFETY: getpid has no preconditions.
@@ -58,11 +55,11 @@ impl Launcher for ForkLauncher {
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             let child = Child {
-                channel: theirs.as_raw_fd(),
-                results: results_theirs.as_raw_fd(),
-                ours: [ours.as_raw_fd(), results.as_raw_fd()],
+                channel: tasks,
+                results,
+                ours: [channel.tasks.as_raw_fd(), channel.results.as_raw_fd()],
                 keep: &keep,
-                area: &area,
+                area: &channel.area,
                 parent,
                 launcher: self,
             };
@@ -71,32 +68,8 @@ impl Launcher for ForkLauncher {
         if pid < 0 {
             return Err(io::Error::last_os_error());
         }
-        drop(theirs);
-        drop(results_theirs);
-        // Also set from the parent, so the group exists before either side runs on.
-        // SAFETY: pid is our child; EACCES/ESRCH are harmless here.
-        unsafe { libc::setpgid(pid, pid) };
-        let pidfd = if self.use_pidfd {
-            match sys::pidfd_open(pid) {
-                Ok(fd) => Some(fd),
-                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => None,
-                Err(e) => {
-                    // SAFETY: our own unreaped child.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                    sys::reap_blocking(pid);
-                    return Err(e);
-                }
-            }
-        } else {
-            None
-        };
-        Ok(Started {
-            pid,
-            pidfd,
-            channel: ours,
-            results,
-            area,
-        })
+        let pidfd = watch_child(pid, self.use_pidfd)?;
+        Ok(channel.started(pid, pidfd, Reaper::Pool))
     }
 }
 
@@ -117,16 +90,9 @@ impl Child<'_> {
     fn run(&self) -> ! {
         // SAFETY: raw async-signal-safe calls in a fresh single-threaded child.
         unsafe {
-            reset_signals();
+            sys::reset_signal_dispositions();
             libc::setpgid(0, 0);
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
-            if libc::getppid() != self.parent {
+            if !sys::die_with_parent(self.parent) {
                 libc::_exit(EXIT_PARENT_GONE);
             }
             if self.launcher.close_inherited_fds {
@@ -151,50 +117,6 @@ impl Child<'_> {
         // SAFETY: ends the child without running the host's atexit handlers.
         unsafe { libc::_exit(code) }
     }
-}
-
-/// The kernel's `struct sigaction` (x86_64 and aarch64 share this layout).
-#[repr(C)]
-struct KernelSigaction {
-    handler: usize,
-    flags: libc::c_ulong,
-    restorer: usize,
-    mask: u64,
-}
-
-/// Default disposition for every catchable signal, and an empty mask.
-///
-/// Uses the raw `rt_sigaction` system call: glibc's `sigaction()` refuses
-/// signals 32 and 33, which a host may still have ignored.
-///
-/// # Safety
-/// Only raw syscalls; meant for a freshly forked child.
-unsafe fn reset_signals() {
-    let default = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    for sig in 1..=64 {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &default as *const KernelSigaction,
-                std::ptr::null_mut::<KernelSigaction>(),
-                8usize,
-            );
-        }
-    }
-    let empty: u64 = 0;
-    libc::syscall(
-        libc::SYS_rt_sigprocmask,
-        libc::SIG_SETMASK,
-        &empty as *const u64,
-        std::ptr::null_mut::<u64>(),
-        8usize,
-    );
 }
 
 /// Closes every fd above 2 except those in `keep` (sorted).

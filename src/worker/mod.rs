@@ -1,10 +1,15 @@
-//! The worker side: the loop a worker process runs, and its reply buffer.
+//! The worker side: the loop a worker process runs, its reply buffer, the
+//! entry point of worker programs and the fork server.
 //!
-//! Everything here runs in a worker process, never in the host.
+//! Everything here runs in a worker process (or a fork server), never in
+//! the host.
 
+mod entry;
+mod forkserver;
 mod reply;
 mod serve;
 
+pub use entry::{main, report_start_failure};
 pub use reply::Reply;
 pub(crate) use serve::serve;
 

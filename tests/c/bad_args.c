@@ -37,8 +37,30 @@ int main(void) {
     CHECK_OK(billiard_config_new(&cfg));
     CHECK_RC(billiard_config_set_handler(cfg, NULL, NULL), BILLIARD_EINVAL);
     CHECK_RC(billiard_config_set_start_method(cfg, 99), BILLIARD_EINVAL);
-    CHECK_RC(billiard_config_set_start_method(cfg, BILLIARD_START_SPAWN), BILLIARD_EINVAL);
-    CHECK(strstr(billiard_last_error(), "not available") != NULL);
+    /* SPAWN needs a worker program, and no handler of the host's. */
+    CHECK_OK(billiard_config_set_start_method(cfg, BILLIARD_START_SPAWN));
+    CHECK_RC(billiard_pool_new(cfg, &pool), BILLIARD_EINVAL);
+    CHECK(strstr(billiard_last_error(), "worker program") != NULL);
+    CHECK_OK(billiard_config_set_start_method(cfg, BILLIARD_START_FORK));
+    {
+        const char *argv[2] = {"worker", NULL};
+        CHECK_RC(billiard_config_set_worker_argv(NULL, argv, 1), BILLIARD_EINVAL);
+        CHECK_RC(billiard_config_set_worker_argv(cfg, NULL, 1), BILLIARD_EINVAL);
+        CHECK_RC(billiard_config_set_worker_argv(cfg, argv, 0), BILLIARD_EINVAL);
+        CHECK_RC(billiard_config_set_worker_argv(cfg, argv, 2), BILLIARD_EINVAL); /* argv[1] NULL */
+    }
+    CHECK_RC(billiard_config_set_worker_env(cfg, "BILLIARD_TASK_FD", "3"), BILLIARD_EINVAL);
+    CHECK(strstr(billiard_last_error(), "reserved") != NULL);
+    CHECK_RC(billiard_config_set_worker_env(cfg, "A=B", "1"), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_worker_env(cfg, "", "1"), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_worker_env(cfg, NULL, "1"), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_worker_env(NULL, "A", "1"), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_worker_env_inherit(NULL, true), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_worker_cwd(NULL, NULL), BILLIARD_EINVAL);
+    /* The worker main outside a pool: an error at once, never a hang. */
+    CHECK_RC(billiard_worker_main(NULL, NULL), BILLIARD_EINVAL);
+    CHECK_RC(billiard_worker_main(scripted, NULL), BILLIARD_EINVAL);
+    CHECK(strstr(billiard_last_error(), "not started by a billiard pool") != NULL);
     CHECK_RC(billiard_config_set_keep_fds(cfg, NULL, 3), BILLIARD_EINVAL);
     CHECK_RC(billiard_config_set_keep_fds(cfg, fds, 1), BILLIARD_EINVAL);
     CHECK_RC(billiard_config_set_max_frame_size(cfg, 3), BILLIARD_EINVAL);

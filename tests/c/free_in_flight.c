@@ -16,7 +16,7 @@ int main(void) {
     fds_before = count_fds();
     for (round = 0; round < 2; round++) {
         CHECK_OK(billiard_pool_new(cfg, &pool));
-        CHECK(count_children() == 3);
+        CHECK(count_children() == pool_children(3));
         for (i = 0; i < TASKS; i++) ids[i] = submit_str(pool, i < 2 ? "echo:quick" : "sleep:60000");
         for (i = 0; i < 2; i++) {
             r = wait_task(pool, ids[i]);

@@ -3,7 +3,8 @@
  *   "sleep:MS" sleeps MS ms       "exit:N"   calls exit(N)
  *   "work:MS"  creates started_marker(getpid()), then sleeps MS ms
  *   "fail:MSG" fails with MSG     "fds"      replies its open fd numbers
- *   "signals"  replies SigBlk/SigIgn from /proc/self/status */
+ *   "signals"  replies SigBlk/SigIgn from /proc/self/status
+ *   "env:NAME" replies $NAME, or "(unset)"   "cwd" replies the working directory */
 #ifndef BILLIARD_TEST_SCRIPTED_H
 #define BILLIARD_TEST_SCRIPTED_H
 
@@ -92,6 +93,13 @@ static inline int scripted(void *ctx, const uint8_t *in, size_t len, billiard_re
                 used += (size_t)snprintf(out + used, sizeof out - used, "%s", line);
         if (f) fclose(f);
         return billiard_reply_write(reply, out, used);
+    } else if (strncmp(cmd, "env:", 4) == 0) {
+        const char *value = getenv(arg);
+        if (!value) value = "(unset)";
+        return billiard_reply_write(reply, value, strlen(value));
+    } else if (strcmp(cmd, "cwd") == 0) {
+        if (!getcwd(out, sizeof out)) return billiard_reply_error(reply, "getcwd failed"), 1;
+        return billiard_reply_write(reply, out, strlen(out));
     }
     billiard_reply_error(reply, "unknown command");
     return 1;

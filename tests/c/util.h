@@ -35,14 +35,17 @@
 
 #define CHECK_OK(call) CHECK_RC(call, BILLIARD_OK)
 
-/* Number of processes whose parent is this process, zombies included. */
+/* Number of processes descending from this process (children, their
+ * children, ...), zombies included. */
 static inline int count_children(void) {
+    enum { MAX = 65536 };
+    static int pids[MAX], ppids[MAX];
     DIR *d = opendir("/proc");
     struct dirent *e;
-    int n = 0;
+    int n = 0, total = 0, i, p, depth;
     char path[300], buf[512];
     CHECK(d != NULL);
-    while ((e = readdir(d)) != NULL) {
+    while ((e = readdir(d)) != NULL && total < MAX) {
         FILE *f;
         char *paren;
         int ppid = 0;
@@ -51,11 +54,27 @@ static inline int count_children(void) {
         f = fopen(path, "r");
         if (!f) continue;
         if (fgets(buf, sizeof buf, f) && (paren = strrchr(buf, ')')) != NULL &&
-            sscanf(paren + 2, "%*c %d", &ppid) == 1 && ppid == (int)getpid())
-            n++;
+            sscanf(paren + 2, "%*c %d", &ppid) == 1) {
+            pids[total] = atoi(e->d_name);
+            ppids[total++] = ppid;
+        }
         fclose(f);
     }
     closedir(d);
+    for (i = 0; i < total; i++) {
+        /* Walk up from each process (64 levels at most) looking for us. */
+        for (p = ppids[i], depth = 0; p > 1 && depth < 64; depth++) {
+            int j;
+            if (p == (int)getpid()) {
+                n++;
+                break;
+            }
+            for (j = 0; j < total && pids[j] != p; j++) {
+            }
+            if (j == total) break;
+            p = ppids[j];
+        }
+    }
     return n;
 }
 
@@ -71,12 +90,38 @@ static inline int count_fds(void) {
     return n - 1; /* the DIR's own fd */
 }
 
-/* A new config with `workers` workers and `handler`, or exit. */
+/* The start method the tests run with: BILLIARD_TEST_START is "fork"
+ * (default), "spawn" or "forkserver"; the last two run the worker program
+ * named in BILLIARD_TEST_WORKER (tests/c/scripted_worker.c). */
+static inline int test_start_method(void) {
+    const char *m = getenv("BILLIARD_TEST_START");
+    if (m && strcmp(m, "spawn") == 0) return BILLIARD_START_SPAWN;
+    if (m && strcmp(m, "forkserver") == 0) return BILLIARD_START_FORKSERVER;
+    return BILLIARD_START_FORK;
+}
+
+/* Processes under this host for a pool of `workers` workers: the workers,
+ * plus the fork server (whose children they are) under FORKSERVER. */
+static inline int pool_children(int workers) {
+    return test_start_method() == BILLIARD_START_FORKSERVER ? workers + 1 : workers;
+}
+
+/* A new config with `workers` workers running `handler` (FORK), or the
+ * worker program (SPAWN, FORKSERVER: the same scripted handler), or exit. */
 static inline billiard_config *make_config(uint32_t workers, billiard_handler handler, void *ctx) {
     billiard_config *cfg = NULL;
+    int method = test_start_method();
     CHECK_OK(billiard_config_new(&cfg));
     CHECK_OK(billiard_config_set_workers(cfg, workers));
-    CHECK_OK(billiard_config_set_handler(cfg, handler, ctx));
+    CHECK_OK(billiard_config_set_start_method(cfg, method));
+    if (method == BILLIARD_START_FORK) {
+        CHECK_OK(billiard_config_set_handler(cfg, handler, ctx));
+    } else {
+        const char *argv[1];
+        argv[0] = getenv("BILLIARD_TEST_WORKER");
+        CHECK(argv[0] != NULL);
+        CHECK_OK(billiard_config_set_worker_argv(cfg, argv, 1));
+    }
     return cfg;
 }
 

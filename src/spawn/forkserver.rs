@@ -1,0 +1,344 @@
+//! The FORKSERVER start method, pool side. The worker program is started
+//! once as a fork server (`BILLIARD_FORKSERVER_FD` names its end of a
+//! `SOCK_SEQPACKET` control socket). Once initialized it says hello; then
+//! for each worker the pool creates the channel and area as for FORK,
+//! sends the worker's three fds in a FORK request, and gets back the pid and
+//! pidfd of the worker the server forked.
+//!
+//! The workers are the server's children, not the host's: the server reaps
+//! them and reports each exit status (EXITED), so the pool tells a worker's
+//! exit code or signal exactly as with FORK. The pool signals them through
+//! their pidfds. If the server dies, its workers die with it (their
+//! parent-death signal), the pool accounts for their tasks as for any
+//! death, and starts a new server.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::program::Program;
+use super::{Channel, LaunchEvent, Launcher, Reaper, Started};
+use crate::config::Config;
+use crate::error::Result;
+use crate::pool::LAUNCHER_TOKEN;
+use crate::protocol::{
+    self, control_word, ENV_FORKSERVER_FD, KIND_EXITED, KIND_FATAL, KIND_FORK, KIND_FORKED,
+    KIND_FORK_FAILED, KIND_SERVER_HELLO, PROTOCOL_VERSION,
+};
+use crate::sys::{self, ExitStatus};
+
+/// How long a running server may take to answer a FORK request.
+const FORK_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server may take to exit once its control socket is closed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// A running fork server.
+struct Server {
+    number: u32,
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    control: OwnedFd,
+    /// It said hello: it takes FORK requests.
+    ready: bool,
+    /// What it said in a FATAL message, if anything.
+    last_words: Option<String>,
+}
+
+/// Starts workers through a fork server, starting the server when needed.
+pub(crate) struct ForkServerLauncher {
+    program: Program,
+    max_frame: usize,
+    use_pidfd: bool,
+    epoll: RawFd,
+    server: Option<Server>,
+    servers_started: u32,
+    /// Events read while waiting for a FORK reply, for the next `events()`.
+    pending: Vec<LaunchEvent>,
+}
+
+impl ForkServerLauncher {
+    pub(crate) fn new(config: &Config, epoll: RawFd) -> Result<ForkServerLauncher> {
+        Ok(ForkServerLauncher {
+            program: Program::new(config)?,
+            max_frame: config.max_frame,
+            use_pidfd: config.use_pidfd,
+            epoll,
+            server: None,
+            servers_started: 0,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Spawns a server and watches its control socket and pidfd.
+    fn start_server(&mut self) -> io::Result<()> {
+        let (ours, theirs) = sys::seqpacket_pair()?;
+        let pid = self
+            .program
+            .spawn(&[(ENV_FORKSERVER_FD, theirs.as_raw_fd())])?;
+        drop(theirs);
+        let pidfd = super::watch_child(pid, self.use_pidfd)?;
+        for fd in std::iter::once(ours.as_raw_fd()).chain(pidfd.as_ref().map(|p| p.as_raw_fd())) {
+            sys::epoll_ctl(
+                self.epoll,
+                libc::EPOLL_CTL_ADD,
+                fd,
+                libc::EPOLLIN as u32,
+                LAUNCHER_TOKEN,
+            )?;
+        }
+        self.servers_started += 1;
+        self.server = Some(Server {
+            number: self.servers_started,
+            pid,
+            pidfd,
+            control: ours,
+            ready: false,
+            last_words: None,
+        });
+        Ok(())
+    }
+
+    /// Applies one control message from the server. Returns a FORK reply.
+    fn apply(
+        &mut self,
+        message: &[u8],
+        mut fds: Vec<OwnedFd>,
+    ) -> Option<io::Result<(libc::pid_t, Option<OwnedFd>)>> {
+        let server = self.server.as_mut()?;
+        let decoded = protocol::decode_control(message);
+        match decoded {
+            Some((KIND_SERVER_HELLO, body)) => {
+                let version = control_word(body, 0).unwrap_or(0);
+                if version != PROTOCOL_VERSION {
+                    server.last_words = Some(format!(
+                        "it speaks protocol version {version}, the pool speaks {PROTOCOL_VERSION}"
+                    ));
+                    // SAFETY: our own unreaped child.
+                    unsafe { libc::kill(server.pid, libc::SIGKILL) };
+                } else {
+                    server.ready = true;
+                }
+                None
+            }
+            Some((KIND_FATAL, body)) => {
+                server.last_words = Some(String::from_utf8_lossy(body).into_owned());
+                None
+            }
+            Some((KIND_EXITED, body)) => {
+                let pid = control_word(body, 0).unwrap_or(0) as libc::pid_t;
+                let status = control_word(body, 1).unwrap_or(0) as i32;
+                self.pending.push(LaunchEvent::Exited {
+                    pid,
+                    status: sys::decode_status(status),
+                });
+                None
+            }
+            Some((KIND_FORKED, body)) => {
+                let pid = control_word(body, 0).unwrap_or(0) as libc::pid_t;
+                Some(Ok((pid, fds.pop())))
+            }
+            Some((KIND_FORK_FAILED, body)) => {
+                let errno = control_word(body, 0).unwrap_or(0) as i32;
+                Some(Err(io::Error::from_raw_os_error(errno)))
+            }
+            _ => {
+                server.last_words =
+                    Some("it sent a control message the pool cannot understand".into());
+                // SAFETY: our own unreaped child.
+                unsafe { libc::kill(server.pid, libc::SIGKILL) };
+                None
+            }
+        }
+    }
+
+    /// Reads every message waiting on the control socket (non-blocking).
+    /// Returns a FORK reply if one came, and whether the socket ended.
+    fn read_control(
+        &mut self,
+        wait: Option<Duration>,
+    ) -> (Option<io::Result<(libc::pid_t, Option<OwnedFd>)>>, bool) {
+        let mut buf = [0u8; 4096];
+        let deadline = wait.map(|w| Instant::now() + w);
+        loop {
+            let Some(server) = &self.server else {
+                return (None, true);
+            };
+            let fd = server.control.as_raw_fd();
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                let mut p = [libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }];
+                if left.is_zero()
+                    || matches!(sys::poll(&mut p, left.as_millis().max(1) as i32), Ok(0))
+                {
+                    let timeout = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the fork server did not answer a FORK request in time",
+                    );
+                    return (Some(Err(timeout)), false);
+                }
+            }
+            // SAFETY: MSG_DONTWAIT on our own socket, via recv_with_fds' flags.
+            if deadline.is_none() && !readable(fd) {
+                return (None, false);
+            }
+            match sys::recv_with_fds(fd, &mut buf) {
+                Ok((0, _)) => return (None, true),
+                Ok((n, fds)) => {
+                    let message = buf[..n].to_vec();
+                    if let Some(reply) = self.apply(&message, fds) {
+                        return (Some(reply), false);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (None, false),
+                Err(_) => return (None, true),
+            }
+        }
+    }
+
+    /// The server is gone or going: reap it if it has exited, and say so.
+    fn check_server(&mut self, ended: bool) {
+        let Some(server) = &self.server else {
+            return;
+        };
+        let exited = match &server.pidfd {
+            Some(p) => sys::pidfd_exited(p.as_raw_fd()),
+            None => ended,
+        };
+        if !exited {
+            if ended {
+                // It closed the socket but lives on: it is of no use.
+                // SAFETY: our own unreaped child.
+                unsafe { libc::kill(server.pid, libc::SIGKILL) };
+            }
+            return;
+        }
+        let Some(server) = self.server.take() else {
+            return;
+        };
+        let status = sys::reap_blocking(server.pid);
+        let mut why = describe(server.pid, status);
+        if let Some(words) = &server.last_words {
+            why = format!("{why} (it said: {words})");
+        }
+        self.pending.push(if server.ready {
+            LaunchEvent::ServerLost {
+                server: server.number,
+                why,
+            }
+        } else {
+            LaunchEvent::StartFailed(format!("{why} before it was ready"))
+        });
+    }
+}
+
+fn readable(fd: RawFd) -> bool {
+    let mut p = [libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    matches!(sys::poll(&mut p, 0), Ok(1))
+}
+
+/// "the fork server 12 exited with code 3".
+fn describe(pid: libc::pid_t, status: ExitStatus) -> String {
+    match status {
+        ExitStatus::Code(c) => format!("the fork server {pid} exited with code {c}"),
+        ExitStatus::Signal(s) => format!(
+            "the fork server {pid} was killed by {}",
+            sys::signal_name(s)
+        ),
+        ExitStatus::Unknown => format!("the fork server {pid} ended"),
+    }
+}
+
+impl Launcher for ForkServerLauncher {
+    fn launch(&mut self) -> io::Result<Started> {
+        if self.server.is_none() {
+            self.start_server()?;
+        }
+        let (server_number, control) = match &self.server {
+            Some(s) if s.ready => (s.number, s.control.as_raw_fd()),
+            _ => return Err(io::ErrorKind::WouldBlock.into()),
+        };
+        let channel = Channel::new(self.max_frame)?;
+        let request = protocol::encode_control(KIND_FORK, &[]);
+        if sys::send_with_fds(control, &request, &channel.worker_fds()).is_err() {
+            // The server is going: events() will say so.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let (reply, ended) = self.read_control(Some(FORK_REPLY_TIMEOUT));
+        if ended {
+            self.check_server(true);
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        match reply {
+            Some(Ok((pid, pidfd))) => {
+                let pidfd = if self.use_pidfd { pidfd } else { None };
+                Ok(channel.started(pid, pidfd, Reaper::Server(server_number)))
+            }
+            Some(Err(e)) => {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    if let Some(s) = &self.server {
+                        // SAFETY: our own unreaped child.
+                        unsafe { libc::kill(s.pid, libc::SIGKILL) };
+                    }
+                }
+                Err(io::Error::new(
+                    e.kind(),
+                    format!("the fork server could not fork a worker: {e}"),
+                ))
+            }
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn events(&mut self) -> Vec<LaunchEvent> {
+        let (_, ended) = self.read_control(None);
+        self.check_server(ended);
+        std::mem::take(&mut self.pending)
+    }
+
+    fn shutdown(&mut self) {
+        let Some(server) = self.server.take() else {
+            return;
+        };
+        let Server {
+            pid,
+            pidfd,
+            control,
+            ..
+        } = server;
+        // End of stream tells the server to reap what is left and exit.
+        drop(control);
+        let exited = match &pidfd {
+            Some(p) => {
+                let mut fds = [libc::pollfd {
+                    fd: p.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                }];
+                matches!(
+                    sys::poll(&mut fds, SHUTDOWN_GRACE.as_millis() as i32),
+                    Ok(1)
+                )
+            }
+            None => false,
+        };
+        if !exited {
+            // SAFETY: our own unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        sys::reap_blocking(pid);
+    }
+}
+
+impl Drop for ForkServerLauncher {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

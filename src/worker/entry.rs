@@ -1,0 +1,142 @@
+//! The entry point of worker programs (SPAWN and FORKSERVER): find the
+//! channel the pool passed in the environment, make the process a clean
+//! worker, then serve tasks (or, as a fork server, fork workers that do).
+
+use std::os::fd::RawFd;
+
+use super::{forkserver, serve, EXIT_PARENT_GONE};
+use crate::area::AreaHandle;
+use crate::config::Handler;
+use crate::error::{Error, Result};
+use crate::protocol::{
+    self, ENV_ALL, ENV_AREA_FD, ENV_FORKSERVER_FD, ENV_MAX_FRAME, ENV_POOL_PID, ENV_PROTOCOL,
+    ENV_RESULT_FD, ENV_TASK_FD, PROTOCOL_VERSION,
+};
+use crate::sys;
+
+/// What the pool asked this program to be.
+enum Role {
+    /// A SPAWN worker with its channel and area.
+    Worker {
+        tasks: RawFd,
+        results: RawFd,
+        area: RawFd,
+    },
+    /// A fork server with its control socket.
+    Server { control: RawFd },
+}
+
+/// Runs the worker loop of a worker program: the whole life of a SPAWN
+/// worker, or of a fork server and the workers it forks.
+///
+/// Reads the `BILLIARD_*` variables (and removes them, so programs the
+/// handler starts do not see them), marks the fds CLOEXEC, resets every
+/// signal to its default action with an empty mask, asks for SIGKILL when
+/// the pool's thread that started it exits and checks the pool is still
+/// there. Then serves tasks until the pool closes the channel.
+///
+/// Returns the code the program should exit with: 0 when the pool closed
+/// the channel, [`super::EXIT_PARENT_GONE`] and the other `EXIT_*` codes
+/// otherwise. Fails at once, without waiting for anything, with
+/// [`Error::InvalidArgument`] when the program was not started by a pool.
+/// A fork server's workers never return from it: they `_exit`.
+///
+/// Call it from the program's main thread while no other thread runs (a
+/// fork server forks).
+pub fn main(handler: Handler) -> Result<i32> {
+    let protocol = std::env::var(ENV_PROTOCOL).ok();
+    if protocol.is_none() && std::env::var_os(ENV_FORKSERVER_FD).is_none() {
+        return Err(Error::InvalidArgument(format!(
+            "this program was not started by a billiard pool ({ENV_PROTOCOL} is not set): \
+             run it as the worker program of a SPAWN or FORKSERVER pool"
+        )));
+    }
+    let max_frame = env_number(ENV_MAX_FRAME)?;
+    let pool_pid = env_number(ENV_POOL_PID)?;
+    let role = match std::env::var_os(ENV_FORKSERVER_FD) {
+        Some(_) => Role::Server {
+            control: env_fd(ENV_FORKSERVER_FD, libc::S_IFSOCK)?,
+        },
+        None => Role::Worker {
+            tasks: env_fd(ENV_TASK_FD, libc::S_IFSOCK)?,
+            results: env_fd(ENV_RESULT_FD, libc::S_IFIFO)?,
+            area: env_fd(ENV_AREA_FD, libc::S_IFREG)?,
+        },
+    };
+    if protocol.as_deref() != Some(&PROTOCOL_VERSION.to_string()) {
+        let why = format!(
+            "the pool speaks protocol {}, this worker speaks {PROTOCOL_VERSION}",
+            protocol.as_deref().unwrap_or("(none)")
+        );
+        if let Role::Worker { results, .. } = role {
+            let _ = sys::write_all(results, &protocol::encode_fatal(why.as_bytes()));
+        }
+        return Err(Error::InvalidArgument(why));
+    }
+    for name in ENV_ALL {
+        std::env::remove_var(name);
+    }
+    // SAFETY: raw calls; the caller promised no other thread runs.
+    let parent_alive = unsafe {
+        sys::reset_signal_dispositions();
+        sys::die_with_parent(pool_pid as libc::pid_t)
+    };
+    if !parent_alive {
+        return Ok(EXIT_PARENT_GONE);
+    }
+    match role {
+        Role::Worker {
+            tasks,
+            results,
+            area,
+        } => {
+            let area = AreaHandle::open(area)
+                .map_err(|e| Error::InvalidArgument(format!("{ENV_AREA_FD}: {e}")))?;
+            Ok(serve(tasks, results, area, &handler, None, max_frame))
+        }
+        Role::Server { control } => Ok(forkserver::serve_forks(control, &handler, max_frame)),
+    }
+}
+
+/// A decimal number from the environment, or `EINVAL` naming it.
+fn env_number(name: &str) -> Result<usize> {
+    let value = std::env::var(name).unwrap_or_default();
+    value.parse().map_err(|_| {
+        Error::InvalidArgument(format!(
+            "{name} is {value:?}, not a number: was this program started by a billiard pool?"
+        ))
+    })
+}
+
+/// An fd named in the environment: open, of the expected file type; made
+/// CLOEXEC so that programs the handler starts do not inherit it.
+fn env_fd(name: &str, kind: libc::mode_t) -> Result<RawFd> {
+    let fd = env_number(name)? as RawFd;
+    // SAFETY: fstat fills a plain struct; F_SETFD changes only flags.
+    let ok = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0
+            && st.st_mode & libc::S_IFMT == kind
+            && libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == 0
+    };
+    if !ok {
+        return Err(Error::InvalidArgument(format!(
+            "{name}={fd} is not an open fd of the kind the pool passes"
+        )));
+    }
+    Ok(fd)
+}
+
+/// For a worker program that cannot start (its plugin is missing, its own
+/// initialization failed): tells the pool why, in a FATAL message on the
+/// channel named in the environment, so that `billiard_pool_new` reports
+/// it. Does nothing when the program was not started by a pool.
+pub fn report_start_failure(message: &str) {
+    let number = |name: &str| std::env::var(name).ok()?.parse::<RawFd>().ok();
+    if let Some(fd) = number(ENV_RESULT_FD) {
+        let _ = sys::write_all(fd, &protocol::encode_fatal(message.as_bytes()));
+    } else if let Some(fd) = number(ENV_FORKSERVER_FD) {
+        let frame = protocol::encode_control(protocol::KIND_FATAL, message.as_bytes());
+        let _ = sys::send_with_fds(fd, &frame, &[]);
+    }
+}
