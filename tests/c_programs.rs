@@ -74,7 +74,7 @@ fn run_with_every_start_method(source: &str) {
             Command::new(&exe)
                 .current_dir(root())
                 .env("BILLIARD_TEST_START", method)
-                .env("BILLIARD_TEST_WORKER", &worker),
+                .env("BILLIARD_TEST_WORKER", worker),
             &format!("{source} ({method})"),
         );
     }

@@ -410,6 +410,8 @@ impl Supervisor {
                 LaunchEvent::StartFailed(why) => {
                     self.start_failed(why);
                 }
+                // fill() runs again.
+                LaunchEvent::Ready => {}
             }
         }
         any

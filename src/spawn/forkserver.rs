@@ -32,6 +32,9 @@ const FORK_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server may take to exit once its control socket is closed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// A FORK request's answer: the worker's pid and pidfd, or why not.
+type ForkReply = io::Result<(libc::pid_t, Option<OwnedFd>)>;
+
 /// A running fork server.
 struct Server {
     number: u32,
@@ -99,11 +102,7 @@ impl ForkServerLauncher {
     }
 
     /// Applies one control message from the server. Returns a FORK reply.
-    fn apply(
-        &mut self,
-        message: &[u8],
-        mut fds: Vec<OwnedFd>,
-    ) -> Option<io::Result<(libc::pid_t, Option<OwnedFd>)>> {
+    fn apply(&mut self, message: &[u8], mut fds: Vec<OwnedFd>) -> Option<ForkReply> {
         let server = self.server.as_mut()?;
         let decoded = protocol::decode_control(message);
         match decoded {
@@ -117,6 +116,7 @@ impl ForkServerLauncher {
                     unsafe { libc::kill(server.pid, libc::SIGKILL) };
                 } else {
                     server.ready = true;
+                    self.pending.push(LaunchEvent::Ready);
                 }
                 None
             }
@@ -153,10 +153,7 @@ impl ForkServerLauncher {
 
     /// Reads every message waiting on the control socket (non-blocking).
     /// Returns a FORK reply if one came, and whether the socket ended.
-    fn read_control(
-        &mut self,
-        wait: Option<Duration>,
-    ) -> (Option<io::Result<(libc::pid_t, Option<OwnedFd>)>>, bool) {
+    fn read_control(&mut self, wait: Option<Duration>) -> (Option<ForkReply>, bool) {
         let mut buf = [0u8; 4096];
         let deadline = wait.map(|w| Instant::now() + w);
         loop {

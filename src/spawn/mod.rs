@@ -57,6 +57,8 @@ pub(crate) enum LaunchEvent {
     ServerLost { server: u32, why: String },
     /// A fork server failed before it could start any worker.
     StartFailed(String),
+    /// The fork server is ready: workers can be started now.
+    Ready,
 }
 
 /// Starts workers. Called only from the supervisor thread.

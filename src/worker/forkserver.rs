@@ -188,9 +188,6 @@ fn fork_worker(
     drop(passed);
     // SAFETY: our child; from the parent too, so the group exists at once.
     unsafe { libc::setpgid(pid, pid) };
-    let pidfd = match sys::pidfd_open(pid) {
-        Ok(fd) => Some(fd),
-        Err(_) => None,
-    };
+    let pidfd = sys::pidfd_open(pid).ok();
     Ok(Child { pid, pidfd })
 }

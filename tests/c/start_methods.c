@@ -8,8 +8,12 @@
  *  - FORKSERVER: start-up code runs once, in the server, and every worker
  *    sees its state; every worker is a distinct process;
  *  - killing the fork server mid-run loses no task: each gets exactly one
- *    result, and a new server serves the next ones.
+ *    result, and a new server serves the next ones;
+ *  - a busy multithreaded host (8 threads taking mutexes and allocating in
+ *    a loop, so locks are held at every moment) starts and stops SPAWN and
+ *    FORKSERVER pools without deadlock.
  * argv[1] is the scripted worker program (tests/c/scripted_worker.c). */
+#include <pthread.h>
 #include <signal.h>
 
 #include "scripted.h"
@@ -177,6 +181,48 @@ static void server_killed_mid_run(void) {
     printf("server killed twice: %d ok, %d lost with it, none without a result\n", ok, lost);
 }
 
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static volatile int stop_busy;
+
+static void *busy(void *arg) {
+    pthread_mutex_t own = PTHREAD_MUTEX_INITIALIZER;
+    size_t size = 64 + (size_t)(long)arg * 1000;
+    (void)arg;
+    while (!stop_busy) {
+        char *p;
+        pthread_mutex_lock(&own);
+        pthread_mutex_lock(&shared_lock);
+        p = malloc(size);
+        if (p) memset(p, 1, size);
+        free(p);
+        pthread_mutex_unlock(&shared_lock);
+        pthread_mutex_unlock(&own);
+        size = size * 7 % 100000 + 64;
+    }
+    return NULL;
+}
+
+static void busy_host(void) {
+    pthread_t threads[8];
+    int methods[2] = {BILLIARD_START_SPAWN, BILLIARD_START_FORKSERVER};
+    long i;
+    int m, round;
+    for (i = 0; i < 8; i++) CHECK(pthread_create(&threads[i], NULL, busy, (void *)i) == 0);
+    for (m = 0; m < 2; m++) {
+        for (round = 0; round < 5; round++) {
+            billiard_pool *pool = NULL;
+            billiard_config *cfg = program_config(methods[m], 2, worker_program);
+            CHECK_OK(billiard_pool_new(cfg, &pool));
+            billiard_config_free(cfg);
+            CHECK(strcmp(ask(pool, "echo:busy"), "busy") == 0);
+            billiard_pool_free(pool);
+        }
+    }
+    stop_busy = 1;
+    for (i = 0; i < 8; i++) CHECK(pthread_join(threads[i], NULL) == 0);
+    CHECK(count_children() == 0);
+}
+
 int main(int argc, char **argv) {
     int fds_before = count_fds();
     CHECK(argc == 2);
@@ -187,6 +233,7 @@ int main(int argc, char **argv) {
     environment(BILLIARD_START_FORKSERVER);
     initialized_once();
     server_killed_mid_run();
+    busy_host();
     CHECK(count_fds() == fds_before);
     printf("start_methods: ok\n");
     return 0;
