@@ -207,7 +207,11 @@ impl ForkServerLauncher {
         };
         if !exited {
             if ended {
-                // It closed the socket but lives on: it is of no use.
+                // It closed the socket but lives on: it is of no use. Its
+                // pidfd reports the end; the socket would report a hang-up
+                // again and again.
+                let fd = server.control.as_raw_fd();
+                let _ = sys::epoll_ctl(self.epoll, libc::EPOLL_CTL_DEL, fd, 0, 0);
                 // SAFETY: our own unreaped child.
                 unsafe { libc::kill(server.pid, libc::SIGKILL) };
             }
@@ -319,12 +323,21 @@ impl Launcher for ForkServerLauncher {
                     events: libc::POLLIN,
                     revents: 0,
                 }];
-                matches!(
-                    sys::poll(&mut fds, SHUTDOWN_GRACE.as_millis() as i32),
-                    Ok(1)
-                )
+                matches!(sys::poll(&mut fds, SHUTDOWN_GRACE.as_millis() as i32), Ok(1))
             }
-            None => false,
+            // Without a pidfd: ask waitpid now and then.
+            None => {
+                let deadline = Instant::now() + SHUTDOWN_GRACE;
+                loop {
+                    if sys::try_reap(pid).is_some() {
+                        return;
+                    }
+                    if Instant::now() >= deadline {
+                        break false;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         };
         if !exited {
             // SAFETY: our own unreaped child.
