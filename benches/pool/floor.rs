@@ -228,6 +228,54 @@ pub fn fork_exit_wait(n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Environment variable that makes the benchmark executable exit at once:
+/// the program the posix_spawn floor starts.
+pub const EXIT_AT_ONCE: &str = "BILLIARD_BENCH_EXIT_AT_ONCE";
+
+/// Microseconds per child for `posix_spawn` of this same executable (which
+/// exits at once, see [`EXIT_AT_ONCE`]) + waitpid: what a SPAWN worker's
+/// start cannot beat.
+pub fn spawn_exit_wait(n: usize) -> Vec<f64> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let exe = std::env::current_exe().expect("the benchmark's path");
+    let path = CString::new(exe.as_os_str().as_bytes()).expect("a path without NUL");
+    let env: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).expect("no NUL")
+        })
+        .chain(std::iter::once(
+            CString::new(format!("{EXIT_AT_ONCE}=1")).expect("no NUL"),
+        ))
+        .collect();
+    let mut envp: Vec<*mut libc::c_char> = env.iter().map(|s| s.as_ptr() as *mut _).collect();
+    envp.push(std::ptr::null_mut());
+    let argv: [*mut libc::c_char; 2] = [path.as_ptr() as *mut _, std::ptr::null_mut()];
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            let mut pid = 0;
+            // SAFETY: valid NULL-terminated argv/envp that outlive the call.
+            let rc = unsafe {
+                libc::posix_spawn(
+                    &mut pid,
+                    path.as_ptr(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                )
+            };
+            assert_eq!(rc, 0, "posix_spawn of the benchmark");
+            os::reap(pid);
+            os::micros_since(t)
+        })
+        .collect()
+}
+
 /// Microseconds from SIGKILL of a child blocked in a sleep (as a busy
 /// worker would be: it has run, and waits 20 ms first like the billiard
 /// figure) until its death is seen through its pidfd and its exit status is

@@ -111,6 +111,33 @@ fn latencies(s: Sizes, placement: &'static str, rows: &mut Vec<Row>) {
         }
     }
 
+    const SPAWN: &str = "worker start (spawn)";
+    if wanted(SPAWN) {
+        rows.push(Row::latency(
+            SPAWN,
+            placement,
+            "floor",
+            reps(s.start_reps, |_| floor::spawn_exit_wait(n)),
+        ));
+        rows.push(
+            Row::new(SPAWN, placement, "billiard", "us", Better::Lower)
+                .values(reps(s.start_reps, |_| ours::spawn_start_per_worker(n))),
+        );
+    }
+    const FORKSERVER: &str = "worker start (forkserver)";
+    if wanted(FORKSERVER) {
+        // Its floor is the fork floor: the server forks each worker.
+        let mut floor = Row::new(FORKSERVER, placement, "floor", "us", Better::Lower)
+            .values(vec![fork_floor.median().unwrap_or(f64::NAN)]);
+        floor.p50 = fork_floor.p50;
+        floor.p99 = fork_floor.p99;
+        rows.push(floor);
+        rows.push(
+            Row::new(FORKSERVER, placement, "billiard", "us", Better::Lower)
+                .values(reps(s.start_reps, |_| ours::forkserver_start_per_worker(n))),
+        );
+    }
+
     const LOST: &str = "kill -9 -> WORKER_LOST";
     let death_floor = lat(LOST, "floor", &|| floor::death_detection(s.deaths));
     if wanted(LOST) {
@@ -228,6 +255,8 @@ const METRICS: &[&str] = &[
     "echo 1 MiB",
     "echo 64 MiB",
     "worker start (fork)",
+    "worker start (spawn)",
+    "worker start (forkserver)",
     "kill -9 -> WORKER_LOST",
     "crash -> replacement",
     "idle worker RSS",
@@ -244,6 +273,14 @@ const SUBJECTS: &[&str] = &[
 ];
 
 fn main() {
+    // The benchmark executable is also the worker program of its SPAWN and
+    // FORKSERVER pools, and the program the posix_spawn floor starts.
+    if std::env::var_os(floor::EXIT_AT_ONCE).is_some() {
+        std::process::exit(0);
+    }
+    if std::env::var_os(billiard::protocol::ENV_PROTOCOL).is_some() {
+        std::process::exit(ours::worker_program());
+    }
     procspawn::init();
     // SAFETY: every function given to procspawn lives in this executable
     // (billiard is linked statically here), none in a shared library.

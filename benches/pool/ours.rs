@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use billiard::{Config, Outcome, Pool, TaskOptions};
+use billiard::{Config, Outcome, Pool, StartMethod, TaskOptions};
 
 use crate::os;
 
@@ -75,6 +75,54 @@ pub fn start_per_worker(workers: usize) -> f64 {
     let us = os::micros_since(t) / workers as f64;
     drop(pool);
     us
+}
+
+/// The echo handler as a worker program: the benchmark executable itself,
+/// started by a SPAWN or FORKSERVER pool. Returns the exit code.
+pub fn worker_program() -> i32 {
+    let echo = std::sync::Arc::new(|input: &[u8], reply: &mut billiard::Reply| {
+        reply.write(input);
+        Ok(())
+    });
+    billiard::worker::main(echo).unwrap_or(2)
+}
+
+/// A pool of `workers` running this executable as its worker program.
+fn program_pool(method: StartMethod, workers: usize) -> Pool {
+    let exe = std::env::current_exe().expect("the benchmark's path");
+    let config = Config::new()
+        .workers(workers)
+        .start_method(method)
+        .worker_argv(&[exe.as_os_str().as_encoded_bytes()])
+        .expect("argv");
+    let pool = Pool::new(config).expect("billiard pool starts");
+    echo(&pool, b"ready");
+    pool
+}
+
+/// Microseconds per worker until a SPAWN pool of `workers` is ready.
+pub fn spawn_start_per_worker(workers: usize) -> f64 {
+    let t = Instant::now();
+    let pool = program_pool(StartMethod::Spawn, workers);
+    let us = os::micros_since(t) / workers as f64;
+    drop(pool);
+    us
+}
+
+/// Microseconds per worker a FORKSERVER pool takes to start `workers`
+/// workers once its server is up: the start of a pool of `workers + 1`
+/// less that of a pool of 1 (both start the server once).
+pub fn forkserver_start_per_worker(workers: usize) -> f64 {
+    let time = |n: usize| {
+        let t = Instant::now();
+        let pool = program_pool(StartMethod::ForkServer, n);
+        let us = os::micros_since(t);
+        drop(pool);
+        us
+    };
+    let one = time(1);
+    let many = time(workers + 1);
+    (many - one).max(0.0) / workers as f64
 }
 
 /// Microseconds from SIGKILL of a worker running a task to that task's

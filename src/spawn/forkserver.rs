@@ -323,7 +323,10 @@ impl Launcher for ForkServerLauncher {
                     events: libc::POLLIN,
                     revents: 0,
                 }];
-                matches!(sys::poll(&mut fds, SHUTDOWN_GRACE.as_millis() as i32), Ok(1))
+                matches!(
+                    sys::poll(&mut fds, SHUTDOWN_GRACE.as_millis() as i32),
+                    Ok(1)
+                )
             }
             // Without a pidfd: ask waitpid now and then.
             None => {
