@@ -21,8 +21,12 @@
  *
  * Processes and signals
  *  - The library never installs a signal handler and reaps only its own
- *    workers. FORK workers are forked from the pool's own thread; use FORK
- *    only in hosts whose runtime survives fork (not Go).
+ *    workers (and its fork server). FORK workers are forked from the pool's
+ *    own thread; use FORK only in hosts whose runtime survives fork (not
+ *    Go). SPAWN and FORKSERVER run no host code in a new process
+ *    (posix_spawn), so they are safe in any host.
+ *  - Worker programs (SPAWN, FORKSERVER) call billiard_worker_main; the
+ *    environment variables and fds they get are in docs/PROTOCOL.md.
  */
 
 #ifndef BILLIARD_H
