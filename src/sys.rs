@@ -19,17 +19,8 @@ const CHANNEL_SEND_BUFFER: libc::c_int = 4 << 20;
 /// A connected `AF_UNIX` stream socket pair, both ends CLOEXEC, each asking
 /// for a 4 MiB send buffer.
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: fds is a valid array of two ints.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    cvt(r as libc::c_long)?;
+    let (a, b) = unix_pair(libc::SOCK_STREAM)?;
+    let fds = [a.as_raw_fd(), b.as_raw_fd()];
     for fd in fds {
         // Large payloads cross in fewer, larger steps (1 MiB echo: +40% here).
         // The kernel caps the request at net.core.wmem_max; failure is harmless.
@@ -45,6 +36,22 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
             );
         }
     }
+    Ok((a, b))
+}
+
+/// A connected `AF_UNIX` pair of `kind`, both ends CLOEXEC.
+fn unix_pair(kind: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid array of two ints.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            kind | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    cvt(r as libc::c_long)?;
     // SAFETY: socketpair returned two fresh fds we now own.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -298,16 +305,17 @@ pub(crate) fn recv_into(fd: RawFd, buf: &mut Vec<u8>, flags: i32) -> io::Result<
 }
 
 /// Blocks until `fd` is readable (or has hung up), `timeout_ms` passes
-/// (-1: no limit), or a signal interrupts the wait; the caller looks again
-/// in every case.
-pub(crate) fn poll_readable(fd: RawFd, timeout_ms: i32) {
+/// (-1: no limit), or a signal interrupts the wait. Returns whether it is
+/// readable; on false the caller looks again (a signal is not retried, so
+/// a caller's deadline holds).
+pub(crate) fn poll_readable(fd: RawFd, timeout_ms: i32) -> bool {
     let mut p = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
     // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    unsafe { libc::poll(&mut p, 1, timeout_ms) == 1 }
 }
 
 /// CPUs the calling thread may run on (its affinity mask); 1 if unknown.
@@ -333,41 +341,38 @@ pub(crate) enum ExitStatus {
     Unknown,
 }
 
-/// `waitpid(pid, WNOHANG)` with the raw status: `None` while it still runs
-/// (or if it is not our child).
-pub(crate) fn try_reap_raw(pid: libc::pid_t) -> Option<i32> {
+/// `waitpid(pid, WNOHANG)`, retrying `EINTR`: the raw status once it has
+/// exited, `None` while it runs, an error if it is not our child.
+fn wait_nohang(pid: libc::pid_t) -> io::Result<Option<i32>> {
     let mut status = 0;
     loop {
-        // SAFETY: status is a valid int; pid is one of our own children.
+        // SAFETY: status is a valid int.
         let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         if r == pid {
-            return Some(status);
+            return Ok(Some(status));
         }
-        if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
+        if r == 0 {
+            return Ok(None);
         }
-        return None;
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
     }
 }
 
-/// `waitpid(pid, WNOHANG)`: `None` while it still runs.
+/// `waitpid(pid, WNOHANG)` with the raw status: `None` while it still runs
+/// (or if it is not our child).
+pub(crate) fn try_reap_raw(pid: libc::pid_t) -> Option<i32> {
+    wait_nohang(pid).ok().flatten()
+}
+
+/// `waitpid(pid, WNOHANG)`: `None` while it still runs; `Unknown` when
+/// somebody else reaped it (ECHILD).
 pub(crate) fn try_reap(pid: libc::pid_t) -> Option<ExitStatus> {
-    let mut status = 0;
-    loop {
-        // SAFETY: status is a valid int; pid is one of our own children.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return Some(decode_status(status));
-        }
-        if r == 0 {
-            return None;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        // ECHILD: somebody else reaped it.
-        return Some(ExitStatus::Unknown);
+    match wait_nohang(pid) {
+        Ok(status) => status.map(decode_status),
+        Err(_) => Some(ExitStatus::Unknown),
     }
 }
 
@@ -408,19 +413,7 @@ pub(crate) fn signal_name(sig: i32) -> String {
 /// A connected `AF_UNIX` `SOCK_SEQPACKET` pair (message boundaries kept, fds
 /// passed with SCM_RIGHTS), both ends CLOEXEC: a fork server's control socket.
 pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: fds is a valid array of two ints.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    cvt(r as libc::c_long)?;
-    // SAFETY: socketpair returned two fresh fds we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    unix_pair(libc::SOCK_SEQPACKET)
 }
 
 /// Sends one message with `fds` attached (SCM_RIGHTS), `MSG_NOSIGNAL`.
@@ -487,12 +480,7 @@ pub(crate) fn fd_is_open(fd: RawFd) -> bool {
 
 /// Whether the process behind a pidfd has exited (the pidfd is readable).
 pub(crate) fn pidfd_exited(pidfd: RawFd) -> bool {
-    let mut p = [libc::pollfd {
-        fd: pidfd,
-        events: libc::POLLIN,
-        revents: 0,
-    }];
-    matches!(poll(&mut p, 0), Ok(1))
+    poll_readable(pidfd, 0)
 }
 
 /// The kernel's `struct sigaction` (x86_64 and aarch64 share this layout).

@@ -353,13 +353,9 @@ impl Supervisor {
     }
 
     /// Starts workers until `target` exist (or the launcher asks to wait).
+    /// Called only in the phases that start workers.
     fn fill(&mut self) {
         loop {
-            self.launcher_events();
-            let phase = self.shared.state.lock().phase;
-            if !matches!(phase, Phase::Starting | Phase::Running | Phase::Closed) {
-                return;
-            }
             while self.live() < self.target {
                 match self.launcher.launch() {
                     Ok(started) => self.adopt(started),
@@ -372,8 +368,13 @@ impl Supervisor {
                 }
             }
             // What the launcher read while starting workers (a fork
-            // server's exit reports) may have freed slots.
+            // server's exit reports, a failure) may have freed slots or
+            // failed the pool.
             if !self.launcher_events() {
+                return;
+            }
+            let phase = self.shared.state.lock().phase;
+            if !matches!(phase, Phase::Starting | Phase::Running | Phase::Closed) {
                 return;
             }
         }
@@ -545,6 +546,7 @@ impl Supervisor {
             return;
         }
         if data == LAUNCHER_TOKEN {
+            self.launcher.watch();
             self.launcher_events();
             return;
         }
@@ -785,14 +787,7 @@ impl Supervisor {
                     sys::reap_blocking(link.pid);
                 }
                 // The fork server reaps it; its pidfd says when it is gone.
-                (Reaper::Server(_), Some(p)) => {
-                    let mut fds = [libc::pollfd {
-                        fd: p.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    }];
-                    let _ = sys::poll(&mut fds, -1);
-                }
+                (Reaper::Server(_), Some(p)) => while !sys::poll_readable(p.as_raw_fd(), -1) {},
                 (Reaper::Server(_), None) => {}
             }
         }

@@ -161,32 +161,27 @@ impl ForkServerLauncher {
                 return (None, true);
             };
             let fd = server.control.as_raw_fd();
-            if let Some(d) = deadline {
+            let wait_ms = deadline.map_or(0, |d| {
                 let left = d.saturating_duration_since(Instant::now());
-                let mut p = [libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                }];
-                if left.is_zero()
-                    || matches!(sys::poll(&mut p, left.as_millis().max(1) as i32), Ok(0))
-                {
-                    let timeout = io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the fork server did not answer a FORK request in time",
-                    );
-                    return (Some(Err(timeout)), false);
+                left.as_millis().min(i32::MAX as u128) as i32
+            });
+            if !sys::poll_readable(fd, wait_ms) {
+                match deadline {
+                    None => return (None, false),
+                    Some(d) if Instant::now() >= d => {
+                        let timeout = io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the fork server did not answer a FORK request in time",
+                        );
+                        return (Some(Err(timeout)), false);
+                    }
+                    Some(_) => continue, // a signal: wait again
                 }
-            }
-            // SAFETY: MSG_DONTWAIT on our own socket, via recv_with_fds' flags.
-            if deadline.is_none() && !readable(fd) {
-                return (None, false);
             }
             match sys::recv_with_fds(fd, &mut buf) {
                 Ok((0, _)) => return (None, true),
                 Ok((n, fds)) => {
-                    let message = buf[..n].to_vec();
-                    if let Some(reply) = self.apply(&message, fds) {
+                    if let Some(reply) = self.apply(&buf[..n], fds) {
                         return (Some(reply), false);
                     }
                 }
@@ -234,15 +229,6 @@ impl ForkServerLauncher {
             LaunchEvent::StartFailed(format!("{why} before it was ready"))
         });
     }
-}
-
-fn readable(fd: RawFd) -> bool {
-    let mut p = [libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }];
-    matches!(sys::poll(&mut p, 0), Ok(1))
 }
 
 /// "the fork server 12 exited with code 3".
@@ -298,9 +284,12 @@ impl Launcher for ForkServerLauncher {
         }
     }
 
-    fn events(&mut self) -> Vec<LaunchEvent> {
+    fn watch(&mut self) {
         let (_, ended) = self.read_control(None);
         self.check_server(ended);
+    }
+
+    fn events(&mut self) -> Vec<LaunchEvent> {
         std::mem::take(&mut self.pending)
     }
 

@@ -68,7 +68,12 @@ pub(crate) trait Launcher: Send {
     fn launch(&mut self) -> io::Result<Started>;
 
     /// Reads what the launcher's own fds (registered in the pool's epoll
-    /// under [`crate::pool::LAUNCHER_TOKEN`]) have to say.
+    /// under [`crate::pool::LAUNCHER_TOKEN`]) have to say; called when one
+    /// is ready. What it learns waits in [`Launcher::events`].
+    fn watch(&mut self) {}
+
+    /// Takes what the launcher learned (in `watch` or while starting
+    /// workers). Cheap: no system call.
     fn events(&mut self) -> Vec<LaunchEvent> {
         Vec::new()
     }

@@ -35,9 +35,6 @@ pub(crate) struct Program {
     keep_fds: Vec<RawFd>,
 }
 
-// SAFETY: plain owned data (CStrings and numbers).
-unsafe impl Send for Program {}
-
 impl Program {
     /// Resolves the program and copies the environment. `Error::Spawn` when
     /// the program cannot be found.

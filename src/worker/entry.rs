@@ -68,9 +68,7 @@ pub fn main(handler: Handler) -> Result<i32> {
             "the pool speaks protocol {}, this worker speaks {PROTOCOL_VERSION}",
             protocol.as_deref().unwrap_or("(none)")
         );
-        if let Role::Worker { results, .. } = role {
-            let _ = sys::write_all(results, &protocol::encode_fatal(why.as_bytes()));
-        }
+        report_start_failure(&why);
         return Err(Error::InvalidArgument(why));
     }
     for name in ENV_ALL {
