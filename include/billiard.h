@@ -346,16 +346,17 @@ int billiard_config_set_worker_env_inherit(struct billiard_config *cfg, bool inh
 
 /**
  * Sets `name` to `value` in the worker programs' environment, or removes
- * it when `value` is NULL (both copied). BILLIARD_EINVAL for an empty name,
- * a name with '=', or a name starting with BILLIARD_ (the pool's own).
+ * it when `value` is NULL (both copied, both UTF-8). BILLIARD_EINVAL for an
+ * empty name, a name with '=', a name starting with BILLIARD_ (the pool's
+ * own), or text that is not UTF-8.
  */
 int billiard_config_set_worker_env(struct billiard_config *cfg,
                                    const char *name,
                                    const char *value);
 
 /**
- * The worker programs' working directory (copied); NULL (default) keeps
- * the host's.
+ * The worker programs' working directory (copied, UTF-8); NULL (default)
+ * keeps the host's.
  */
 int billiard_config_set_worker_cwd(struct billiard_config *cfg, const char *dir);
 

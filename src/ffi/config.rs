@@ -313,8 +313,9 @@ pub unsafe extern "C" fn billiard_config_set_worker_env_inherit(
 }
 
 /// Sets `name` to `value` in the worker programs' environment, or removes
-/// it when `value` is NULL (both copied). BILLIARD_EINVAL for an empty name,
-/// a name with '=', or a name starting with BILLIARD_ (the pool's own).
+/// it when `value` is NULL (both copied, both UTF-8). BILLIARD_EINVAL for an
+/// empty name, a name with '=', a name starting with BILLIARD_ (the pool's
+/// own), or text that is not UTF-8.
 #[no_mangle]
 pub unsafe extern "C" fn billiard_config_set_worker_env(
     cfg: *mut billiard_config,
@@ -333,8 +334,8 @@ pub unsafe extern "C" fn billiard_config_set_worker_env(
     })
 }
 
-/// The worker programs' working directory (copied); NULL (default) keeps
-/// the host's.
+/// The worker programs' working directory (copied, UTF-8); NULL (default)
+/// keeps the host's.
 #[no_mangle]
 pub unsafe extern "C" fn billiard_config_set_worker_cwd(
     cfg: *mut billiard_config,

@@ -120,10 +120,11 @@ impl Program {
                 sources.push(fd);
             }
         }
-        let mut env: Vec<CString> = self.env.clone();
-        for (&(name, _), &target) in pass.iter().zip(&targets) {
-            env.push(env_var(name, &target.to_string()));
-        }
+        let fd_vars: Vec<CString> = pass
+            .iter()
+            .zip(&targets)
+            .map(|(&(name, _), target)| env_var(name, &target.to_string()))
+            .collect();
         let actions = FileActions::new()?;
         if let Some(dir) = &self.cwd {
             actions.check(unsafe {
@@ -161,7 +162,7 @@ impl Program {
         }
         let attr = SpawnAttr::new()?;
         let argv = null_terminated(&self.argv);
-        let envp = null_terminated(&env);
+        let envp = null_terminated(self.env.iter().chain(&fd_vars));
         let mut pid: libc::pid_t = 0;
         // SAFETY: every pointer is valid for the call; the strings outlive it.
         let rc = unsafe {
@@ -200,9 +201,9 @@ fn lowest_free(n: usize, keep: &[RawFd]) -> Vec<RawFd> {
 }
 
 /// Pointers to `strings`, NULL-terminated, for argv and envp.
-fn null_terminated(strings: &[CString]) -> Vec<*mut libc::c_char> {
+fn null_terminated<'a>(strings: impl IntoIterator<Item = &'a CString>) -> Vec<*mut libc::c_char> {
     strings
-        .iter()
+        .into_iter()
         .map(|s| s.as_ptr() as *mut libc::c_char)
         .chain(std::iter::once(std::ptr::null_mut()))
         .collect()
