@@ -162,6 +162,36 @@ fn the_plugin_runner_serves_a_handler_from_a_shared_object() {
     }
 }
 
+/// A fork server's worker's exit code comes from the server's report, with
+/// or without pidfds (kernels before 5.3: the test hook); the replacement
+/// serves; and once the pool is dropped the server is gone too.
+#[test]
+fn fork_server_workers_exit_codes_are_reported_with_or_without_pidfds() {
+    for pidfds in [true, false] {
+        let mut config = plugin_config(
+            StartMethod::ForkServer,
+            2,
+            &["--symbol", "plugin_handle", "--init", "plugin_init"],
+        );
+        if !pidfds {
+            config = config.without_pidfd();
+        }
+        let pool = Pool::new(config).unwrap();
+        let (_, server) = who(&pool);
+        assert!(server > 0);
+        for _ in 0..3 {
+            let r = ask(&pool, b"die");
+            assert_eq!(r.outcome, Outcome::WorkerLost, "pidfds {pidfds}");
+            assert_eq!(r.exit_code, Some(5), "pidfds {pidfds}: {}", r.text());
+            assert_eq!(ask(&pool, b"abc").data, b"cba");
+        }
+        drop(pool);
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(server as libc::pid_t, 0) } == 0;
+        assert!(!alive, "the fork server {server} outlived its pool");
+    }
+}
+
 /// A missing plugin, symbol or a failing initializer: the pool does not
 /// start, and says why in the runner's own words.
 #[test]
