@@ -63,6 +63,33 @@
 #define BILLIARD_START_FORKSERVER 2
 
 /**
+ * Event: a worker process was started (pid).
+ */
+#define BILLIARD_EVENT_WORKER_STARTED 1
+
+/**
+ * Event: a worker exited and was reaped (pid, exit_code or signal,
+ * planned, message).
+ */
+#define BILLIARD_EVENT_WORKER_EXITED 2
+
+/**
+ * Event: a worker was replaced on purpose (pid, message says why); its
+ * BILLIARD_EVENT_WORKER_EXITED follows.
+ */
+#define BILLIARD_EVENT_WORKER_RECYCLED 3
+
+/**
+ * Event: a worker died while running a task (task_id, pid).
+ */
+#define BILLIARD_EVENT_TASK_LOST 4
+
+/**
+ * Event: the pool failed (message says why).
+ */
+#define BILLIARD_EVENT_POOL_FAILED 5
+
+/**
  * Success.
  */
 #define BILLIARD_OK 0
@@ -123,6 +150,46 @@
 #define BILLIARD_SUBMIT_NONBLOCK 1
 
 /**
+ * Per-task time limit: use the pool's (billiard_task_opts_init's value).
+ */
+#define BILLIARD_LIMIT_DEFAULT -1
+
+/**
+ * Per-task time limit: none for this task, whatever the pool's.
+ */
+#define BILLIARD_LIMIT_NONE 0
+
+/**
+ * Outcome slots in billiard_stats (room for outcomes added later).
+ */
+#define BILLIARD_OUTCOME_SLOTS 8
+
+/**
+ * Worker state: started, not ready yet.
+ */
+#define BILLIARD_WORKER_STARTING 0
+
+/**
+ * Worker state: ready, holding no task.
+ */
+#define BILLIARD_WORKER_IDLE 1
+
+/**
+ * Worker state: running (or holding) tasks.
+ */
+#define BILLIARD_WORKER_BUSY 2
+
+/**
+ * Worker state: takes no new task, exits after those it holds.
+ */
+#define BILLIARD_WORKER_RETIRING 3
+
+/**
+ * Worker state: being stopped by the pool.
+ */
+#define BILLIARD_WORKER_STOPPING 4
+
+/**
  * The task succeeded; data is the handler's reply.
  */
 #define BILLIARD_OUTCOME_OK 0
@@ -151,6 +218,12 @@
  * The pool was terminated or failed before the task finished.
  */
 #define BILLIARD_OUTCOME_ABANDONED 5
+
+/**
+ * The worker died out of memory while running the task (an allocation
+ * failed under the hard memory limit, then it crashed); see the signal.
+ */
+#define BILLIARD_OUTCOME_MEMORY_LIMIT 6
 
 /**
  * Major version of the header.
@@ -220,6 +293,50 @@ typedef int (*billiard_handler)(void *ctx,
 typedef int (*billiard_initializer)(void *ctx);
 
 /**
+ * What happened, for the event callback. Valid only during the call.
+ */
+typedef struct billiard_event {
+    /**
+     * BILLIARD_EVENT_*.
+     */
+    int kind;
+    /**
+     * The worker's pid; 0 when none.
+     */
+    int pid;
+    /**
+     * The worker's exit code; -1 when none.
+     */
+    int exit_code;
+    /**
+     * The signal that killed the worker; 0 when none.
+     */
+    int signal;
+    /**
+     * 1 when the pool stopped the worker on purpose, else 0.
+     */
+    int planned;
+    int reserved;
+    /**
+     * The task; 0 when none.
+     */
+    uint64_t task_id;
+    /**
+     * A NUL-terminated description (never NULL).
+     */
+    const char *message;
+} billiard_event;
+
+/**
+ * Called on the pool's own thread for each event, with the user data
+ * given to billiard_config_set_event_callback. Keep it short: the pool
+ * waits for it. From inside it, pool calls that would block (a wait with
+ * a timeout, a blocking submit, join, terminate, free) fail with
+ * BILLIARD_EINVAL instead of deadlocking; the others work.
+ */
+typedef void (*billiard_event_callback)(void *user_data, const struct billiard_event *event);
+
+/**
  * Per-task options. Initialise with billiard_task_opts_init(), then set
  * fields; fields added in later versions go at the end, and `struct_size`
  * tells the library which ones the caller knows.
@@ -237,7 +354,91 @@ typedef struct billiard_task_opts {
      * Returned unchanged by billiard_result_tag.
      */
     uint64_t tag;
+    /**
+     * This task's soft time limit in ms from its start;
+     * BILLIARD_LIMIT_DEFAULT (the pool's) or BILLIARD_LIMIT_NONE.
+     */
+    int64_t soft_time_limit_ms;
+    /**
+     * This task's hard time limit in ms from its start;
+     * BILLIARD_LIMIT_DEFAULT (the pool's) or BILLIARD_LIMIT_NONE.
+     */
+    int64_t hard_time_limit_ms;
 } billiard_task_opts;
+
+/**
+ * What a pool does now and did so far (billiard_pool_stats).
+ */
+typedef struct billiard_stats {
+    /**
+     * Set to sizeof(billiard_stats) before the call.
+     */
+    uint32_t struct_size;
+    /**
+     * Worker processes that exist (starting, serving or being replaced).
+     */
+    uint32_t workers;
+    /**
+     * Workers running a task.
+     */
+    uint32_t busy;
+    /**
+     * Workers ready with no task.
+     */
+    uint32_t idle;
+    /**
+     * Workers the pool keeps (its size).
+     */
+    uint32_t target;
+    uint32_t reserved;
+    /**
+     * Tasks waiting to start (queued, or sent ahead to a busy worker).
+     */
+    uint64_t queued;
+    /**
+     * Tasks running.
+     */
+    uint64_t running;
+    /**
+     * Results waiting to be collected.
+     */
+    uint64_t uncollected;
+    /**
+     * Tasks finished so far, indexed by BILLIARD_OUTCOME_*.
+     */
+    uint64_t outcomes[BILLIARD_OUTCOME_SLOTS];
+    /**
+     * Workers that crashed (or failed to start) and were replaced.
+     */
+    uint64_t restarts;
+    /**
+     * Workers replaced on purpose (max tasks, memory, resize, restart).
+     */
+    uint64_t recycles;
+} billiard_stats;
+
+/**
+ * One worker (billiard_pool_workers).
+ */
+typedef struct billiard_worker_info {
+    int32_t pid;
+    /**
+     * BILLIARD_WORKER_*.
+     */
+    int32_t state;
+    /**
+     * The task it runs now; 0 if none.
+     */
+    uint64_t task_id;
+    /**
+     * Tasks it finished.
+     */
+    uint64_t tasks_done;
+    /**
+     * Its resident set now, in bytes (0 if unknown).
+     */
+    uint64_t rss_bytes;
+} billiard_worker_info;
 
 #ifdef __cplusplus
 extern "C" {
@@ -310,7 +511,7 @@ int billiard_config_set_max_frame_size(struct billiard_config *cfg, size_t bytes
 int billiard_config_set_max_queued(struct billiard_config *cfg, size_t n);
 
 /**
- * Most tasks in flight to one worker (1 to 4096; default 16). Above 1, a
+ * Most tasks in flight to one worker (1 to 256; default 16). Above 1, a
  * busy worker is sent its next tasks before it asks, many per write (fast
  * tiny tasks); idle workers are always served first. A task queued behind
  * a long one in a worker's window waits for it even if another worker
@@ -359,6 +560,80 @@ int billiard_config_set_worker_env(struct billiard_config *cfg,
  * keeps the host's.
  */
 int billiard_config_set_worker_cwd(struct billiard_config *cfg, const char *dir);
+
+/**
+ * Soft time limit of every task, in ms from its start (0: none, the
+ * default; per-task options may override it). When it passes, the
+ * worker's billiard_worker_soft_limit_reached() turns true and the worker
+ * gets SIGUSR1 (billiard's worker loop catches it, so a blocking call in
+ * the handler returns EINTR): the handler can stop cleanly. Must be below
+ * the hard limit (billiard_pool_new says BILLIARD_EINVAL otherwise).
+ */
+int billiard_config_set_soft_time_limit(struct billiard_config *cfg, uint64_t ms);
+
+/**
+ * Hard time limit of every task, in ms from its start (0: none, the
+ * default; per-task options may override it). When it passes, the
+ * worker and its process group are stopped (SIGTERM, then SIGKILL after
+ * the kill grace), the task ends BILLIARD_OUTCOME_TIME_LIMIT, and a new
+ * worker takes its place.
+ */
+int billiard_config_set_hard_time_limit(struct billiard_config *cfg, uint64_t ms);
+
+/**
+ * How long a worker the pool stops (hard time limit, cancel, terminate,
+ * free) has between SIGTERM and SIGKILL, in ms (default 1000; 0 sends
+ * SIGKILL at once). Workers start with SIGTERM's default action (exit), so
+ * the grace matters only for handlers that catch SIGTERM to clean up.
+ */
+int billiard_config_set_kill_grace(struct billiard_config *cfg, uint64_t ms);
+
+/**
+ * Replaces each worker after it was given `n` tasks plus a random 0 to
+ * `jitter` more (so workers started together are not replaced together);
+ * 0 (default) never. The worker finishes its tasks and exits cleanly; a
+ * new one starts at once. Not counted as a crash.
+ */
+int billiard_config_set_max_tasks_per_worker(struct billiard_config *cfg,
+                                             uint64_t n,
+                                             uint64_t jitter);
+
+/**
+ * Soft memory limit, in bytes (0: none, the default): after each task, a
+ * worker whose current resident set (not its peak) is above it takes no
+ * new task and is replaced once the tasks it holds are done.
+ */
+int billiard_config_set_soft_memory_limit(struct billiard_config *cfg, uint64_t bytes);
+
+/**
+ * Hard memory limit, in bytes (0: none, the default): each worker's
+ * address space (RLIMIT_AS: all it maps, including what a FORK worker
+ * shares with the host) cannot grow past it; an allocation past it fails
+ * inside the worker, never the host. A worker that crashes on the failed
+ * allocation ends its task BILLIARD_OUTCOME_MEMORY_LIMIT.
+ */
+int billiard_config_set_hard_memory_limit(struct billiard_config *cfg, uint64_t bytes);
+
+/**
+ * Restart intensity: more than `max_restarts` crash restarts (workers that
+ * died on their own or failed to start) within `period_ms` make the pool
+ * fail: submit returns BILLIARD_ERESTARTS, unfinished tasks end
+ * BILLIARD_OUTCOME_ABANDONED, waits drain. Planned replacements (time
+ * limits, cancel, recycling, resize, restart) do not count. `period_ms`
+ * 0 (the default) turns it off; five failed starts in a row still fail
+ * the pool.
+ */
+int billiard_config_set_restart_intensity(struct billiard_config *cfg,
+                                          uint32_t max_restarts,
+                                          uint64_t period_ms);
+
+/**
+ * Sets (or, with NULL, removes) the event callback and its user data,
+ * which must stay valid while any pool made from this config exists.
+ */
+int billiard_config_set_event_callback(struct billiard_config *cfg,
+                                       billiard_event_callback callback,
+                                       void *user_data);
 
 /**
  * Static text describing `code`; never NULL. Unknown codes give
@@ -464,9 +739,54 @@ int billiard_pool_terminate(struct billiard_pool *pool);
  * none of its fds is open. Uncollected results are freed; results already
  * collected stay valid. NULL is a no-op. Must be the last call on `pool`:
  * threads blocked in billiard_pool_wait return, but no thread may enter a
- * pool function after this starts.
+ * pool function after this starts. Called from the event callback, it
+ * does nothing (it would wait for the thread running the callback) and
+ * records why in billiard_last_error().
  */
 void billiard_pool_free(struct billiard_pool *pool);
+
+/**
+ * Cancels task `task_id`: a queued task is dropped; one sent ahead to a
+ * worker that has not started it is skipped; a running one has its worker
+ * stopped (SIGTERM, then SIGKILL after the kill grace) and replaced.
+ * Either way the task ends BILLIARD_OUTCOME_CANCELLED, exactly once (at
+ * once if it had not started, once its worker is gone if it had).
+ * BILLIARD_ENOTFOUND if the task is not pending (unknown, or finished:
+ * its result stands). Thread-safe; never blocks.
+ */
+int billiard_task_cancel(struct billiard_pool *pool, uint64_t task_id);
+
+/**
+ * Grows or shrinks the pool to `n` workers (1 to 4096). Growing starts
+ * workers at once; shrinking retires idle workers first, then the least
+ * busy ones, each after the tasks it holds (nothing is lost). Returns at
+ * once. BILLIARD_ECLOSED unless the pool is running. Thread-safe.
+ */
+int billiard_pool_resize(struct billiard_pool *pool, uint32_t n);
+
+/**
+ * Replaces every worker, each after the tasks it holds, with a freshly
+ * started one (new workers start at once): a rolling restart that drops
+ * no work, to load new code or data. Returns at once. BILLIARD_ECLOSED
+ * unless the pool is running. Thread-safe.
+ */
+int billiard_pool_restart(struct billiard_pool *pool);
+
+/**
+ * Fills `*out` with the pool's numbers. Set `out->struct_size =
+ * sizeof(billiard_stats)` first (BILLIARD_EINVAL otherwise). Thread-safe.
+ */
+int billiard_pool_stats(struct billiard_pool *pool, struct billiard_stats *out);
+
+/**
+ * Lists the pool's workers: up to `cap` entries into `out` (may be NULL
+ * when `cap` is 0), and the number of workers in `*count`, which may be
+ * more than `cap` (call again with a larger array). Thread-safe.
+ */
+int billiard_pool_workers(struct billiard_pool *pool,
+                          struct billiard_worker_info *out,
+                          size_t cap,
+                          size_t *count);
 
 /**
  * Appends `len` bytes to the reply (copied). (NULL, 0) appends nothing.
@@ -564,6 +884,14 @@ int billiard_abi_version(void);
  * Call it while the program runs only one thread.
  */
 int billiard_worker_main(billiard_handler handler, void *ctx);
+
+/**
+ * Inside a worker: true once the soft time limit of the task it runs has
+ * passed (the pool also sends SIGUSR1, so a blocking call returns EINTR).
+ * A long handler polls it and returns cleanly. False between tasks and
+ * outside workers. Async-signal-safe; costs no system call.
+ */
+bool billiard_worker_soft_limit_reached(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -8,7 +8,7 @@
 //! | offset        | size | what |
 //! |---------------|------|------|
 //! | 0             | 4096 | the progress page (`src/progress.rs`) |
-//! | 4096          | 4096 | the control page: `reply_busy: u32` at 4096 |
+//! | 4096          | 4096 | the control page (`src/control.rs`) |
 //! | 8192          | R    | the task region: written by the pool, read by the worker |
 //! | 8192 + R      | R    | the reply region: written by the worker, read by the pool |
 //!
@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::control::ControlPage;
 use crate::progress::ProgressPage;
 use crate::protocol::{worth_giving_back, KEEP_CAPACITY as KEEP};
 use crate::sys::cvt;
@@ -37,8 +38,6 @@ use crate::sys::cvt;
 const PAGE: usize = 4096;
 /// Bytes before the task region: the progress page and the control page.
 pub const HEAD: usize = 2 * PAGE;
-/// Offset of `reply_busy` (u32) in the area.
-pub const REPLY_BUSY_OFFSET: usize = PAGE;
 /// Payloads and replies of at least this many bytes go through the area
 /// when it is free; smaller ones are cheaper through the channel.
 pub const AREA_MIN: usize = 64 * 1024;
@@ -122,6 +121,11 @@ impl Area {
         unsafe { ProgressPage::from_raw(self.head) }
     }
 
+    pub(crate) fn control(&self) -> ControlPage<'_> {
+        // SAFETY: the head mapping, alive as long as self.
+        unsafe { ControlPage::from_head(self.head) }
+    }
+
     fn reply_busy(&self) -> &AtomicU32 {
         reply_busy(self.head)
     }
@@ -179,9 +183,8 @@ impl Drop for Area {
 }
 
 fn reply_busy<'a>(head: NonNull<u8>) -> &'a AtomicU32 {
-    // SAFETY: the control word lies in the head mapping, 4-byte aligned, and
-    // is only accessed atomically; callers keep the mapping alive.
-    unsafe { &*head.as_ptr().add(REPLY_BUSY_OFFSET).cast::<AtomicU32>() }
+    // SAFETY: the head mapping holds the control page; callers keep it alive.
+    unsafe { ControlPage::from_head(head) }.reply_busy()
 }
 
 /// Below this, a fresh buffer is left to the kernel's default page size.
@@ -382,6 +385,11 @@ impl AreaHandle {
     pub(crate) fn progress(&self) -> ProgressPage<'static> {
         // SAFETY: in a worker the head mapping is never unmapped.
         unsafe { ProgressPage::from_raw(self.head) }
+    }
+
+    pub(crate) fn control(&self) -> ControlPage<'static> {
+        // SAFETY: in a worker the head mapping is never unmapped.
+        unsafe { ControlPage::from_head(self.head) }
     }
 }
 

@@ -46,7 +46,62 @@ pub struct Config {
     pub(crate) use_pidfd: bool,
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) program: WorkerProgram,
+    pub(crate) limits: Limits,
+    pub(crate) on_event: Option<EventHandler>,
 }
+
+/// Called on the pool's supervisor thread for each [`Event`]. It must not
+/// block for long: the pool waits for it. Pool calls that would block
+/// return [`Error::InvalidArgument`] when made from inside it.
+pub type EventHandler = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Something that happened to the pool's workers, as reported to the event
+/// handler ([`Config::on_event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A worker process was started.
+    WorkerStarted { pid: i32 },
+    /// A worker exited and was reaped. `planned` is true when the pool
+    /// stopped it on purpose (recycling, resize, restart, a time limit,
+    /// a cancel, shutdown); a crash is unplanned.
+    WorkerExited {
+        pid: i32,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        planned: bool,
+        about: String,
+    },
+    /// A worker the pool replaced on purpose exited after its last task
+    /// (`why`: max tasks, memory, restart, resize); its `WorkerExited`
+    /// follows.
+    WorkerRecycled { pid: i32, why: String },
+    /// A task's worker died while running it (the result is `WORKER_LOST`
+    /// or `MEMORY_LIMIT`).
+    TaskLost { task_id: u64, pid: i32 },
+    /// The pool gave up (restart intensity, start failures): `why`.
+    PoolFailed { why: String },
+}
+
+/// The limits a pool puts on its workers and tasks (see the setters on
+/// [`Config`]). Plain data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub soft_time: Option<Duration>,
+    pub hard_time: Option<Duration>,
+    /// From SIGTERM to SIGKILL when the pool stops a worker.
+    pub kill_grace: Duration,
+    pub max_tasks: Option<u64>,
+    pub max_tasks_jitter: u64,
+    pub soft_memory: Option<u64>,
+    pub hard_memory: Option<u64>,
+    /// At most this many crash restarts ...
+    pub max_restarts: Option<u32>,
+    /// ... within this period.
+    pub restart_period: Duration,
+}
+
+/// How long a stopped worker has between SIGTERM and SIGKILL by default.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_millis(1000);
 
 /// The worker program of SPAWN and FORKSERVER: what to run, in which
 /// environment and directory. Plain data; the pool turns it into a spawn
@@ -82,6 +137,8 @@ impl std::fmt::Debug for Config {
             .field("max_queued", &self.max_queued)
             .field("prefetch", &self.prefetch)
             .field("program", &self.program)
+            .field("limits", &self.limits)
+            .field("on_event", &self.on_event.is_some())
             .finish()
     }
 }
@@ -89,7 +146,7 @@ impl std::fmt::Debug for Config {
 /// Tasks in flight per worker unless [`Config::prefetch`] says otherwise.
 pub const DEFAULT_PREFETCH: usize = 16;
 /// Most tasks in flight per worker [`Config::prefetch`] accepts.
-pub const MAX_PREFETCH: usize = 4096;
+pub const MAX_PREFETCH: usize = crate::control::CANCEL_SLOTS;
 
 /// Number of CPUs this process may run on (affinity and cgroup quota).
 pub fn usable_cpus() -> usize {
@@ -113,7 +170,98 @@ impl Config {
             use_pidfd: true,
             start_timeout: None,
             program: WorkerProgram::default(),
+            limits: Limits {
+                kill_grace: DEFAULT_KILL_GRACE,
+                ..Limits::default()
+            },
+            on_event: None,
         }
+    }
+
+    /// The soft time limit of every task (per-task options may override
+    /// it): once a task has run this long, its worker's
+    /// [`crate::worker::soft_limit_reached`] turns true and the worker gets
+    /// [`crate::protocol::SOFT_LIMIT_SIGNAL`] (a blocking call returns
+    /// EINTR), so the handler can stop cleanly. `None`: no limit.
+    pub fn soft_time_limit(mut self, limit: Option<Duration>) -> Result<Self> {
+        self.limits.soft_time = check_limit(limit, "soft time limit")?;
+        Ok(self)
+    }
+
+    /// The hard time limit of every task (per-task options may override
+    /// it): once a task has run this long, its worker is stopped (SIGTERM,
+    /// then SIGKILL after the kill grace), the task ends `TimeLimit` and a
+    /// new worker takes its place. `None`: no limit.
+    pub fn hard_time_limit(mut self, limit: Option<Duration>) -> Result<Self> {
+        self.limits.hard_time = check_limit(limit, "hard time limit")?;
+        Ok(self)
+    }
+
+    /// How long a worker the pool stops (hard time limit, cancel,
+    /// terminate) has between SIGTERM and SIGKILL (default 1 s; zero sends
+    /// SIGKILL at once). Workers start with SIGTERM's default action, so
+    /// this matters only for handlers that catch SIGTERM to clean up.
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.limits.kill_grace = grace;
+        self
+    }
+
+    /// Replace each worker after it was given `n` tasks, give or take a
+    /// random `jitter` more (so workers started together do not all restart
+    /// together, as gunicorn's `max_requests_jitter`). `None`: never.
+    pub fn max_tasks_per_worker(mut self, n: Option<u64>, jitter: u64) -> Result<Self> {
+        if n == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max tasks per worker must be at least 1 (None for no limit)".into(),
+            ));
+        }
+        self.limits.max_tasks = n;
+        self.limits.max_tasks_jitter = jitter;
+        Ok(self)
+    }
+
+    /// Soft memory limit: after a task, a worker whose *current* resident
+    /// set is above `bytes` takes no more tasks and is replaced once those
+    /// already sent to it are done. `None`: no limit.
+    pub fn soft_memory_limit(mut self, bytes: Option<u64>) -> Result<Self> {
+        self.limits.soft_memory = check_bytes(bytes, "soft memory limit")?;
+        Ok(self)
+    }
+
+    /// Hard memory limit: each worker's address space is limited to
+    /// `bytes` (`RLIMIT_AS`, which counts everything mapped, including what
+    /// a FORK worker inherited from the host). An allocation past it fails
+    /// in the worker; a worker that crashes on that ends its task
+    /// `MemoryLimit`. `None`: no limit.
+    pub fn hard_memory_limit(mut self, bytes: Option<u64>) -> Result<Self> {
+        self.limits.hard_memory = check_bytes(bytes, "hard memory limit")?;
+        Ok(self)
+    }
+
+    /// Restart intensity: more than `max` crash restarts (workers that died
+    /// on their own, or failed to start) within `period` make the pool
+    /// fail: submit returns [`Error::Restarts`], unfinished tasks end
+    /// `Abandoned`. Planned replacements do not count. `None` (default):
+    /// no limit (only [`MAX_START_FAILURES_IN_A_ROW`] applies).
+    pub fn restart_intensity(mut self, max: Option<u32>, period: Duration) -> Result<Self> {
+        if max.is_some() && period.is_zero() {
+            return Err(Error::InvalidArgument(
+                "the restart intensity period must be longer than zero".into(),
+            ));
+        }
+        self.limits.max_restarts = max;
+        self.limits.restart_period = period;
+        Ok(self)
+    }
+
+    /// A handler called on the pool's supervisor thread for each [`Event`]
+    /// (see [`EventHandler`]).
+    pub fn on_event<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Event) + Send + Sync + 'static,
+    {
+        self.on_event = Some(Arc::new(f));
+        self
     }
 
     /// Number of workers; 0 means one per CPU this process may use.
@@ -307,6 +455,30 @@ impl Config {
             self.workers
         }
     }
+}
+
+/// Replacement workers that may fail to start in a row before the pool
+/// fails, whatever the restart intensity.
+pub const MAX_START_FAILURES_IN_A_ROW: u32 = 5;
+
+/// A time limit: `None` or longer than zero.
+fn check_limit(limit: Option<Duration>, what: &str) -> Result<Option<Duration>> {
+    if limit.is_some_and(|l| l.is_zero()) {
+        return Err(Error::InvalidArgument(format!(
+            "a {what} of zero would stop every task at once (None means no limit)"
+        )));
+    }
+    Ok(limit)
+}
+
+/// A memory limit: `None` or at least one page.
+fn check_bytes(bytes: Option<u64>, what: &str) -> Result<Option<u64>> {
+    if bytes.is_some_and(|b| b < 4096) {
+        return Err(Error::InvalidArgument(format!(
+            "a {what} under 4096 bytes cannot be met (None means no limit)"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// `bytes` as a C string, or `EINVAL` if it holds a NUL.

@@ -22,6 +22,8 @@ mod area;
 /// cbindgen:ignore
 pub mod config;
 /// cbindgen:ignore
+mod control;
+/// cbindgen:ignore
 pub mod error;
 pub mod ffi;
 /// cbindgen:ignore
@@ -37,7 +39,7 @@ mod sys;
 /// cbindgen:ignore
 pub mod worker;
 
-pub use config::{Config, StartMethod};
+pub use config::{Config, Event, StartMethod};
 pub use error::{Error, Result};
-pub use pool::{Outcome, Pool, TaskOptions, TaskResult};
+pub use pool::{Limit, Outcome, Pool, Stats, TaskOptions, TaskResult, WorkerInfo, WorkerState};
 pub use worker::Reply;

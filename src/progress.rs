@@ -46,7 +46,8 @@ pub(crate) struct ProgressPage<'a> {
 
 const PAGE: usize = 4096;
 
-fn monotonic_ns() -> u64 {
+/// CLOCK_MONOTONIC now, in nanoseconds (what the progress page records).
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -27,6 +27,13 @@ use thiserror::Error;
 pub const PROTOCOL_VERSION: u32 = 2;
 /// HELLO feature bit: the worker maps its shared area and accepts TASK_SHM.
 pub const FEATURE_AREA: u32 = 1;
+/// HELLO feature bit: the worker reads its control page (`src/control.rs`):
+/// it skips tasks in the cancel list, reports its RSS when asked, and takes
+/// [`SOFT_LIMIT_SIGNAL`] (which would otherwise kill it) as a notice.
+pub const FEATURE_CONTROL: u32 = 2;
+/// The signal a worker with [`FEATURE_CONTROL`] gets when the soft time
+/// limit of its task passes.
+pub const SOFT_LIMIT_SIGNAL: i32 = libc::SIGUSR1;
 /// Bytes before the body: the length field and the kind byte.
 pub const HEADER_LEN: usize = 5;
 /// Default maximum of the length field (kind + body), in bytes.

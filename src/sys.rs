@@ -341,6 +341,17 @@ pub(crate) enum ExitStatus {
     Unknown,
 }
 
+impl ExitStatus {
+    /// (exit code, signal), each `None` when it does not apply.
+    pub(crate) fn parts(self) -> (Option<i32>, Option<i32>) {
+        match self {
+            ExitStatus::Code(c) => (Some(c), None),
+            ExitStatus::Signal(s) => (None, Some(s)),
+            ExitStatus::Unknown => (None, None),
+        }
+    }
+}
+
 /// `waitpid(pid, WNOHANG)`, retrying `EINTR`: the raw status once it has
 /// exited, `None` while it runs, an error if it is not our child.
 fn wait_nohang(pid: libc::pid_t) -> io::Result<Option<i32>> {
@@ -561,6 +572,105 @@ pub(crate) fn block_all_signals() -> libc::sigset_t {
 pub(crate) fn restore_signals(old: &libc::sigset_t) {
     // SAFETY: old is a valid mask.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+}
+
+/// A random number below `n` (`n` at least 1), from the kernel.
+pub(crate) fn random_below(n: u64) -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: fills a local buffer; a short read leaves zeros, which is fine.
+    unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), 8, 0) };
+    u64::from_ne_bytes(bytes) % n.max(1)
+}
+
+/// Whether our child `pid` has exited, without reaping it.
+pub(crate) fn has_exited(pid: libc::pid_t) -> bool {
+    // SAFETY: a zeroed siginfo for waitid to fill.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: WNOWAIT leaves the child to be reaped later.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: si_pid is valid for waitid results.
+    rc != 0 || unsafe { info.si_pid() } != 0
+}
+
+/// The resident set, in bytes, from an open `/proc/<pid>/statm` (its
+/// second field, in pages). No allocation: usable in a worker's loop.
+pub(crate) fn read_rss(statm: RawFd) -> Option<u64> {
+    let mut buf = [0u8; 128];
+    // SAFETY: reads into a local buffer.
+    let n = unsafe { libc::pread(statm, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n <= 0 {
+        return None;
+    }
+    let mut fields = buf[..n as usize].split(|&b| b == b' ');
+    let pages = fields.nth(1)?;
+    let pages = std::str::from_utf8(pages).ok()?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    Some(pages * page)
+}
+
+/// The resident set of process `pid`, in bytes (`None` if it is gone).
+pub(crate) fn rss_of(pid: libc::pid_t) -> Option<u64> {
+    let path = std::ffi::CString::new(format!("/proc/{pid}/statm")).ok()?;
+    // SAFETY: opening a path we built.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    read_rss(fd.as_raw_fd())
+}
+
+/// Limits the address space of process `pid` (ours, same user) to `bytes`
+/// (`RLIMIT_AS`, soft and hard): its allocations past that fail.
+pub(crate) fn limit_address_space(pid: libc::pid_t, bytes: u64) -> io::Result<()> {
+    let limit = libc::rlimit64 {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: a valid rlimit; no old value asked for.
+    let rc = unsafe { libc::prlimit64(pid, libc::RLIMIT_AS, &limit, std::ptr::null_mut()) };
+    cvt(rc as libc::c_long).map(drop)
+}
+
+/// A monotonic timerfd, CLOEXEC and non-blocking, disarmed.
+pub(crate) fn timerfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+        )
+    };
+    cvt(fd as libc::c_long)?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Arms `timer` to fire once at `at` (CLOCK_MONOTONIC nanoseconds), or
+/// disarms it (`None`). A time already past fires at once.
+pub(crate) fn timerfd_set(timer: RawFd, at_ns: Option<u64>) {
+    let ns = at_ns.map_or(0, |n| n.max(1));
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: (ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+        },
+    };
+    // SAFETY: a valid spec; fails only for a bad fd, which ours is not.
+    unsafe { libc::timerfd_settime(timer, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut()) };
 }
 
 #[cfg(test)]

@@ -250,7 +250,7 @@ pub unsafe extern "C" fn billiard_config_set_max_queued(
     update(cfg, |c| Ok(c.max_queued(n)))
 }
 
-/// Most tasks in flight to one worker (1 to 4096; default 16). Above 1, a
+/// Most tasks in flight to one worker (1 to 256; default 16). Above 1, a
 /// busy worker is sent its next tasks before it asks, many per write (fast
 /// tiny tasks); idle workers are always served first. A task queued behind
 /// a long one in a worker's window waits for it even if another worker
@@ -366,4 +366,228 @@ unsafe fn arg_str<'a>(p: *const c_char, name: &str) -> Result<&'a CStr, Error> {
     }
     // SAFETY: the caller passes a NUL-terminated string.
     Ok(unsafe { CStr::from_ptr(p) })
+}
+
+/// Milliseconds from C where 0 means "none": `None`, or that long.
+fn optional_ms(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+/// Bytes from C where 0 means "none".
+fn optional_bytes(bytes: u64) -> Option<u64> {
+    (bytes > 0).then_some(bytes)
+}
+
+/// Soft time limit of every task, in ms from its start (0: none, the
+/// default; per-task options may override it). When it passes, the
+/// worker's billiard_worker_soft_limit_reached() turns true and the worker
+/// gets SIGUSR1 (billiard's worker loop catches it, so a blocking call in
+/// the handler returns EINTR): the handler can stop cleanly. Must be below
+/// the hard limit (billiard_pool_new says BILLIARD_EINVAL otherwise).
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_soft_time_limit(
+    cfg: *mut billiard_config,
+    ms: u64,
+) -> c_int {
+    update(cfg, |c| c.soft_time_limit(optional_ms(ms)))
+}
+
+/// Hard time limit of every task, in ms from its start (0: none, the
+/// default; per-task options may override it). When it passes, the
+/// worker and its process group are stopped (SIGTERM, then SIGKILL after
+/// the kill grace), the task ends BILLIARD_OUTCOME_TIME_LIMIT, and a new
+/// worker takes its place.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_hard_time_limit(
+    cfg: *mut billiard_config,
+    ms: u64,
+) -> c_int {
+    update(cfg, |c| c.hard_time_limit(optional_ms(ms)))
+}
+
+/// How long a worker the pool stops (hard time limit, cancel, terminate,
+/// free) has between SIGTERM and SIGKILL, in ms (default 1000; 0 sends
+/// SIGKILL at once). Workers start with SIGTERM's default action (exit), so
+/// the grace matters only for handlers that catch SIGTERM to clean up.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_kill_grace(
+    cfg: *mut billiard_config,
+    ms: u64,
+) -> c_int {
+    update(cfg, |c| Ok(c.kill_grace(Duration::from_millis(ms))))
+}
+
+/// Replaces each worker after it was given `n` tasks plus a random 0 to
+/// `jitter` more (so workers started together are not replaced together);
+/// 0 (default) never. The worker finishes its tasks and exits cleanly; a
+/// new one starts at once. Not counted as a crash.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_max_tasks_per_worker(
+    cfg: *mut billiard_config,
+    n: u64,
+    jitter: u64,
+) -> c_int {
+    update(cfg, |c| {
+        c.max_tasks_per_worker((n > 0).then_some(n), jitter)
+    })
+}
+
+/// Soft memory limit, in bytes (0: none, the default): after each task, a
+/// worker whose current resident set (not its peak) is above it takes no
+/// new task and is replaced once the tasks it holds are done.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_soft_memory_limit(
+    cfg: *mut billiard_config,
+    bytes: u64,
+) -> c_int {
+    update(cfg, |c| c.soft_memory_limit(optional_bytes(bytes)))
+}
+
+/// Hard memory limit, in bytes (0: none, the default): each worker's
+/// address space (RLIMIT_AS: all it maps, including what a FORK worker
+/// shares with the host) cannot grow past it; an allocation past it fails
+/// inside the worker, never the host. A worker that crashes on the failed
+/// allocation ends its task BILLIARD_OUTCOME_MEMORY_LIMIT.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_hard_memory_limit(
+    cfg: *mut billiard_config,
+    bytes: u64,
+) -> c_int {
+    update(cfg, |c| c.hard_memory_limit(optional_bytes(bytes)))
+}
+
+/// Restart intensity: more than `max_restarts` crash restarts (workers that
+/// died on their own or failed to start) within `period_ms` make the pool
+/// fail: submit returns BILLIARD_ERESTARTS, unfinished tasks end
+/// BILLIARD_OUTCOME_ABANDONED, waits drain. Planned replacements (time
+/// limits, cancel, recycling, resize, restart) do not count. `period_ms`
+/// 0 (the default) turns it off; five failed starts in a row still fail
+/// the pool.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_restart_intensity(
+    cfg: *mut billiard_config,
+    max_restarts: u32,
+    period_ms: u64,
+) -> c_int {
+    update(cfg, |c| {
+        let max = (period_ms > 0).then_some(max_restarts);
+        c.restart_intensity(max, Duration::from_millis(period_ms))
+    })
+}
+
+/// Event: a worker process was started (pid).
+pub const BILLIARD_EVENT_WORKER_STARTED: c_int = 1;
+/// Event: a worker exited and was reaped (pid, exit_code or signal,
+/// planned, message).
+pub const BILLIARD_EVENT_WORKER_EXITED: c_int = 2;
+/// Event: a worker was replaced on purpose (pid, message says why); its
+/// BILLIARD_EVENT_WORKER_EXITED follows.
+pub const BILLIARD_EVENT_WORKER_RECYCLED: c_int = 3;
+/// Event: a worker died while running a task (task_id, pid).
+pub const BILLIARD_EVENT_TASK_LOST: c_int = 4;
+/// Event: the pool failed (message says why).
+pub const BILLIARD_EVENT_POOL_FAILED: c_int = 5;
+
+/// What happened, for the event callback. Valid only during the call.
+#[repr(C)]
+pub struct billiard_event {
+    /// BILLIARD_EVENT_*.
+    pub kind: c_int,
+    /// The worker's pid; 0 when none.
+    pub pid: c_int,
+    /// The worker's exit code; -1 when none.
+    pub exit_code: c_int,
+    /// The signal that killed the worker; 0 when none.
+    pub signal: c_int,
+    /// 1 when the pool stopped the worker on purpose, else 0.
+    pub planned: c_int,
+    pub reserved: c_int,
+    /// The task; 0 when none.
+    pub task_id: u64,
+    /// A NUL-terminated description (never NULL).
+    pub message: *const c_char,
+}
+
+/// Called on the pool's own thread for each event, with the user data
+/// given to billiard_config_set_event_callback. Keep it short: the pool
+/// waits for it. From inside it, pool calls that would block (a wait with
+/// a timeout, a blocking submit, join, terminate, free) fail with
+/// BILLIARD_EINVAL instead of deadlocking; the others work.
+pub type billiard_event_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const billiard_event)>;
+
+/// Sets (or, with NULL, removes) the event callback and its user data,
+/// which must stay valid while any pool made from this config exists.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_event_callback(
+    cfg: *mut billiard_config,
+    callback: billiard_event_callback,
+    user_data: *mut c_void,
+) -> c_int {
+    update(cfg, |mut c| {
+        let Some(f) = callback else {
+            c.on_event = None;
+            return Ok(c);
+        };
+        let cb = CCallback { f, ctx: user_data };
+        Ok(c.on_event(move |event| {
+            let (f, user_data) = cb.parts();
+            call_event(f, user_data, event);
+        }))
+    })
+}
+
+/// Hands `event` to a C callback.
+fn call_event(
+    f: unsafe extern "C" fn(*mut c_void, *const billiard_event),
+    user_data: *mut c_void,
+    event: &crate::config::Event,
+) {
+    use crate::config::Event;
+    let mut e = billiard_event {
+        kind: 0,
+        pid: 0,
+        exit_code: -1,
+        signal: 0,
+        planned: 0,
+        reserved: 0,
+        task_id: 0,
+        message: std::ptr::null(),
+    };
+    let text = match event {
+        Event::WorkerStarted { pid } => {
+            (e.kind, e.pid) = (BILLIARD_EVENT_WORKER_STARTED, *pid);
+            format!("worker {pid} started")
+        }
+        Event::WorkerExited {
+            pid,
+            exit_code,
+            signal,
+            planned,
+            about,
+        } => {
+            (e.kind, e.pid) = (BILLIARD_EVENT_WORKER_EXITED, *pid);
+            e.exit_code = exit_code.unwrap_or(-1);
+            e.signal = signal.unwrap_or(0);
+            e.planned = *planned as c_int;
+            about.clone()
+        }
+        Event::WorkerRecycled { pid, why } => {
+            (e.kind, e.pid, e.planned) = (BILLIARD_EVENT_WORKER_RECYCLED, *pid, 1);
+            why.clone()
+        }
+        Event::TaskLost { task_id, pid } => {
+            (e.kind, e.pid, e.task_id) = (BILLIARD_EVENT_TASK_LOST, *pid, *task_id);
+            format!("worker {pid} died while running task {task_id}")
+        }
+        Event::PoolFailed { why } => {
+            e.kind = BILLIARD_EVENT_POOL_FAILED;
+            why.clone()
+        }
+    };
+    let text = std::ffi::CString::new(text.replace('\0', " ")).unwrap_or_default();
+    e.message = text.as_ptr();
+    // SAFETY: the host's callback with its own user data and an event that
+    // lives for the call.
+    unsafe { f(user_data, &e) };
 }

@@ -9,10 +9,15 @@ use super::error::fail;
 use super::result::billiard_result;
 use super::{arg_bytes, arg_mut, arg_ref, arg_timeout, call};
 use crate::error::Error;
-use crate::pool::{Pool, TaskOptions};
+use crate::pool::{Limit, Pool, TaskOptions, WorkerState};
 
 /// Submit flag: fail with BILLIARD_EFULL instead of blocking on a full queue.
 pub const BILLIARD_SUBMIT_NONBLOCK: u32 = 1;
+
+/// Per-task time limit: use the pool's (billiard_task_opts_init's value).
+pub const BILLIARD_LIMIT_DEFAULT: i64 = -1;
+/// Per-task time limit: none for this task, whatever the pool's.
+pub const BILLIARD_LIMIT_NONE: i64 = 0;
 
 /// A pool of worker processes (opaque). Thread-safe.
 pub struct billiard_pool {
@@ -30,7 +35,16 @@ pub struct billiard_task_opts {
     pub flags: u32,
     /// Returned unchanged by billiard_result_tag.
     pub tag: u64,
+    /// This task's soft time limit in ms from its start;
+    /// BILLIARD_LIMIT_DEFAULT (the pool's) or BILLIARD_LIMIT_NONE.
+    pub soft_time_limit_ms: i64,
+    /// This task's hard time limit in ms from its start;
+    /// BILLIARD_LIMIT_DEFAULT (the pool's) or BILLIARD_LIMIT_NONE.
+    pub hard_time_limit_ms: i64,
 }
+
+/// Size of billiard_task_opts before the time limits were added (0.1).
+const TASK_OPTS_V1_SIZE: u32 = 16;
 
 /// Sets `opts` to the defaults for this header's version. NULL is EINVAL.
 #[no_mangle]
@@ -41,6 +55,8 @@ pub unsafe extern "C" fn billiard_task_opts_init(opts: *mut billiard_task_opts) 
             struct_size: std::mem::size_of::<billiard_task_opts>() as u32,
             flags: 0,
             tag: 0,
+            soft_time_limit_ms: BILLIARD_LIMIT_DEFAULT,
+            hard_time_limit_ms: BILLIARD_LIMIT_DEFAULT,
         };
         Ok(())
     })
@@ -124,7 +140,7 @@ unsafe fn task_options(opts: *const billiard_task_opts) -> Result<TaskOptions, E
         return Ok(TaskOptions::default());
     };
     let ours = std::mem::size_of::<billiard_task_opts>() as u32;
-    if o.struct_size != ours {
+    if o.struct_size != ours && o.struct_size != TASK_OPTS_V1_SIZE {
         return Err(Error::InvalidArgument(format!(
             "opts->struct_size is {} but this library expects {ours}: call billiard_task_opts_init first",
             o.struct_size
@@ -136,10 +152,32 @@ unsafe fn task_options(opts: *const billiard_task_opts) -> Result<TaskOptions, E
             o.flags
         )));
     }
+    let (soft, hard) = if o.struct_size >= ours {
+        (
+            task_limit(o.soft_time_limit_ms, "soft_time_limit_ms")?,
+            task_limit(o.hard_time_limit_ms, "hard_time_limit_ms")?,
+        )
+    } else {
+        (Limit::PoolDefault, Limit::PoolDefault)
+    };
     Ok(TaskOptions {
         tag: o.tag,
         nonblocking: o.flags & BILLIARD_SUBMIT_NONBLOCK != 0,
+        soft_time_limit: soft,
+        hard_time_limit: hard,
     })
+}
+
+/// A per-task limit field: -1 the pool's, 0 none, > 0 milliseconds.
+fn task_limit(ms: i64, name: &str) -> Result<Limit, Error> {
+    match ms {
+        BILLIARD_LIMIT_DEFAULT => Ok(Limit::PoolDefault),
+        BILLIARD_LIMIT_NONE => Ok(Limit::Unlimited),
+        ms if ms > 0 => Ok(Limit::After(std::time::Duration::from_millis(ms as u64))),
+        ms => Err(Error::InvalidArgument(format!(
+            "opts->{name} is {ms}: use BILLIARD_LIMIT_DEFAULT (-1), BILLIARD_LIMIT_NONE (0) or milliseconds"
+        ))),
+    }
 }
 
 /// Hands a result to the caller through `out`.
@@ -229,16 +267,186 @@ pub unsafe extern "C" fn billiard_pool_terminate(pool: *mut billiard_pool) -> c_
 /// none of its fds is open. Uncollected results are freed; results already
 /// collected stay valid. NULL is a no-op. Must be the last call on `pool`:
 /// threads blocked in billiard_pool_wait return, but no thread may enter a
-/// pool function after this starts.
+/// pool function after this starts. Called from the event callback, it
+/// does nothing (it would wait for the thread running the callback) and
+/// records why in billiard_last_error().
 #[no_mangle]
 pub unsafe extern "C" fn billiard_pool_free(pool: *mut billiard_pool) {
     boundary!((), {
         if pool.is_null() {
             return;
         }
+        if let Err(e) = crate::pool::refuse_in_event_handler("billiard_pool_free") {
+            fail(e);
+            return;
+        }
         // SAFETY: pool came from billiard_pool_new; this drops its reference.
         let handle = unsafe { Arc::from_raw(pool.cast_const()) };
         handle.pool.shutdown();
         drop(handle);
+    })
+}
+
+/// Cancels task `task_id`: a queued task is dropped; one sent ahead to a
+/// worker that has not started it is skipped; a running one has its worker
+/// stopped (SIGTERM, then SIGKILL after the kill grace) and replaced.
+/// Either way the task ends BILLIARD_OUTCOME_CANCELLED, exactly once (at
+/// once if it had not started, once its worker is gone if it had).
+/// BILLIARD_ENOTFOUND if the task is not pending (unknown, or finished:
+/// its result stands). Thread-safe; never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_task_cancel(pool: *mut billiard_pool, task_id: u64) -> c_int {
+    with_pool(pool, |p| p.cancel(task_id))
+}
+
+/// Grows or shrinks the pool to `n` workers (1 to 4096). Growing starts
+/// workers at once; shrinking retires idle workers first, then the least
+/// busy ones, each after the tasks it holds (nothing is lost). Returns at
+/// once. BILLIARD_ECLOSED unless the pool is running. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_pool_resize(pool: *mut billiard_pool, n: u32) -> c_int {
+    with_pool(pool, |p| p.resize(n as usize))
+}
+
+/// Replaces every worker, each after the tasks it holds, with a freshly
+/// started one (new workers start at once): a rolling restart that drops
+/// no work, to load new code or data. Returns at once. BILLIARD_ECLOSED
+/// unless the pool is running. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_pool_restart(pool: *mut billiard_pool) -> c_int {
+    with_pool(pool, |p| p.restart())
+}
+
+/// Outcome slots in billiard_stats (room for outcomes added later).
+pub const BILLIARD_OUTCOME_SLOTS: usize = 8;
+
+/// What a pool does now and did so far (billiard_pool_stats).
+#[repr(C)]
+pub struct billiard_stats {
+    /// Set to sizeof(billiard_stats) before the call.
+    pub struct_size: u32,
+    /// Worker processes that exist (starting, serving or being replaced).
+    pub workers: u32,
+    /// Workers running a task.
+    pub busy: u32,
+    /// Workers ready with no task.
+    pub idle: u32,
+    /// Workers the pool keeps (its size).
+    pub target: u32,
+    pub reserved: u32,
+    /// Tasks waiting to start (queued, or sent ahead to a busy worker).
+    pub queued: u64,
+    /// Tasks running.
+    pub running: u64,
+    /// Results waiting to be collected.
+    pub uncollected: u64,
+    /// Tasks finished so far, indexed by BILLIARD_OUTCOME_*.
+    pub outcomes: [u64; BILLIARD_OUTCOME_SLOTS],
+    /// Workers that crashed (or failed to start) and were replaced.
+    pub restarts: u64,
+    /// Workers replaced on purpose (max tasks, memory, resize, restart).
+    pub recycles: u64,
+}
+
+/// Fills `*out` with the pool's numbers. Set `out->struct_size =
+/// sizeof(billiard_stats)` first (BILLIARD_EINVAL otherwise). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_pool_stats(
+    pool: *mut billiard_pool,
+    out: *mut billiard_stats,
+) -> c_int {
+    with_pool(pool, |p| {
+        let out = unsafe { arg_mut(out, "out") }?;
+        let ours = std::mem::size_of::<billiard_stats>() as u32;
+        if out.struct_size != ours {
+            return Err(Error::InvalidArgument(format!(
+                "out->struct_size is {} but this library expects {ours}: set it to sizeof(billiard_stats)",
+                out.struct_size
+            )));
+        }
+        let s = p.stats();
+        let mut outcomes = [0u64; BILLIARD_OUTCOME_SLOTS];
+        outcomes[..s.counts.outcomes.len()].copy_from_slice(&s.counts.outcomes);
+        *out = billiard_stats {
+            struct_size: ours,
+            workers: s.workers as u32,
+            busy: s.busy as u32,
+            idle: s.idle as u32,
+            target: s.target as u32,
+            reserved: 0,
+            queued: s.queued as u64,
+            running: s.running as u64,
+            uncollected: s.uncollected as u64,
+            outcomes,
+            restarts: s.counts.restarts,
+            recycles: s.counts.recycles,
+        };
+        Ok(())
+    })
+}
+
+/// Worker state: started, not ready yet.
+pub const BILLIARD_WORKER_STARTING: i32 = 0;
+/// Worker state: ready, holding no task.
+pub const BILLIARD_WORKER_IDLE: i32 = 1;
+/// Worker state: running (or holding) tasks.
+pub const BILLIARD_WORKER_BUSY: i32 = 2;
+/// Worker state: takes no new task, exits after those it holds.
+pub const BILLIARD_WORKER_RETIRING: i32 = 3;
+/// Worker state: being stopped by the pool.
+pub const BILLIARD_WORKER_STOPPING: i32 = 4;
+
+/// One worker (billiard_pool_workers).
+#[repr(C)]
+pub struct billiard_worker_info {
+    pub pid: i32,
+    /// BILLIARD_WORKER_*.
+    pub state: i32,
+    /// The task it runs now; 0 if none.
+    pub task_id: u64,
+    /// Tasks it finished.
+    pub tasks_done: u64,
+    /// Its resident set now, in bytes (0 if unknown).
+    pub rss_bytes: u64,
+}
+
+/// Lists the pool's workers: up to `cap` entries into `out` (may be NULL
+/// when `cap` is 0), and the number of workers in `*count`, which may be
+/// more than `cap` (call again with a larger array). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_pool_workers(
+    pool: *mut billiard_pool,
+    out: *mut billiard_worker_info,
+    cap: usize,
+    count: *mut usize,
+) -> c_int {
+    with_pool(pool, |p| {
+        let count = unsafe { arg_mut(count, "count") }?;
+        *count = 0;
+        if out.is_null() && cap > 0 {
+            return Err(Error::InvalidArgument(format!(
+                "out is NULL with a capacity of {cap}"
+            )));
+        }
+        let list = p.workers();
+        *count = list.len();
+        for (i, w) in list.iter().take(cap).enumerate() {
+            let info = billiard_worker_info {
+                pid: w.pid,
+                state: match w.state {
+                    WorkerState::Starting => BILLIARD_WORKER_STARTING,
+                    WorkerState::Idle => BILLIARD_WORKER_IDLE,
+                    WorkerState::Busy => BILLIARD_WORKER_BUSY,
+                    WorkerState::Retiring => BILLIARD_WORKER_RETIRING,
+                    WorkerState::Stopping => BILLIARD_WORKER_STOPPING,
+                },
+                task_id: w.task.unwrap_or(0),
+                tasks_done: w.tasks_done,
+                rss_bytes: w.rss,
+            };
+            // SAFETY: out has room for cap entries and i < cap.
+            unsafe { out.add(i).write(info) };
+        }
+        Ok(())
     })
 }

@@ -16,6 +16,9 @@ pub const BILLIARD_OUTCOME_TIME_LIMIT: c_int = 3;
 pub const BILLIARD_OUTCOME_CANCELLED: c_int = 4;
 /// The pool was terminated or failed before the task finished.
 pub const BILLIARD_OUTCOME_ABANDONED: c_int = 5;
+/// The worker died out of memory while running the task (an allocation
+/// failed under the hard memory limit, then it crashed); see the signal.
+pub const BILLIARD_OUTCOME_MEMORY_LIMIT: c_int = 6;
 
 /// A finished task (opaque). Owned by the caller until billiard_result_free;
 /// it outlives its pool. Use from one thread at a time.

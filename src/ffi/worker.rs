@@ -34,3 +34,12 @@ pub unsafe extern "C" fn billiard_worker_main(
         }
     })
 }
+
+/// Inside a worker: true once the soft time limit of the task it runs has
+/// passed (the pool also sends SIGUSR1, so a blocking call returns EINTR).
+/// A long handler polls it and returns cleanly. False between tasks and
+/// outside workers. Async-signal-safe; costs no system call.
+#[no_mangle]
+pub extern "C" fn billiard_worker_soft_limit_reached() -> bool {
+    boundary!(false, crate::worker::soft_limit_reached())
+}

@@ -10,6 +10,7 @@ mod reader;
 mod result;
 mod state;
 mod supervisor;
+mod timers;
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +22,10 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use reader::SessionEnd;
 pub use result::{Outcome, TaskResult};
-use state::{NoResult, Phase, State, Task};
+pub use state::Counts;
+use state::{NoResult, Phase, State, Stop, Task, TimeLimits};
 pub(crate) use supervisor::LAUNCHER_TOKEN;
-use supervisor::{Shared, Supervisor, WAKE};
+use supervisor::{Shared, Supervisor, TIMER, WAKE};
 
 use crate::area;
 use crate::config::Config;
@@ -47,6 +49,130 @@ pub struct TaskOptions {
     pub tag: u64,
     /// Fail with [`Error::Full`] instead of blocking when the queue is full.
     pub nonblocking: bool,
+    /// This task's soft time limit.
+    pub soft_time_limit: Limit,
+    /// This task's hard time limit.
+    pub hard_time_limit: Limit,
+}
+
+/// A per-task time limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Limit {
+    /// The pool's (from the config).
+    #[default]
+    PoolDefault,
+    /// No limit for this task, whatever the pool's.
+    Unlimited,
+    /// This long from the task's start (longer than zero).
+    After(Duration),
+}
+
+impl Limit {
+    fn resolve(self, pool: Option<Duration>, what: &str) -> Result<Option<Duration>> {
+        match self {
+            Limit::PoolDefault => Ok(pool),
+            Limit::Unlimited => Ok(None),
+            Limit::After(d) if d.is_zero() => Err(Error::InvalidArgument(format!(
+                "a {what} of zero would stop the task at once (use Unlimited for no limit)"
+            ))),
+            Limit::After(d) => Ok(Some(d)),
+        }
+    }
+}
+
+/// The time limits of a task submitted with `opts` to a pool with `limits`:
+/// a soft limit that could never fire (not below the hard one) is refused,
+/// never ignored.
+fn task_limits(opts: &TaskOptions, limits: &crate::config::Limits) -> Result<TimeLimits> {
+    let soft = opts
+        .soft_time_limit
+        .resolve(limits.soft_time, "soft time limit")?;
+    let hard = opts
+        .hard_time_limit
+        .resolve(limits.hard_time, "hard time limit")?;
+    if let (Some(s), Some(h)) = (soft, hard) {
+        if s >= h {
+            return Err(Error::InvalidArgument(format!(
+                "the task's soft time limit ({s:?}) is not below its hard time limit ({h:?}), \
+                 so it could never fire"
+            )));
+        }
+    }
+    Ok(TimeLimits { soft, hard })
+}
+
+/// What a pool is doing now ([`Pool::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Worker processes that exist (starting, serving, or being replaced).
+    pub workers: usize,
+    /// Workers running a task.
+    pub busy: usize,
+    /// Workers ready and holding no task.
+    pub idle: usize,
+    /// Workers the pool keeps (its size).
+    pub target: usize,
+    /// Tasks waiting to start (queued or sent ahead to a worker).
+    pub queued: usize,
+    /// Tasks running.
+    pub running: usize,
+    /// Results waiting to be collected.
+    pub uncollected: usize,
+    /// Tasks finished by outcome, restarts and recycles so far.
+    pub counts: Counts,
+}
+
+/// What a worker is doing, for [`WorkerInfo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Started, not ready yet.
+    Starting,
+    /// Ready, holding no task.
+    Idle,
+    /// Running a task (or holding some).
+    Busy,
+    /// Takes no new task; exits after those it holds.
+    Retiring,
+    /// Being stopped by the pool.
+    Stopping,
+}
+
+/// One worker, as [`Pool::workers`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerInfo {
+    pub pid: i32,
+    pub state: WorkerState,
+    /// The task it runs now (started), if any.
+    pub task: Option<u64>,
+    /// Tasks it finished.
+    pub tasks_done: u64,
+    /// Its resident set in bytes, read now (0 if unknown).
+    pub rss: u64,
+}
+
+thread_local! {
+    static IN_EVENT_HANDLER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs the host's event handler, marking the thread so that blocking pool
+/// calls made from inside it fail instead of deadlocking. A panic in a Rust
+/// handler is caught: the supervisor keeps running.
+pub(crate) fn in_event_handler(f: impl FnOnce()) {
+    IN_EVENT_HANDLER.with(|c| c.set(true));
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_EVENT_HANDLER.with(|c| c.set(false));
+}
+
+/// Fails a call that would block when made from the event handler: the
+/// supervisor that must wake it is the thread running the handler.
+pub(crate) fn refuse_in_event_handler(what: &str) -> Result<()> {
+    if IN_EVENT_HANDLER.with(|c| c.get()) {
+        return Err(Error::InvalidArgument(format!(
+            "{what} would block, and it was called from the event handler, which runs on the \
+             thread it would wait for"
+        )));
+    }
+    Ok(())
 }
 
 /// A pool of worker processes. Every method may be called from any thread at
@@ -87,12 +213,34 @@ impl Pool {
         )
         .map_err(|e| Error::io("epoll_ctl", e))?;
         let launcher = spawn::launcher_for(&config, epoll.as_raw_fd())?;
+        let limits = config.limits;
+        if let (Some(s), Some(h)) = (limits.soft_time, limits.hard_time) {
+            if s >= h {
+                return Err(Error::InvalidArgument(format!(
+                    "the soft time limit ({s:?}) is not below the hard time limit ({h:?}), so it \
+                     could never fire"
+                )));
+            }
+        }
+        let mut state = State::new(
+            results_fd.as_raw_fd(),
+            epoll.as_raw_fd(),
+            wake_fd.as_raw_fd(),
+            config.prefetch,
+            limits,
+        )
+        .map_err(|e| Error::io("timerfd_create", e))?;
+        state.target = workers;
+        sys::epoll_ctl(
+            epoll.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            state.timers.fd(),
+            libc::EPOLLIN as u32,
+            TIMER,
+        )
+        .map_err(|e| Error::io("epoll_ctl", e))?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(
-                results_fd.as_raw_fd(),
-                epoll.as_raw_fd(),
-                config.prefetch,
-            )),
+            state: Mutex::new(state),
             changed: Condvar::new(),
             wake_fd,
             results_fd,
@@ -105,8 +253,10 @@ impl Pool {
             } else {
                 Duration::ZERO
             },
+            limits,
+            on_event: config.on_event.clone(),
         });
-        let supervisor = Supervisor::new(shared.clone(), launcher, workers, config.start_timeout);
+        let supervisor = Supervisor::new(shared.clone(), launcher, config.start_timeout);
         // The supervisor thread blocks every signal: host signals go to host
         // threads, and workers (which unblock everything) start clean.
         let saved = sys::block_all_signals();
@@ -149,15 +299,19 @@ impl Pool {
             )));
         }
         if data.len() >= area::AREA_MIN {
-            if let Some(id) = self.submit_through_area(data, opts)? {
+            if let Some(id) =
+                self.submit_through_area(data, opts, task_limits(opts, &self.shared.limits)?)?
+            {
                 return Ok(id);
             }
         }
+        let limits = task_limits(opts, &self.shared.limits)?;
         let id = self.shared.next_task.fetch_add(1, Ordering::Relaxed);
         let frame = Arc::new(protocol::encode_task(id, data));
         let mut st = self.shared.state.lock();
         self.admit(&mut st, opts)?;
-        st.tasks.insert(id, Task::new(frame, None, opts.tag));
+        st.tasks
+            .insert(id, Task::new(frame, None, opts.tag, limits));
         let send = match st.pick_worker() {
             Some(slot) => st.assign(slot, id),
             None => {
@@ -176,7 +330,12 @@ impl Pool {
     /// copied once, into memory the worker maps, instead of into a frame
     /// and through the channel. `None` when no idle worker has its area
     /// free (the caller sends the payload through a channel instead).
-    fn submit_through_area(&self, data: &[u8], opts: &TaskOptions) -> Result<Option<u64>> {
+    fn submit_through_area(
+        &self,
+        data: &[u8],
+        opts: &TaskOptions,
+        limits: TimeLimits,
+    ) -> Result<Option<u64>> {
         let mut st = self.shared.state.lock();
         self.admit(&mut st, opts)?;
         let Some(slot) = st.take_idle_area_worker() else {
@@ -186,7 +345,7 @@ impl Pool {
         let at = area::TASK_OFFSET as u64;
         let frame = Arc::new(protocol::encode_task_shm(id, at, data.len() as u64));
         st.tasks
-            .insert(id, Task::new(frame, Some(data.len()), opts.tag));
+            .insert(id, Task::new(frame, Some(data.len()), opts.tag, limits));
         let Some((mut send, area)) = st.assign_through_area(slot, id, data.len()) else {
             // Unreachable (the slot came from the idle list under this
             // lock), but never leave the task stranded: it waits in the
@@ -239,6 +398,7 @@ impl Pool {
             if opts.nonblocking {
                 return Err(Error::Full(st.waiting()));
             }
+            refuse_in_event_handler("a submit to a full queue")?;
             st.blocked_submitters += 1;
             self.shared.changed.wait(st);
             st.blocked_submitters -= 1;
@@ -274,6 +434,7 @@ impl Pool {
         if timeout == Some(Duration::ZERO) {
             return Err(Error::TimedOut);
         }
+        refuse_in_event_handler("a wait with a timeout")?;
         let (waiter, wake) = st.add_waiter(want);
         // Spin only while no task waits for a worker: with a backlog,
         // results come steadily and the CPU a spinning thread takes is
@@ -364,6 +525,7 @@ impl Pool {
     /// a pool that was not closed, [`Error::TimedOut`] if time runs out first.
     pub fn join(&self, timeout: Option<Duration>) -> Result<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        refuse_in_event_handler("join")?;
         let mut st = self.shared.state.lock();
         if st.phase == Phase::Running {
             return Err(Error::InvalidArgument(
@@ -388,6 +550,7 @@ impl Pool {
     /// Stops now: kills every worker, reaps it, and ends every unfinished
     /// task as [`Outcome::Abandoned`]. Returns when no worker is left.
     pub fn terminate(&self) -> Result<()> {
+        refuse_in_event_handler("terminate")?;
         let mut st = self.shared.state.lock();
         if !st.phase.is_final() {
             self.shared.set_phase(&mut st, Phase::Terminating);
@@ -399,9 +562,198 @@ impl Pool {
         Ok(())
     }
 
+    /// Cancels task `id`. A task waiting in the queue is dropped; one sent
+    /// to a worker that has not started it is skipped by that worker; a
+    /// running one has its worker stopped (SIGTERM, then SIGKILL after the
+    /// kill grace) and replaced. Either way the task ends `Cancelled`,
+    /// exactly once: at once when it had not started, once its worker is
+    /// gone when it had. [`Error::NotFound`] for an id that is not pending
+    /// (unknown or finished).
+    pub fn cancel(&self, id: u64) -> Result<()> {
+        let mut st = self.shared.state.lock();
+        let Some(task) = st.tasks.get(&id) else {
+            return Err(Error::NotFound(format!(
+                "task {id} is not pending (unknown, or it finished)"
+            )));
+        };
+        let now = Instant::now();
+        let Some((slot, generation)) = task.holder else {
+            st.queue.retain(|&t| t != id);
+            let message = format!("task {id} was cancelled while it waited in the queue");
+            st.finish(id, Outcome::Cancelled, message.into_bytes(), 0, None, now);
+            return Ok(());
+        };
+        let acked = task.started.is_some();
+        let Some(w) = st.worker_mut(slot, generation) else {
+            return Err(Error::Io(format!(
+                "task {id} has no worker (a bug in billiard)"
+            )));
+        };
+        let pid = w.pid;
+        let skipped_message =
+            || format!("task {id} was cancelled before worker {pid} started it").into_bytes();
+        match &w.stop {
+            // Its worker is being stopped for it already (time limit): the
+            // task ends cancelled instead.
+            Some(stop) if stop.outcome_for(id).is_some() => {
+                w.stop = Some(Stop::Cancel { task: id });
+                return Ok(());
+            }
+            // Its worker is being stopped for another task: it will not run.
+            Some(_) => {
+                st.finish(id, Outcome::Cancelled, skipped_message(), pid, None, now);
+                return Ok(());
+            }
+            None => {}
+        }
+        let runs = if w.control {
+            // See control.rs: ask first, then look for a start.
+            let control = w.area.control();
+            control.request_cancel(id);
+            let started = acked || w.area.progress().started_at(id).is_some();
+            // Started: take the request back; if the worker claimed it
+            // first, it skips the task after all.
+            started && control.claim_cancel(id)
+        } else {
+            // A worker without the control page runs what it was sent; a
+            // task it has not acknowledged ends now and its result is
+            // dropped when it comes.
+            acked
+        };
+        if !runs {
+            // The task stays in the worker's list until its (skipped)
+            // result arrives; finishing it now makes that result a no-op.
+            st.finish(id, Outcome::Cancelled, skipped_message(), pid, None, now);
+            return Ok(());
+        }
+        drop(st);
+        self.stop_worker_for(slot, generation, Stop::Cancel { task: id });
+        Ok(())
+    }
+
+    /// Asks the supervisor to stop a worker (it owns the processes).
+    fn stop_worker_for(&self, slot: usize, generation: u32, stop: Stop) {
+        self.shared
+            .state
+            .lock()
+            .stop_requests
+            .push((slot, generation, stop));
+        self.shared.wake();
+    }
+
+    /// Grows or shrinks the pool to `n` workers (at least 1, at most
+    /// [`MAX_WORKERS`]). Growing starts workers at once; shrinking retires
+    /// idle workers first, then the least busy, each after the tasks it
+    /// holds. Returns without waiting for either.
+    pub fn resize(&self, n: usize) -> Result<()> {
+        if n == 0 || n > MAX_WORKERS {
+            return Err(Error::InvalidArgument(format!(
+                "a pool needs 1 to {MAX_WORKERS} workers, not {n}"
+            )));
+        }
+        let mut st = self.shared.state.lock();
+        if !matches!(st.phase, Phase::Running) {
+            return Err(Error::Closed("only a running pool can be resized".into()));
+        }
+        st.target = n;
+        let mut excess = st.serving_count().saturating_sub(n);
+        while excess > 0 {
+            let slot = st.idle.last().copied().or_else(|| {
+                st.workers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, w)| w.as_ref().map(|w| (i, w)))
+                    .filter(|(_, w)| w.stop.is_none() && w.retiring.is_none())
+                    .min_by_key(|(_, w)| (w.ready, w.tasks.len()))
+                    .map(|(i, _)| i)
+            });
+            let Some(slot) = slot else { break };
+            st.retire(slot, format!("the pool was resized to {n} workers"));
+            excess -= 1;
+        }
+        drop(st);
+        self.shared.wake();
+        Ok(())
+    }
+
+    /// Replaces every worker, each after the tasks it holds (to load new
+    /// code, say, without dropping work). New workers start at once.
+    pub fn restart(&self) -> Result<()> {
+        let mut st = self.shared.state.lock();
+        if !matches!(st.phase, Phase::Running) {
+            return Err(Error::Closed("only a running pool can be restarted".into()));
+        }
+        for slot in 0..st.workers.len() {
+            st.retire(slot, "the pool was restarted".into());
+        }
+        drop(st);
+        self.shared.wake();
+        Ok(())
+    }
+
+    /// What the pool is doing now, and what it did so far.
+    pub fn stats(&self) -> Stats {
+        let st = self.shared.state.lock();
+        let mut s = Stats {
+            target: st.target,
+            uncollected: st.uncollected(),
+            counts: st.counts,
+            ..Stats::default()
+        };
+        for w in st.workers.iter().flatten() {
+            s.workers += 1;
+            if w.ready && w.tasks.is_empty() && w.retiring.is_none() && w.stop.is_none() {
+                s.idle += 1;
+            }
+        }
+        s.running = st.running();
+        s.busy = s.running;
+        s.queued = st.tasks.len() - s.running;
+        s
+    }
+
+    /// Every worker process of the pool now.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        let st = self.shared.state.lock();
+        let list: Vec<WorkerInfo> = st
+            .workers
+            .iter()
+            .flatten()
+            .map(|w| WorkerInfo {
+                pid: w.pid,
+                state: if w.stop.is_some() {
+                    WorkerState::Stopping
+                } else if w.retiring.is_some() {
+                    WorkerState::Retiring
+                } else if !w.ready {
+                    WorkerState::Starting
+                } else if w.tasks.is_empty() {
+                    WorkerState::Idle
+                } else {
+                    WorkerState::Busy
+                },
+                task: st.running_task(w),
+                tasks_done: w.done,
+                rss: 0,
+            })
+            .collect();
+        drop(st);
+        // Read outside the lock: /proc is slow next to everything else.
+        list.into_iter()
+            .map(|mut info| {
+                info.rss = sys::rss_of(info.pid).unwrap_or(0);
+                info
+            })
+            .collect()
+    }
+
     /// Terminates if needed and waits for the supervisor thread to end.
-    /// Afterwards no child process of the pool exists. Idempotent.
+    /// Afterwards no child process of the pool exists. Idempotent. Does
+    /// nothing when called from the event handler (it would wait for itself).
     pub fn shutdown(&self) {
+        if refuse_in_event_handler("shutdown").is_err() {
+            return;
+        }
         let _ = self.terminate();
         if let Some(handle) = self.supervisor.lock().take() {
             let _ = handle.join();

@@ -92,7 +92,7 @@ impl State {
             .enumerate()
             .filter_map(|(i, w)| w.as_mut().map(|w| (i, w)))
             .find(|(_, w)| w.tasks.contains(&task_id))?;
-        if !w.ready || w.dead || w.kill_reason.is_some() || w.reading.is_some() {
+        if !w.ready || w.dead || w.stop.is_some() || w.reading.is_some() {
             return None;
         }
         w.reading = Some(Reader::Waiter);

@@ -18,6 +18,9 @@ pub enum Outcome {
     Cancelled = 4,
     /// The pool was terminated or failed before the task finished.
     Abandoned = 5,
+    /// The worker died out of memory while running the task: an allocation
+    /// failed (the hard memory limit, or the system) and it crashed.
+    MemoryLimit = 6,
 }
 
 /// The result of one task. Owned by whoever received it.

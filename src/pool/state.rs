@@ -15,8 +15,11 @@ use parking_lot::Condvar;
 
 use super::ids::{IdMap, SeqMap};
 use super::result::{Outcome, TaskResult};
+use super::timers::{Due, Timers};
 use crate::area::{self, Area};
+use crate::config::Limits;
 use crate::error::Error;
+use crate::progress::monotonic_ns;
 use crate::sys;
 
 /// Where the pool is in its life.
@@ -62,11 +65,28 @@ pub(crate) struct Task {
     pub requeued: bool,
     /// A thread waits for this task by id.
     pub waiter: Option<u64>,
+    /// Its time limits (the pool's, or its own).
+    pub limits: TimeLimits,
+    /// The worker (slot, generation) it was handed to, while it is not in
+    /// the queue.
+    pub holder: Option<(usize, u32)>,
+}
+
+/// A task's soft and hard time limits, from its start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TimeLimits {
+    pub soft: Option<Duration>,
+    pub hard: Option<Duration>,
 }
 
 impl Task {
     /// A task just submitted.
-    pub(crate) fn new(frame: Arc<Vec<u8>>, in_area: Option<usize>, tag: u64) -> Task {
+    pub(crate) fn new(
+        frame: Arc<Vec<u8>>,
+        in_area: Option<usize>,
+        tag: u64,
+        limits: TimeLimits,
+    ) -> Task {
         Task {
             tag,
             frame: Some(frame),
@@ -75,7 +95,57 @@ impl Task {
             started: None,
             requeued: false,
             waiter: None,
+            limits,
+            holder: None,
         }
+    }
+}
+
+/// Why the pool stops a worker (kills it, rather than letting it finish).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// It broke the protocol or lost its channel: counts as a crash.
+    Broken(String),
+    /// Task `task` ran past its hard time limit.
+    TimeLimit { task: u64, limit: Duration },
+    /// Task `task` was cancelled while it ran.
+    Cancel { task: u64 },
+}
+
+impl Stop {
+    /// Why, for messages ("the pool stopped it because ...").
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            Stop::Broken(why) => why.clone(),
+            Stop::TimeLimit { task, limit } => format!(
+                "task {task} ran past its hard time limit of {}",
+                describe_duration(*limit)
+            ),
+            Stop::Cancel { task } => format!("task {task} was cancelled while it ran"),
+        }
+    }
+
+    /// Whether the pool meant it (not a crash).
+    pub(crate) fn planned(&self) -> bool {
+        !matches!(self, Stop::Broken(_))
+    }
+
+    /// The outcome it gives `task`, if it is the task it is about.
+    pub(crate) fn outcome_for(&self, id: u64) -> Option<Outcome> {
+        match *self {
+            Stop::TimeLimit { task, .. } if task == id => Some(Outcome::TimeLimit),
+            Stop::Cancel { task } if task == id => Some(Outcome::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// "250 ms", "1.5 s".
+pub(crate) fn describe_duration(d: Duration) -> String {
+    if d < Duration::from_secs(10) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 
@@ -102,6 +172,18 @@ pub(crate) struct Worker {
     pub ready: bool,
     /// Said in its HELLO that it takes TASK_SHM frames.
     pub area_tasks: bool,
+    /// Said in its HELLO that it reads its control page (cancel list,
+    /// RSS reports, the soft-limit signal).
+    pub control: bool,
+    /// Tasks handed to it so far.
+    pub given: u64,
+    /// Tasks it finished.
+    pub done: u64,
+    /// Replace it once it was given this many tasks.
+    pub max_tasks: Option<u64>,
+    /// Takes no more tasks; its channel is closed once those it has are
+    /// done, and a new worker takes its place (why).
+    pub retiring: Option<String>,
     /// The task whose payload is in its task region, if any: the region
     /// belongs to the pool's submitting thread and then that task until
     /// the task's result arrives (or the worker dies).
@@ -136,8 +218,8 @@ pub(crate) struct Worker {
     /// Reaped by the supervisor, which finishes its accounting once the
     /// waiting thread reading its channel gives the channel back.
     pub dead: bool,
-    /// Why the pool killed it, if it did.
-    pub kill_reason: Option<String>,
+    /// Why the pool is stopping it, if it is.
+    pub stop: Option<Stop>,
     /// A FATAL message it sent before exiting.
     pub last_words: Option<String>,
 }
@@ -236,6 +318,27 @@ pub(crate) struct State {
     pub(crate) epoll_fd: RawFd,
     /// Most tasks in flight per worker.
     prefetch: usize,
+    /// Time limits and kill deadlines.
+    pub timers: Timers,
+    /// Workers the pool should have.
+    pub target: usize,
+    pub(crate) limits: Limits,
+    wake_fd: RawFd,
+    /// Counts for `stats`.
+    pub counts: Counts,
+    /// Workers host threads asked the supervisor to stop (cancel).
+    pub stop_requests: Vec<(usize, u32, Stop)>,
+}
+
+/// What happened so far, for `stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Tasks finished, by outcome (indexed by `Outcome as usize`).
+    pub outcomes: [u64; 7],
+    /// Workers that crashed or failed to start and were replaced.
+    pub restarts: u64,
+    /// Workers replaced on purpose (max tasks, memory, restart, resize).
+    pub recycles: u64,
 }
 
 /// How a result wait ended without a result.
@@ -247,8 +350,14 @@ pub(crate) enum NoResult {
 }
 
 impl State {
-    pub(crate) fn new(results_fd: RawFd, epoll_fd: RawFd, prefetch: usize) -> State {
-        State {
+    pub(crate) fn new(
+        results_fd: RawFd,
+        epoll_fd: RawFd,
+        wake_fd: RawFd,
+        prefetch: usize,
+        limits: Limits,
+    ) -> std::io::Result<State> {
+        Ok(State {
             phase: Phase::Starting,
             failure: None,
             tasks: SeqMap::default(),
@@ -267,6 +376,95 @@ impl State {
             results_fd,
             epoll_fd,
             prefetch: prefetch.max(1),
+            timers: Timers::new()?,
+            target: 0,
+            limits,
+            wake_fd,
+            counts: Counts::default(),
+            stop_requests: Vec::new(),
+        })
+    }
+
+    /// Whether the worker may be given tasks.
+    fn serving(w: &Worker) -> bool {
+        w.ready && w.stop.is_none() && w.retiring.is_none()
+    }
+
+    /// Workers that are (or will be, once started) serving: not stopping,
+    /// not retiring.
+    pub(crate) fn serving_count(&self) -> usize {
+        self.workers
+            .iter()
+            .flatten()
+            .filter(|w| w.stop.is_none() && w.retiring.is_none())
+            .count()
+    }
+
+    /// Marks task `task_id` as handed to the worker in (`slot`,
+    /// `generation`), starts its time limits, and retires the worker when
+    /// this was its last task.
+    fn hold(&mut self, task_id: u64, slot: usize, generation: u32) {
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        t.holder = Some((slot, generation));
+        let limits = t.limits;
+        if limits.soft.is_some() || limits.hard.is_some() {
+            // The task cannot start before now: see timers.rs.
+            let now = monotonic_ns();
+            if let Some(soft) = limits.soft {
+                self.timers
+                    .add(now + soft.as_nanos() as u64, Due::Soft(task_id));
+            }
+            if let Some(hard) = limits.hard {
+                self.timers
+                    .add(now + hard.as_nanos() as u64, Due::Hard(task_id));
+            }
+        }
+        let Some(w) = self.workers.get_mut(slot).and_then(|w| w.as_mut()) else {
+            return;
+        };
+        w.given += 1;
+        if w.max_tasks.is_some_and(|max| w.given >= max) {
+            let why = format!("it was given its {} tasks (max tasks per worker)", w.given);
+            self.retire(slot, why);
+        }
+    }
+
+    /// The worker in `slot` takes no more tasks and is replaced: its
+    /// channel is closed (end of stream: it exits cleanly) once the tasks
+    /// it holds are done. Wakes the supervisor to start its replacement.
+    pub(crate) fn retire(&mut self, slot: usize, why: String) {
+        let Some(w) = self.workers.get_mut(slot).and_then(|w| w.as_mut()) else {
+            return;
+        };
+        if w.retiring.is_some() || w.stop.is_some() {
+            return;
+        }
+        w.retiring = Some(why);
+        self.idle.retain(|&s| s != slot);
+        self.close_if_retired(slot);
+        sys::eventfd_signal(self.wake_fd);
+    }
+
+    /// Closes a retiring worker's channel once it holds no task.
+    fn close_if_retired(&mut self, slot: usize) {
+        let Some(w) = self.workers.get_mut(slot).and_then(|w| w.as_mut()) else {
+            return;
+        };
+        if w.retiring.is_some() && w.tasks.is_empty() && w.outbox.is_empty() && !w.direct_sending {
+            // SAFETY: shutting down our own socket.
+            unsafe { libc::shutdown(w.channel.as_raw_fd(), libc::SHUT_WR) };
+        }
+    }
+
+    /// A task the worker had not started goes back to the front of the
+    /// queue because the pool stopped or retired its worker: not counted
+    /// as a requeue after a crash.
+    pub(crate) fn requeue_planned(&mut self, task_id: u64) {
+        if let Some(t) = self.tasks.get_mut(&task_id) {
+            t.holder = None;
+            self.queue.push_front(task_id);
         }
     }
 
@@ -288,7 +486,7 @@ impl State {
             .iter()
             .enumerate()
             .filter_map(|(i, w)| w.as_ref().map(|w| (i, w)))
-            .filter(|(_, w)| w.ready && w.kill_reason.is_none() && w.tasks.len() < self.prefetch)
+            .filter(|(_, w)| State::serving(w) && w.tasks.len() < self.prefetch)
             .min_by_key(|(_, w)| w.tasks.len())
             .map(|(i, _)| i)
     }
@@ -301,9 +499,8 @@ impl State {
         let workers = &self.workers;
         let at = self.idle.iter().rposition(|&slot| {
             workers[slot].as_ref().is_some_and(|w| {
-                w.ready
+                State::serving(w)
                     && w.area_tasks
-                    && w.kill_reason.is_none()
                     && w.task_region.is_none()
                     && w.tasks.is_empty()
                     && w.outbox.is_empty()
@@ -330,13 +527,16 @@ impl State {
         w.task_region = Some(task_id);
         w.task_region_used = w.task_region_used.max(len);
         w.direct_sending = true;
+        let generation = w.generation;
         let send = Send {
             slot,
-            generation: w.generation,
+            generation,
             channel: w.channel.clone(),
             frame,
         };
-        Some((send, w.area.clone()))
+        let area = w.area.clone();
+        self.hold(task_id, slot, generation);
+        Some((send, area))
     }
 
     /// Task `task_id`'s result arrived from the worker in `slot`: its task
@@ -352,6 +552,27 @@ impl State {
             w.task_region_used = 0;
             w.area.release_task_region();
         }
+    }
+
+    /// The task worker `w` runs now: the oldest it holds, if it started it.
+    pub(crate) fn running_task(&self, w: &Worker) -> Option<u64> {
+        let &id = w.tasks.first()?;
+        let started = w.acked == Some(id) || w.area.progress().started_at(id).is_some();
+        started.then_some(id)
+    }
+
+    /// Tasks running now.
+    pub(crate) fn running(&self) -> usize {
+        self.workers
+            .iter()
+            .flatten()
+            .filter(|w| self.running_task(w).is_some())
+            .count()
+    }
+
+    /// Results waiting to be collected.
+    pub(crate) fn uncollected(&self) -> usize {
+        self.done.len()
     }
 
     /// Tasks waiting to start: in the queue or in a worker's prefetch window
@@ -376,23 +597,27 @@ impl State {
         let epoll_fd = self.epoll_fd;
         let w = self.workers.get_mut(slot)?.as_mut()?;
         let was_idle = w.tasks.is_empty();
+        let generation = w.generation;
         w.tasks.push(task_id);
-        if was_idle && w.outbox.is_empty() && !w.direct_sending {
+        let send = if was_idle && w.outbox.is_empty() && !w.direct_sending {
             w.direct_sending = true;
-            return Some(Send {
+            Some(Send {
                 slot,
-                generation: w.generation,
+                generation,
                 channel: w.channel.clone(),
                 frame,
-            });
-        }
-        w.outbox.push_back(frame);
-        // Frames queued while a worker's results are applied are written
-        // right after, by the thread applying them (see apply_frames).
-        if !w.direct_sending && !w.applying {
-            set_epollout(epoll_fd, slot, w, true);
-        }
-        None
+            })
+        } else {
+            w.outbox.push_back(frame);
+            // Frames queued while a worker's results are applied are written
+            // right after, by the thread applying them (see apply_frames).
+            if !w.direct_sending && !w.applying {
+                set_epollout(epoll_fd, slot, w, true);
+            }
+            None
+        };
+        self.hold(task_id, slot, generation);
+        send
     }
 
     /// Arms EPOLLOUT for a worker whose channel is full, so the supervisor
@@ -424,6 +649,7 @@ impl State {
         if !w.outbox.is_empty() {
             set_epollout(epoll_fd, slot, w, true);
         }
+        self.close_if_retired(slot);
     }
 
     /// Turns EPOLLOUT off for a worker whose outbox is empty or who is being
@@ -458,6 +684,10 @@ impl State {
             let Some(w) = self.workers.get(slot).and_then(|w| w.as_ref()) else {
                 return direct;
             };
+            if !State::serving(w) {
+                self.close_if_retired(slot);
+                return direct;
+            }
             if w.tasks.len() >= self.prefetch {
                 return direct;
             }
@@ -490,15 +720,12 @@ impl State {
         let Some(task) = self.tasks.remove(&task_id) else {
             return;
         };
+        self.counts.outcomes[outcome as usize] += 1;
         let (queued, running) = match task.started {
             Some(s) => (s - task.submitted, now - s),
             None => (now - task.submitted, Duration::ZERO),
         };
-        let (exit_code, signal) = match status {
-            Some(sys::ExitStatus::Code(c)) => (Some(c), None),
-            Some(sys::ExitStatus::Signal(s)) => (None, Some(s)),
-            _ => (None, None),
-        };
+        let (exit_code, signal) = status.map_or((None, None), sys::ExitStatus::parts);
         let result = TaskResult {
             task_id,
             tag: task.tag,
@@ -555,6 +782,7 @@ impl State {
         let first_time = !task.requeued;
         if !acked && live && first_time {
             task.requeued = true;
+            task.holder = None;
             self.queue.push_front(task_id);
             return;
         }
@@ -725,7 +953,7 @@ mod tests {
     use std::os::fd::AsRawFd;
 
     fn state_with_task(id: u64, fd: &OwnedFd) -> State {
-        let mut st = State::new(fd.as_raw_fd(), -1, 1);
+        let mut st = State::new(fd.as_raw_fd(), -1, -1, 1, Limits::default()).unwrap();
         st.phase = Phase::Running;
         st.tasks.insert(
             id,
@@ -737,6 +965,8 @@ mod tests {
                 started: None,
                 requeued: false,
                 waiter: None,
+                limits: TimeLimits::default(),
+                holder: None,
             },
         );
         st

@@ -12,21 +12,24 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::reader::{pump, Inbox};
 use super::result::Outcome;
+use super::state::{describe_duration, Stop};
 use super::state::{Phase, Reader, Send, State, Worker};
+use super::timers::Due;
 use crate::area::Area;
+use crate::config::{Event, EventHandler, Limits, MAX_START_FAILURES_IN_A_ROW};
 use crate::error::Error;
-use crate::progress::Clock;
+use crate::progress::{monotonic_ns, Clock};
 use crate::protocol::{self, Frame, PROTOCOL_VERSION};
 use crate::spawn::{LaunchEvent, Launcher, Reaper};
 use crate::sys::{self, ExitStatus, Sent};
 
-/// Replacement workers that may fail to start in a row before the pool fails.
-const MAX_START_FAILURES: u32 = 5;
 /// Poll interval for workers without a pidfd (old kernels only).
 const REAP_POLL_MS: i32 = 20;
 
 /// Epoll token of the wake eventfd.
 pub(crate) const WAKE: u64 = u64::MAX;
+/// Epoll token of the timerfd (time limits, kill deadlines).
+pub(crate) const TIMER: u64 = u64::MAX - 1;
 /// Epoll token of the fds a launcher watches itself (a fork server's
 /// control socket and pidfd). Kind 0 is no worker's.
 pub(crate) const LAUNCHER_TOKEN: u64 = 0;
@@ -75,6 +78,9 @@ pub(crate) struct Shared {
     pub next_task: AtomicU64,
     /// How long a waiter spins before sleeping (zero: not at all).
     pub spin_wait: Duration,
+    /// The pool's limits (also in the state, for the assigning threads).
+    pub limits: Limits,
+    pub on_event: Option<EventHandler>,
 }
 
 impl Shared {
@@ -194,29 +200,36 @@ pub(crate) struct Supervisor {
     shared: Arc<Shared>,
     launcher: Box<dyn Launcher>,
     links: Vec<Option<Link>>,
-    target: usize,
     next_generation: u32,
     start_failures: u32,
     start_deadline: Option<Instant>,
     stopping: bool,
+    /// When recent crash restarts happened (restart intensity).
+    crashes: std::collections::VecDeque<Instant>,
 }
 
 impl Supervisor {
     pub(crate) fn new(
         shared: Arc<Shared>,
         launcher: Box<dyn Launcher>,
-        target: usize,
         start_timeout: Option<Duration>,
     ) -> Supervisor {
         Supervisor {
             shared,
             launcher,
             links: Vec::new(),
-            target,
             next_generation: 0,
             start_failures: 0,
             start_deadline: start_timeout.map(|t| Instant::now() + t),
             stopping: false,
+            crashes: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Calls the host's event handler, if any, with no lock held.
+    fn emit(&self, event: Event) {
+        if let Some(handler) = &self.shared.on_event {
+            super::in_event_handler(|| handler(&event));
         }
     }
 
@@ -251,6 +264,7 @@ impl Supervisor {
             for ev in &events[..n] {
                 self.handle(ev.events, ev.u64);
             }
+            self.stop_requested();
             self.recheck();
             self.poll_without_pidfd();
             self.notify_blocked_submitters();
@@ -278,37 +292,44 @@ impl Supervisor {
     /// Brings the worker set in line with the phase. Returns true when the
     /// supervisor is done (every worker reaped, phase final).
     fn maintain(&mut self) -> bool {
-        let (phase, live, ready, pending) = {
+        let (phase, live, ready, pending, serving, target) = {
             let st = self.shared.state.lock();
             let ready = st.workers.iter().flatten().filter(|w| w.ready).count();
-            (st.phase, self.live(), ready, st.tasks.len())
+            let serving = st.serving_count();
+            (
+                st.phase,
+                self.live(),
+                ready,
+                st.tasks.len(),
+                serving,
+                st.target,
+            )
         };
         match phase {
             Phase::Starting => {
-                if ready == self.target {
+                if ready == target {
                     self.start_failures = 0;
                     let mut st = self.shared.state.lock();
                     self.shared.set_phase(&mut st, Phase::Running);
                 } else if self.start_deadline.is_some_and(|d| Instant::now() >= d) {
                     self.fail(Error::Spawn(format!(
-                        "{} of {} workers said hello before the start timeout",
-                        ready, self.target
+                        "{ready} of {target} workers said hello before the start timeout"
                     )));
                     return self.maintain();
-                } else if live < self.target {
-                    self.fill();
+                } else if live < target {
+                    self.fill(serving, target);
                 }
                 false
             }
             Phase::Running => {
-                if ready == self.target {
+                if ready == target {
                     self.start_failures = 0;
                 }
-                self.fill();
+                self.fill(serving, target);
                 false
             }
             Phase::Closed if pending > 0 => {
-                self.fill();
+                self.fill(serving, target);
                 false
             }
             Phase::Closed => {
@@ -352,13 +373,17 @@ impl Supervisor {
         self.links.iter().flatten().count()
     }
 
-    /// Starts workers until `target` exist (or the launcher asks to wait).
-    /// Called only in the phases that start workers.
-    fn fill(&mut self) {
+    /// Starts workers until `target` serve (or the launcher asks to wait);
+    /// `serving` is how many do (or will, once started). Called only in
+    /// the phases that start workers.
+    fn fill(&mut self, mut serving: usize, target: usize) {
         loop {
-            while self.live() < self.target {
+            while serving < target {
                 match self.launcher.launch() {
-                    Ok(started) => self.adopt(started),
+                    Ok(started) => {
+                        serving += 1;
+                        self.adopt(started)
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) => {
                         if self.start_failed(format!("could not start a worker: {e}")) {
@@ -373,10 +398,11 @@ impl Supervisor {
             if !self.launcher_events() {
                 return;
             }
-            let phase = self.shared.state.lock().phase;
-            if !matches!(phase, Phase::Starting | Phase::Running | Phase::Closed) {
+            let st = self.shared.state.lock();
+            if !matches!(st.phase, Phase::Starting | Phase::Running | Phase::Closed) {
                 return;
             }
+            serving = st.serving_count();
         }
     }
 
@@ -429,11 +455,39 @@ impl Supervisor {
     fn start_failed(&mut self, message: String) -> bool {
         let phase = self.shared.state.lock().phase;
         self.start_failures += 1;
-        if phase == Phase::Starting || self.start_failures >= MAX_START_FAILURES {
+        if phase == Phase::Starting || self.start_failures >= MAX_START_FAILURES_IN_A_ROW {
             self.fail(Error::Spawn(message));
             return true;
         }
-        false
+        self.crashed(&message)
+    }
+
+    /// Counts a crash restart against the restart intensity. Returns true
+    /// if that made the pool fail.
+    fn crashed(&mut self, about: &str) -> bool {
+        let limits = self.shared.limits;
+        self.shared.state.lock().counts.restarts += 1;
+        let Some(max) = limits.max_restarts else {
+            return false;
+        };
+        let now = Instant::now();
+        self.crashes.push_back(now);
+        while self
+            .crashes
+            .front()
+            .is_some_and(|&t| now.duration_since(t) > limits.restart_period)
+        {
+            self.crashes.pop_front();
+        }
+        if self.crashes.len() as u64 <= max as u64 {
+            return false;
+        }
+        self.fail(Error::Restarts(format!(
+            "{} workers crashed within {} (the restart intensity allows {max}); the last: {about}",
+            self.crashes.len(),
+            describe_duration(limits.restart_period)
+        )));
+        true
     }
 
     fn fail(&self, error: Error) {
@@ -441,10 +495,13 @@ impl Supervisor {
         if st.phase.is_final() || matches!(st.phase, Phase::Terminating | Phase::Failing) {
             return;
         }
+        let why = error.to_string();
         st.failure.get_or_insert(error);
         self.shared.set_phase(&mut st, Phase::Failing);
+        drop(st);
         // The main loop acts on the new phase before it waits again.
         self.shared.wake();
+        self.emit(Event::PoolFailed { why });
     }
 
     /// Registers a freshly started worker.
@@ -488,6 +545,24 @@ impl Supervisor {
                 token(slot, generation, KIND_PIDFD),
             );
         }
+        let limits = self.shared.limits;
+        if let Some(bytes) = limits.hard_memory {
+            // Set before the worker can be given a task (that waits for its
+            // HELLO, which the supervisor reads after this).
+            if let Err(e) = sys::limit_address_space(started.pid, bytes) {
+                // Never run a worker without the limit the host asked for.
+                self.fail(Error::Spawn(format!(
+                    "the hard memory limit could not be set on worker {}: {e}",
+                    started.pid
+                )));
+            }
+        }
+        if limits.soft_memory.is_some() {
+            area.control().watch_rss();
+        }
+        let max_tasks = limits
+            .max_tasks
+            .map(|n| n + sys::random_below(limits.max_tasks_jitter + 1));
         let mut st = self.shared.state.lock();
         if st.workers.len() <= slot {
             st.workers.resize_with(slot + 1, || None);
@@ -500,6 +575,11 @@ impl Supervisor {
             area: area.clone(),
             ready: false,
             area_tasks: false,
+            control: false,
+            given: 0,
+            done: 0,
+            max_tasks,
+            retiring: None,
             task_region: None,
             task_region_used: 0,
             inbox: inbox.clone(),
@@ -513,10 +593,11 @@ impl Supervisor {
             outbox_sent: 0,
             direct_sending: false,
             out_armed: false,
-            kill_reason: None,
+            stop: None,
             last_words: None,
         });
         drop(st);
+        self.emit(Event::WorkerStarted { pid: started.pid });
         self.links[slot] = Some(Link {
             generation,
             pid: started.pid,
@@ -543,6 +624,10 @@ impl Supervisor {
     fn handle(&mut self, events: u32, data: u64) {
         if data == WAKE {
             sys::eventfd_drain(self.shared.wake_fd.as_raw_fd());
+            return;
+        }
+        if data == TIMER {
+            self.timers_due();
             return;
         }
         if data == LAUNCHER_TOKEN {
@@ -637,6 +722,14 @@ impl Supervisor {
         }
     }
 
+    /// Stops the workers host threads asked to stop.
+    fn stop_requested(&mut self) {
+        let requests = std::mem::take(&mut self.shared.state.lock().stop_requests);
+        for (slot, generation, stop) in requests {
+            self.stop_worker(slot, generation, stop);
+        }
+    }
+
     /// Reads the channels waiting threads gave back with something left
     /// for the supervisor, and finalizes workers that died meanwhile.
     fn recheck(&mut self) {
@@ -710,15 +803,128 @@ impl Supervisor {
         if let Some(reason) = reason {
             let mut st = self.shared.state.lock();
             if let Some(w) = st.worker_mut(slot, generation) {
-                w.kill_reason.get_or_insert(reason);
+                w.stop.get_or_insert(Stop::Broken(reason));
             }
         }
+        self.signal(slot, generation, libc::SIGKILL);
+    }
+
+    /// Sends `sig` to a worker and its process group, unless it was reaped
+    /// (its pid, and group, may be another process's by now).
+    fn signal(&mut self, slot: usize, generation: u32, sig: i32) {
         if let Some(link) = self.link(slot, generation) {
-            link.inbox.lock().clear();
-            // A reaped worker's pid (and group) may belong to another
-            // process already.
+            if sig == libc::SIGKILL {
+                link.inbox.lock().clear();
+            }
             if link.dead.is_none() {
-                kill_link(link);
+                signal_link(link, sig);
+            }
+        }
+    }
+
+    /// Stops a worker on purpose: SIGTERM to it and its group, then SIGKILL
+    /// once the kill grace has passed (at once when it is zero). Its tasks
+    /// are accounted for when it is reaped, as `stop` says.
+    fn stop_worker(&mut self, slot: usize, generation: u32, stop: Stop) {
+        let grace = self.shared.limits.kill_grace;
+        {
+            let mut st = self.shared.state.lock();
+            let Some(w) = st.worker_mut(slot, generation) else {
+                return;
+            };
+            if w.stop.is_some() {
+                return;
+            }
+            w.stop = Some(stop);
+            st.idle.retain(|&s| s != slot);
+            if !grace.is_zero() {
+                let at = monotonic_ns() + grace.as_nanos() as u64;
+                st.timers.add(at, Due::Kill(slot, generation));
+            }
+        }
+        // A replacement starts at once (the stopped one no longer serves).
+        self.shared.wake();
+        let sig = if grace.is_zero() {
+            libc::SIGKILL
+        } else {
+            libc::SIGTERM
+        };
+        self.signal(slot, generation, sig);
+    }
+
+    /// The timerfd fired: handles every deadline that passed.
+    fn timers_due(&mut self) {
+        loop {
+            let now = monotonic_ns();
+            let due = self.shared.state.lock().timers.pop_due(now);
+            let Some(due) = due else {
+                break;
+            };
+            match due {
+                Due::Kill(slot, generation) => self.signal(slot, generation, libc::SIGKILL),
+                Due::Soft(task) | Due::Hard(task) => self.time_limit_due(task, due, now),
+            }
+        }
+        self.shared.state.lock().timers.rearm();
+    }
+
+    /// A time limit of `task` may have passed (see timers.rs): acts on it if
+    /// it did, or sets the deadline again from what is known of its start.
+    fn time_limit_due(&mut self, task: u64, due: Due, now: u64) {
+        let soft = matches!(due, Due::Soft(_));
+        let (slot, generation, limit, control, area) = {
+            let mut st = self.shared.state.lock();
+            let Some(t) = st.tasks.get(&task) else {
+                return; // finished
+            };
+            let limit = if soft { t.limits.soft } else { t.limits.hard };
+            let (Some(limit), Some((slot, generation))) = (limit, t.holder) else {
+                return; // back in the queue: a new deadline comes with a worker
+            };
+            let acked = t.started;
+            let Some(w) = st.worker_mut(slot, generation) else {
+                return;
+            };
+            if w.stop.is_some() {
+                return;
+            }
+            let clock = Clock::now();
+            let started = acked
+                .or_else(|| w.area.progress().started_at_by(task, &clock))
+                .map(|at| now.saturating_sub(clock.instant.duration_since(at).as_nanos() as u64));
+            let limit_ns = limit.as_nanos() as u64;
+            let deadline = started.map_or(now + limit_ns, |s| s + limit_ns);
+            if deadline > now {
+                st.timers.add(deadline, due);
+                return;
+            }
+            (slot, generation, limit, w.control, w.area.clone())
+        };
+        if !soft {
+            self.stop_worker(slot, generation, Stop::TimeLimit { task, limit });
+            return;
+        }
+        area.control().set_soft_limit(task);
+        if control {
+            self.signal_worker_only(slot, generation, protocol::SOFT_LIMIT_SIGNAL);
+        }
+    }
+
+    /// Sends `sig` to the worker process alone (not its group).
+    fn signal_worker_only(&mut self, slot: usize, generation: u32, sig: i32) {
+        if let Some(link) = self.link(slot, generation) {
+            if link.dead.is_some() {
+                return;
+            }
+            match &link.pidfd {
+                Some(p) => {
+                    let _ = sys::pidfd_send_signal(p.as_raw_fd(), sig);
+                }
+                // SAFETY: our own child, not yet reaped.
+                None if link.ours() => unsafe {
+                    libc::kill(link.pid, sig);
+                },
+                None => {}
             }
         }
     }
@@ -742,6 +948,12 @@ impl Supervisor {
         };
         st.idle.retain(|&s| s != slot);
         let about = describe_exit(w.pid, status, &w, link.server_lost.as_deref());
+        let planned = w.retiring.is_some() || w.stop.as_ref().is_some_and(Stop::planned);
+        if w.retiring.is_some() {
+            st.counts.recycles += 1;
+        }
+        let oom_task = w.area.control().oom_task();
+        let mut lost = Vec::new();
         // Backwards, so that requeued tasks keep their order at the front.
         for &task_id in w.tasks.iter().rev() {
             let started_at = w.area.progress().started_at(task_id);
@@ -760,26 +972,95 @@ impl Supervisor {
                 }
             }
             let started = w.acked == Some(task_id) || started_at.is_some();
-            st.worker_lost(task_id, started, w.pid, status, &about);
+            let ends = w.stop.as_ref().and_then(|s| s.outcome_for(task_id));
+            let now = Instant::now();
+            match ends {
+                Some(outcome) => {
+                    let message = about.clone().into_bytes();
+                    st.finish(task_id, outcome, message, w.pid, Some(status), now);
+                }
+                None if started && oom_task == task_id => {
+                    let limit = match self.shared.limits.hard_memory {
+                        Some(b) => format!("its hard memory limit of {b} bytes"),
+                        None => "the memory the system would give it".into(),
+                    };
+                    let message = format!(
+                        "{about} while running task {task_id}: an allocation failed \
+                         (out of memory: {limit})"
+                    );
+                    let message = message.into_bytes();
+                    st.finish(
+                        task_id,
+                        Outcome::MemoryLimit,
+                        message,
+                        w.pid,
+                        Some(status),
+                        now,
+                    );
+                    lost.push(task_id);
+                }
+                None if planned && !started => st.requeue_planned(task_id),
+                None => {
+                    if started && st.tasks.get(&task_id).is_some() {
+                        lost.push(task_id);
+                    }
+                    st.worker_lost(task_id, started, w.pid, status, &about)
+                }
+            }
         }
         let sends = st.dispatch();
-        let counts_as_start_failure = !w.ready
-            && !self.stopping
-            && matches!(st.phase, Phase::Starting | Phase::Running | Phase::Closed);
+        let live =
+            !self.stopping && matches!(st.phase, Phase::Starting | Phase::Running | Phase::Closed);
+        let counts_as_start_failure = !w.ready && live;
         drop(st);
         drop(link);
         self.shared.send_all(sends);
+        let (exit_code, signal) = status.parts();
+        for task_id in lost {
+            self.emit(Event::TaskLost {
+                task_id,
+                pid: w.pid,
+            });
+        }
+        if let Some(why) = &w.retiring {
+            self.emit(Event::WorkerRecycled {
+                pid: w.pid,
+                why: why.clone(),
+            });
+        }
+        self.emit(Event::WorkerExited {
+            pid: w.pid,
+            exit_code,
+            signal,
+            planned: planned || !live,
+            about: about.clone(),
+        });
         if counts_as_start_failure {
             self.start_failed(format!("{about} before it was ready"));
+        } else if live && !planned {
+            self.crashed(&about);
         }
     }
 
-    /// Kills and reaps every worker, ends every task, and sets a final phase.
+    /// Stops and reaps every worker (SIGTERM, then SIGKILL for those still
+    /// there after the kill grace), ends every task, and sets a final phase.
     fn stop_all(&mut self, phase: Phase, message: &str) {
         // Workers reaped already (while a waiting thread read their
         // channel) are neither signalled nor waited for again.
+        let grace = self.shared.limits.kill_grace;
+        let first = if grace.is_zero() {
+            libc::SIGKILL
+        } else {
+            libc::SIGTERM
+        };
         for link in self.links.iter().flatten().filter(|l| l.dead.is_none()) {
-            kill_link(link);
+            signal_link(link, first);
+        }
+        let deadline = Instant::now() + grace;
+        for link in self.links.iter().flatten().filter(|l| l.dead.is_none()) {
+            if first != libc::SIGKILL && !wait_gone(link, deadline) {
+                signal_link(link, libc::SIGKILL);
+            }
         }
         for link in self.links.drain(..).flatten().filter(|l| l.dead.is_none()) {
             match (link.reaper, &link.pidfd) {
@@ -801,11 +1082,39 @@ impl Supervisor {
     }
 }
 
-/// Kills a worker through its pidfd (or pid), and its process group.
-fn kill_link(link: &Link) {
+/// Waits until a worker has exited (not reaped), or `deadline` passed.
+/// Returns whether it exited.
+fn wait_gone(link: &Link, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        match &link.pidfd {
+            Some(p) => {
+                if sys::poll_readable(p.as_raw_fd(), ms) {
+                    return true;
+                }
+            }
+            // Without a pidfd: look every few ms (old kernels only).
+            None if link.ours() => {
+                if sys::has_exited(link.pid) {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(ms.clamp(0, 5) as u64));
+            }
+            None => return true,
+        }
+        if left.is_zero() {
+            return false;
+        }
+    }
+}
+
+/// Sends `sig` to a worker through its pidfd (or pid), and to its process
+/// group.
+fn signal_link(link: &Link, sig: i32) {
     match &link.pidfd {
         Some(p) => {
-            let _ = sys::pidfd_send_signal(p.as_raw_fd(), libc::SIGKILL);
+            let _ = sys::pidfd_send_signal(p.as_raw_fd(), sig);
             // A fork server's worker may have been reaped by the server
             // already: then its group id may be another process's.
             if !link.ours() && (link.exited || sys::pidfd_exited(p.as_raw_fd())) {
@@ -818,12 +1127,12 @@ fn kill_link(link: &Link) {
         None if !link.ours() => return,
         // SAFETY: our own child, not yet reaped, so the pid is still ours.
         None => unsafe {
-            libc::kill(link.pid, libc::SIGKILL);
+            libc::kill(link.pid, sig);
         },
     }
     // SAFETY: the worker leads its own group and is not reaped, so the group
     // id cannot belong to anyone else.
-    unsafe { libc::kill(-link.pid, libc::SIGKILL) };
+    unsafe { libc::kill(-link.pid, sig) };
 }
 
 /// Decodes complete frames from `buf` and applies them under one lock.
@@ -891,8 +1200,7 @@ fn apply_locked(
 /// The worker whose frames are being applied, unless it is gone or the pool
 /// is stopping it (its frames no longer count).
 fn live_worker(st: &mut State, slot: usize, generation: u32) -> Option<&mut Worker> {
-    st.worker_mut(slot, generation)
-        .filter(|w| w.kill_reason.is_none())
+    st.worker_mut(slot, generation).filter(|w| w.stop.is_none())
 }
 
 /// Applies one frame from a worker to the shared state. Frames of a worker
@@ -941,6 +1249,7 @@ fn apply(
             }
             w.ready = true;
             w.area_tasks = features & protocol::FEATURE_AREA != 0;
+            w.control = features & protocol::FEATURE_CONTROL != 0;
             if !matches!(phase, Phase::Starting | Phase::Running | Phase::Closed) {
                 return Ok(None);
             }
@@ -986,6 +1295,7 @@ fn apply_result(
         ));
     };
     w.tasks.remove(at);
+    w.done += 1;
     if w.acked == Some(id) {
         w.acked = None;
     }
@@ -997,6 +1307,22 @@ fn apply_result(
     st.task_region_done(slot, id);
     let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
     st.finish(id, outcome, data, pid, None, clock.instant);
+    let over_memory = st.limits.soft_memory.and_then(|limit| {
+        let w = st.worker_mut(slot, generation)?;
+        // A worker that reads its control page reports its RSS after each
+        // task; for one that does not, the pool reads it.
+        let rss = if w.control {
+            w.area.control().rss()
+        } else {
+            sys::rss_of(w.pid).unwrap_or(0)
+        };
+        (rss > limit).then(|| {
+            format!("its resident set ({rss} bytes) passed the soft memory limit ({limit} bytes)")
+        })
+    });
+    if let Some(why) = over_memory {
+        st.retire(slot, why);
+    }
     if matches!(phase, Phase::Running | Phase::Closed) {
         Ok(st.worker_free(slot))
     } else {
@@ -1022,9 +1348,10 @@ fn describe_exit(
             format!("worker {pid} ended, but another part of the process collected its exit status")
         }
     };
-    match (&w.kill_reason, &w.last_words) {
-        (Some(reason), _) => format!("{how} (the pool stopped it because {reason})"),
-        (None, Some(words)) => format!("{how} (it said: {words})"),
-        (None, None) => how,
+    match (&w.stop, &w.retiring, &w.last_words) {
+        (Some(stop), _, _) => format!("{how} (the pool stopped it because {})", stop.reason()),
+        (None, Some(why), _) => format!("{how} (the pool replaced it because {why})"),
+        (None, None, Some(words)) => format!("{how} (it said: {words})"),
+        (None, None, None) => how,
     }
 }

@@ -6,10 +6,12 @@
 
 mod entry;
 mod forkserver;
+mod limits;
 mod reply;
 mod serve;
 
 pub use entry::{main, report_start_failure};
+pub use limits::soft_limit_reached;
 pub use reply::Reply;
 pub(crate) use serve::serve;
 

@@ -5,11 +5,11 @@
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::{Reply, EXIT_INIT_FAILED, EXIT_PARENT_GONE, EXIT_PROTOCOL};
+use super::{limits, Reply, EXIT_INIT_FAILED, EXIT_PARENT_GONE, EXIT_PROTOCOL};
 use crate::area::{AreaHandle, TaskRegion};
 use crate::config::{Handler, Initializer};
 use crate::error::panic_text;
-use crate::protocol::{self, Frame, FEATURE_AREA};
+use crate::protocol::{self, Frame, FEATURE_AREA, FEATURE_CONTROL};
 use crate::sys;
 
 /// Runs the initializer and then serves the tasks read from `tasks` (the
@@ -33,11 +33,15 @@ pub(crate) fn serve(
     }
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
-    if sys::write_all(results, &protocol::encode_hello(pid, FEATURE_AREA)).is_err() {
+    limits::enter(&area);
+    let hello = protocol::encode_hello(pid, FEATURE_AREA | FEATURE_CONTROL);
+    if sys::write_all(results, &hello).is_err() {
         return EXIT_PARENT_GONE;
     }
 
     let progress = area.progress();
+    let control = area.control();
+    let rss = limits::RssProbe::new();
     let mut task_region = TaskRegion::new(area);
     let mut inbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut start = 0usize;
@@ -79,11 +83,22 @@ pub(crate) fn serve(
                 )
             }
         };
+        // The start is recorded before the cancel list is read: see
+        // src/control.rs for why that order settles a cancel race.
         progress.mark_started(id);
         reply.reset();
-        let returned = catch_unwind(AssertUnwindSafe(|| handler(payload, &mut reply)))
-            .unwrap_or_else(|panic| Err(format!("handler panicked: {}", panic_text(&*panic))));
-        let frame = reply.finish(id, returned, max_frame);
+        let frame = if control.claim_cancel(id) {
+            reply.finish(id, Err("cancelled before it started".into()), max_frame)
+        } else {
+            limits::set_current(Some(id));
+            let returned = catch_unwind(AssertUnwindSafe(|| handler(payload, &mut reply)))
+                .unwrap_or_else(|panic| Err(format!("handler panicked: {}", panic_text(&*panic))));
+            limits::set_current(None);
+            if control.rss_watched() {
+                control.set_rss(rss.read().unwrap_or(0));
+            }
+            reply.finish(id, returned, max_frame)
+        };
         if sys::write_all(results, frame).is_err() {
             return EXIT_PARENT_GONE;
         }

@@ -1,0 +1,181 @@
+//! The control page: the second page of a worker's shared area. A few
+//! words the pool and one worker read and write without a frame, so that
+//! limits and cancellation cost the hot path nothing:
+//!
+//! | offset | type           | writer | what |
+//! |--------|----------------|--------|------|
+//! | 4096   | u32            | both   | `reply_busy` (see `src/area.rs`) |
+//! | 4104   | u64            | pool   | `soft_limit_task`: the task whose soft time limit passed |
+//! | 4112   | u64            | worker | `oom_task`: the task it ran when it crashed out of memory |
+//! | 4120   | u64            | pool   | `rss_watch`: non-zero asks the worker to report its RSS |
+//! | 4128   | u64            | worker | `rss`: its resident set, in bytes, after its last task |
+//! | 4136   | u64            | both   | `cancels`: entries of `cancel` in use |
+//! | 4144   | [u64; 256]     | both   | `cancel`: ids of tasks not to start (0: free) |
+//!
+//! A worker says it reads this page with the HELLO feature
+//! [`crate::protocol::FEATURE_CONTROL`].
+//!
+//! **Cancelling a task a worker holds but may not have started** is a race
+//! between the two sides, settled without a lock: the worker records a
+//! start in the progress page *before* it looks in `cancel`; the pool
+//! writes the id into `cancel` *before* it looks at the progress page
+//! (both sequentially consistent). So if the pool sees no start, the
+//! worker will see the entry, and it claims it (compare-and-swap to 0)
+//! and skips the task. If the pool sees a start, it takes the entry back
+//! the same way: if that works the worker runs the task (the pool stops
+//! it); if it fails the worker claimed it first and skips the task.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Offset of the control page in the area.
+pub const CONTROL_OFFSET: usize = 4096;
+/// Entries in the cancel list: as many as a worker's window can hold, so
+/// it never fills (see [`crate::config::MAX_PREFETCH`]).
+pub const CANCEL_SLOTS: usize = 256;
+
+#[repr(C)]
+struct Words {
+    reply_busy: AtomicU32,
+    _pad: u32,
+    soft_limit_task: AtomicU64,
+    oom_task: AtomicU64,
+    rss_watch: AtomicU64,
+    rss: AtomicU64,
+    cancels: AtomicU64,
+    cancel: [AtomicU64; CANCEL_SLOTS],
+}
+
+const _: () = assert!(std::mem::size_of::<Words>() <= 4096);
+const _: () = assert!(std::mem::offset_of!(Words, cancel) == 48);
+
+/// A view of the control page. Only atomics: safe to share between threads
+/// and processes.
+#[derive(Clone, Copy)]
+pub(crate) struct ControlPage<'a> {
+    words: &'a Words,
+}
+
+impl<'a> ControlPage<'a> {
+    /// # Safety
+    /// `head` must point to a shared mapping of the area's first two pages
+    /// that stays mapped for `'a` and whose control page is only accessed
+    /// atomically.
+    pub(crate) unsafe fn from_head(head: NonNull<u8>) -> ControlPage<'a> {
+        ControlPage {
+            words: &*head.as_ptr().add(CONTROL_OFFSET).cast::<Words>(),
+        }
+    }
+
+    pub(crate) fn reply_busy(&self) -> &'a AtomicU32 {
+        &self.words.reply_busy
+    }
+
+    /// In the pool: task `id`'s soft time limit passed.
+    pub(crate) fn set_soft_limit(&self, id: u64) {
+        self.words.soft_limit_task.store(id, Ordering::Release);
+    }
+
+    /// In the worker: whether task `id`'s soft time limit passed.
+    pub(crate) fn soft_limit_reached(&self, id: u64) -> bool {
+        id != 0 && self.words.soft_limit_task.load(Ordering::Acquire) == id
+    }
+
+    /// In the worker (a crash handler): it dies out of memory running `id`.
+    pub(crate) fn set_oom(&self, id: u64) {
+        self.words.oom_task.store(id, Ordering::Release);
+    }
+
+    /// In the pool: the task the worker ran when it died out of memory.
+    pub(crate) fn oom_task(&self) -> u64 {
+        self.words.oom_task.load(Ordering::Acquire)
+    }
+
+    /// In the pool: ask the worker to report its RSS after each task.
+    pub(crate) fn watch_rss(&self) {
+        self.words.rss_watch.store(1, Ordering::Release);
+    }
+
+    /// In the worker: whether to report its RSS.
+    pub(crate) fn rss_watched(&self) -> bool {
+        self.words.rss_watch.load(Ordering::Relaxed) != 0
+    }
+
+    /// In the worker: its resident set after its last task.
+    pub(crate) fn set_rss(&self, bytes: u64) {
+        self.words.rss.store(bytes, Ordering::Release);
+    }
+
+    /// In the pool: the resident set the worker last reported (0: none yet).
+    pub(crate) fn rss(&self) -> u64 {
+        self.words.rss.load(Ordering::Acquire)
+    }
+
+    /// In the pool: asks the worker not to start task `id`. Returns false if
+    /// the list is full (it cannot be while the pool keeps at most
+    /// [`CANCEL_SLOTS`] tasks in the worker's window).
+    pub(crate) fn request_cancel(&self, id: u64) -> bool {
+        for slot in &self.words.cancel {
+            if slot
+                .compare_exchange(0, id, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                self.words.cancels.fetch_add(1, Ordering::SeqCst);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Either side: takes task `id` out of the cancel list. True if this
+    /// call did (the worker then skips the task; the pool then knows the
+    /// worker had not claimed it).
+    pub(crate) fn claim_cancel(&self, id: u64) -> bool {
+        if id == 0 || self.words.cancels.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        for slot in &self.words.cancel {
+            if slot
+                .compare_exchange(id, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                self.words.cancels.fetch_sub(1, Ordering::SeqCst);
+                return true;
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::area::Area;
+
+    #[test]
+    fn a_cancel_is_claimed_once_by_whichever_side_comes_first() {
+        let area = Area::new(4096).unwrap();
+        let c = area.control();
+        assert!(!c.claim_cancel(5), "nothing requested");
+        assert!(c.request_cancel(5));
+        assert!(c.request_cancel(6));
+        assert!(c.claim_cancel(5));
+        assert!(!c.claim_cancel(5), "claimed already");
+        assert!(c.claim_cancel(6));
+        for id in 1..=CANCEL_SLOTS as u64 {
+            assert!(c.request_cancel(id));
+        }
+        assert!(!c.request_cancel(999), "full");
+    }
+
+    #[test]
+    fn the_soft_limit_flag_names_one_task() {
+        let area = Area::new(4096).unwrap();
+        let c = area.control();
+        assert!(!c.soft_limit_reached(3));
+        c.set_soft_limit(3);
+        assert!(c.soft_limit_reached(3));
+        assert!(!c.soft_limit_reached(4), "the next task starts clean");
+        assert!(!c.soft_limit_reached(0));
+    }
+}
