@@ -220,9 +220,11 @@ impl Config {
         Ok(self)
     }
 
-    /// Soft memory limit: after a task, a worker whose *current* resident
-    /// set is above `bytes` takes no more tasks and is replaced once those
-    /// already sent to it are done. `None`: no limit.
+    /// Soft memory limit: after a task, a worker whose *current* private
+    /// resident memory (pages only it holds: not its peak, and not pages it
+    /// still shares with the host or fork server it was forked from) is
+    /// above `bytes` takes no more tasks and is replaced once those already
+    /// sent to it are done. `None`: no limit.
     pub fn soft_memory_limit(mut self, bytes: Option<u64>) -> Result<Self> {
         self.limits.soft_memory = check_bytes(bytes, "soft memory limit")?;
         Ok(self)

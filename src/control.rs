@@ -1,14 +1,15 @@
 //! The control page: the second page of a worker's shared area. A few
 //! words the pool and one worker read and write without a frame, so that
-//! limits and cancellation cost the hot path nothing:
+//! limits and cancellation cost the hot path nothing ("private resident
+//! memory" is `Private_Clean + Private_Dirty` of `/proc/self/smaps_rollup`):
 //!
 //! | offset | type           | writer | what |
 //! |--------|----------------|--------|------|
 //! | 4096   | u32            | both   | `reply_busy` (see `src/area.rs`) |
 //! | 4104   | u64            | pool   | `soft_limit_task`: the task whose soft time limit passed |
 //! | 4112   | u64            | worker | `oom_task`: the task it ran when it crashed out of memory |
-//! | 4120   | u64            | pool   | `rss_watch`: non-zero asks the worker to report its RSS |
-//! | 4128   | u64            | worker | `rss`: its resident set, in bytes, after its last task |
+//! | 4120   | u64            | pool   | `memory_watch`: non-zero asks the worker to report its memory |
+//! | 4128   | u64            | worker | `memory`: its private resident memory, in bytes, after its last task |
 //! | 4136   | u64            | both   | `cancels`: entries of `cancel` in use |
 //! | 4144   | [u64; 256]     | both   | `cancel`: ids of tasks not to start (0: free) |
 //!
@@ -40,8 +41,8 @@ struct Words {
     _pad: u32,
     soft_limit_task: AtomicU64,
     oom_task: AtomicU64,
-    rss_watch: AtomicU64,
-    rss: AtomicU64,
+    memory_watch: AtomicU64,
+    memory: AtomicU64,
     cancels: AtomicU64,
     cancel: [AtomicU64; CANCEL_SLOTS],
 }
@@ -91,24 +92,25 @@ impl<'a> ControlPage<'a> {
         self.words.oom_task.load(Ordering::Acquire)
     }
 
-    /// In the pool: ask the worker to report its RSS after each task.
-    pub(crate) fn watch_rss(&self) {
-        self.words.rss_watch.store(1, Ordering::Release);
+    /// In the pool: ask the worker to report its private memory after
+    /// each task.
+    pub(crate) fn watch_memory(&self) {
+        self.words.memory_watch.store(1, Ordering::Release);
     }
 
-    /// In the worker: whether to report its RSS.
-    pub(crate) fn rss_watched(&self) -> bool {
-        self.words.rss_watch.load(Ordering::Relaxed) != 0
+    /// In the worker: whether to report its memory.
+    pub(crate) fn memory_watched(&self) -> bool {
+        self.words.memory_watch.load(Ordering::Relaxed) != 0
     }
 
-    /// In the worker: its resident set after its last task.
-    pub(crate) fn set_rss(&self, bytes: u64) {
-        self.words.rss.store(bytes, Ordering::Release);
+    /// In the worker: its private resident memory after its last task.
+    pub(crate) fn set_memory(&self, bytes: u64) {
+        self.words.memory.store(bytes, Ordering::Release);
     }
 
-    /// In the pool: the resident set the worker last reported (0: none yet).
-    pub(crate) fn rss(&self) -> u64 {
-        self.words.rss.load(Ordering::Acquire)
+    /// In the pool: the memory the worker last reported (0: none yet).
+    pub(crate) fn memory(&self) -> u64 {
+        self.words.memory.load(Ordering::Acquire)
     }
 
     /// In the pool: asks the worker not to start task `id`. Returns false if

@@ -116,7 +116,7 @@ impl<'a> ProgressPage<'a> {
 /// the progress page records, read together.
 pub(crate) struct Clock {
     pub instant: Instant,
-    ns: u64,
+    pub ns: u64,
 }
 
 impl Clock {

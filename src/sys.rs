@@ -600,7 +600,7 @@ pub(crate) fn has_exited(pid: libc::pid_t) -> bool {
 }
 
 /// The resident set, in bytes, from an open `/proc/<pid>/statm` (its
-/// second field, in pages). No allocation: usable in a worker's loop.
+/// second field, in pages).
 pub(crate) fn read_rss(statm: RawFd) -> Option<u64> {
     let mut buf = [0u8; 128];
     // SAFETY: reads into a local buffer.
@@ -618,15 +618,49 @@ pub(crate) fn read_rss(statm: RawFd) -> Option<u64> {
 
 /// The resident set of process `pid`, in bytes (`None` if it is gone).
 pub(crate) fn rss_of(pid: libc::pid_t) -> Option<u64> {
-    let path = std::ffi::CString::new(format!("/proc/{pid}/statm")).ok()?;
-    // SAFETY: opening a path we built.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
+    let fd = open_proc(pid, "statm")?;
+    read_rss(fd.as_raw_fd())
+}
+
+/// The memory only this process holds, in bytes: `Private_Clean +
+/// Private_Dirty` from an open `/proc/<pid>/smaps_rollup`. Pages still
+/// shared with a parent after fork are not counted. No allocation.
+pub(crate) fn read_private_memory(smaps_rollup: RawFd) -> Option<u64> {
+    let mut buf = [0u8; 2048];
+    // SAFETY: reads into a local buffer.
+    let n = unsafe { libc::pread(smaps_rollup, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n <= 0 {
         return None;
     }
+    let mut kib = 0u64;
+    let mut found = 0;
+    for line in buf[..n as usize].split(|&b| b == b'\n') {
+        let Some(rest) = line
+            .strip_prefix(b"Private_Clean:")
+            .or_else(|| line.strip_prefix(b"Private_Dirty:"))
+        else {
+            continue;
+        };
+        let digits = rest.iter().filter(|b| b.is_ascii_digit());
+        kib += digits.fold(0u64, |acc, &d| acc * 10 + (d - b'0') as u64);
+        found += 1;
+    }
+    (found == 2).then_some(kib * 1024)
+}
+
+/// [`read_private_memory`] of process `pid` (`None` if it is gone).
+pub(crate) fn private_memory_of(pid: libc::pid_t) -> Option<u64> {
+    let fd = open_proc(pid, "smaps_rollup")?;
+    read_private_memory(fd.as_raw_fd())
+}
+
+/// Opens `/proc/<pid>/<name>` read-only.
+fn open_proc(pid: libc::pid_t, name: &str) -> Option<OwnedFd> {
+    let path = std::ffi::CString::new(format!("/proc/{pid}/{name}")).ok()?;
+    // SAFETY: opening a path we built.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     // SAFETY: a fresh fd we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    read_rss(fd.as_raw_fd())
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Limits the address space of process `pid` (ours, same user) to `bytes`

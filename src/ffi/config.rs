@@ -433,8 +433,11 @@ pub unsafe extern "C" fn billiard_config_set_max_tasks_per_worker(
 }
 
 /// Soft memory limit, in bytes (0: none, the default): after each task, a
-/// worker whose current resident set (not its peak) is above it takes no
-/// new task and is replaced once the tasks it holds are done.
+/// worker whose current private resident memory is above it takes no new
+/// task and is replaced once the tasks it holds are done. Private: pages
+/// only that worker holds (Private_Clean + Private_Dirty in
+/// /proc/PID/smaps_rollup), so neither its peak nor pages a FORK worker
+/// still shares with the host count, and a fresh worker never recycles.
 #[no_mangle]
 pub unsafe extern "C" fn billiard_config_set_soft_memory_limit(
     cfg: *mut billiard_config,

@@ -558,7 +558,7 @@ impl Supervisor {
             }
         }
         if limits.soft_memory.is_some() {
-            area.control().watch_rss();
+            area.control().watch_memory();
         }
         let max_tasks = limits
             .max_tasks
@@ -862,7 +862,7 @@ impl Supervisor {
             };
             match due {
                 Due::Kill(slot, generation) => self.signal(slot, generation, libc::SIGKILL),
-                Due::Soft(task) | Due::Hard(task) => self.time_limit_due(task, due, now),
+                Due::Soft(task) | Due::Hard(task) => self.time_limit_due(task, due),
             }
         }
         self.shared.state.lock().timers.rearm();
@@ -870,7 +870,7 @@ impl Supervisor {
 
     /// A time limit of `task` may have passed (see timers.rs): acts on it if
     /// it did, or sets the deadline again from what is known of its start.
-    fn time_limit_due(&mut self, task: u64, due: Due, now: u64) {
+    fn time_limit_due(&mut self, task: u64, due: Due) {
         let soft = matches!(due, Due::Soft(_));
         let (slot, generation, limit, control, area) = {
             let mut st = self.shared.state.lock();
@@ -889,6 +889,7 @@ impl Supervisor {
                 return;
             }
             let clock = Clock::now();
+            let now = clock.ns;
             let started = acked
                 .or_else(|| w.area.progress().started_at_by(task, &clock))
                 .map(|at| now.saturating_sub(clock.instant.duration_since(at).as_nanos() as u64));
@@ -1309,15 +1310,17 @@ fn apply_result(
     st.finish(id, outcome, data, pid, None, clock.instant);
     let over_memory = st.limits.soft_memory.and_then(|limit| {
         let w = st.worker_mut(slot, generation)?;
-        // A worker that reads its control page reports its RSS after each
-        // task; for one that does not, the pool reads it.
-        let rss = if w.control {
-            w.area.control().rss()
+        // A worker that reads its control page reports its private
+        // memory after each task; for one that does not, the pool reads it.
+        let used = if w.control {
+            w.area.control().memory()
         } else {
-            sys::rss_of(w.pid).unwrap_or(0)
+            sys::private_memory_of(w.pid).unwrap_or(0)
         };
-        (rss > limit).then(|| {
-            format!("its resident set ({rss} bytes) passed the soft memory limit ({limit} bytes)")
+        (used > limit).then(|| {
+            format!(
+                "its private memory ({used} bytes) passed the soft memory limit ({limit} bytes)"
+            )
         })
     });
     if let Some(why) = over_memory {

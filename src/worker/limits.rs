@@ -1,5 +1,5 @@
 //! What a worker knows about its limits: whether the soft time limit of
-//! the task it runs has passed, its resident set, and a crash handler that
+//! the task it runs has passed, its private memory, and a crash handler that
 //! tells the pool when the worker died out of memory.
 //!
 //! The state is two process-wide words (the control page and the task
@@ -84,29 +84,30 @@ fn install_handlers() {
     }
 }
 
-/// Reads this worker's resident set from a kept `/proc/self/statm`.
-pub(crate) struct RssProbe {
-    statm: Option<OwnedFd>,
+/// Reads the memory only this worker holds (see
+/// [`sys::read_private_memory`]) from a kept `/proc/self/smaps_rollup`.
+pub(crate) struct MemoryProbe {
+    smaps: Option<OwnedFd>,
 }
 
-impl RssProbe {
-    pub(crate) fn new() -> RssProbe {
+impl MemoryProbe {
+    pub(crate) fn new() -> MemoryProbe {
         // SAFETY: opening a static path.
         let fd: RawFd = unsafe {
             libc::open(
-                c"/proc/self/statm".as_ptr(),
+                c"/proc/self/smaps_rollup".as_ptr(),
                 libc::O_RDONLY | libc::O_CLOEXEC,
             )
         };
-        RssProbe {
+        MemoryProbe {
             // SAFETY: a fresh fd we own.
-            statm: (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) }),
+            smaps: (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) }),
         }
     }
 
-    /// The resident set now, in bytes (one `pread`).
+    /// The private memory now, in bytes (one `pread`).
     pub(crate) fn read(&self) -> Option<u64> {
         use std::os::fd::AsRawFd;
-        sys::read_rss(self.statm.as_ref()?.as_raw_fd())
+        sys::read_private_memory(self.smaps.as_ref()?.as_raw_fd())
     }
 }

@@ -41,7 +41,7 @@ pub(crate) fn serve(
 
     let progress = area.progress();
     let control = area.control();
-    let rss = limits::RssProbe::new();
+    let memory = limits::MemoryProbe::new();
     let mut task_region = TaskRegion::new(area);
     let mut inbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut start = 0usize;
@@ -94,8 +94,8 @@ pub(crate) fn serve(
             let returned = catch_unwind(AssertUnwindSafe(|| handler(payload, &mut reply)))
                 .unwrap_or_else(|panic| Err(format!("handler panicked: {}", panic_text(&*panic))));
             limits::set_current(None);
-            if control.rss_watched() {
-                control.set_rss(rss.read().unwrap_or(0));
+            if control.memory_watched() {
+                control.set_memory(memory.read().unwrap_or(0));
             }
             reply.finish(id, returned, max_frame)
         };
