@@ -166,6 +166,11 @@ fn c_worker_lost() {
 }
 
 #[test]
+fn c_limits() {
+    run_with_every_start_method("tests/c/limits.c");
+}
+
+#[test]
 fn c_bad_args() {
     build_and_run("tests/c/bad_args.c");
 }

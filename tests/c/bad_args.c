@@ -33,6 +33,14 @@ int main(void) {
     CHECK_RC(billiard_config_set_max_queued(NULL, 1), BILLIARD_EINVAL);
     CHECK_RC(billiard_config_set_prefetch(NULL, 1), BILLIARD_EINVAL);
     CHECK_RC(billiard_config_set_start_timeout(NULL, 10), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_soft_time_limit(NULL, 10), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_hard_time_limit(NULL, 10), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_kill_grace(NULL, 10), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_max_tasks_per_worker(NULL, 1, 0), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_soft_memory_limit(NULL, 1 << 20), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_hard_memory_limit(NULL, 1 << 20), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_restart_intensity(NULL, 1, 1000), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_event_callback(NULL, NULL, NULL), BILLIARD_EINVAL);
 
     CHECK_OK(billiard_config_new(&cfg));
     CHECK_RC(billiard_config_set_handler(cfg, NULL, NULL), BILLIARD_EINVAL);
@@ -138,6 +146,29 @@ int main(void) {
     CHECK_RC(billiard_reply_write(NULL, "x", 1), BILLIARD_EINVAL);
     CHECK_RC(billiard_reply_error(NULL, "x"), BILLIARD_EINVAL);
 
+    /* Supervision calls with bad arguments. */
+    {
+        billiard_stats stats;
+        billiard_worker_info info[2];
+        size_t n = 99;
+        CHECK_RC(billiard_task_cancel(NULL, 1), BILLIARD_EINVAL);
+        CHECK_RC(billiard_task_cancel(pool, 987654321), BILLIARD_ENOTFOUND);
+        CHECK_RC(billiard_pool_resize(NULL, 1), BILLIARD_EINVAL);
+        CHECK_RC(billiard_pool_resize(pool, 0), BILLIARD_EINVAL);
+        CHECK_RC(billiard_pool_resize(pool, 100000), BILLIARD_EINVAL);
+        CHECK_RC(billiard_pool_restart(NULL), BILLIARD_EINVAL);
+        CHECK_RC(billiard_pool_stats(NULL, &stats), BILLIARD_EINVAL);
+        CHECK_RC(billiard_pool_stats(pool, NULL), BILLIARD_EINVAL);
+        stats.struct_size = 3;
+        CHECK_RC(billiard_pool_stats(pool, &stats), BILLIARD_EINVAL);
+        CHECK(strstr(billiard_last_error(), "struct_size") != NULL);
+        CHECK_RC(billiard_pool_workers(NULL, info, 2, &n), BILLIARD_EINVAL);
+        CHECK_RC(billiard_pool_workers(pool, info, 2, NULL), BILLIARD_EINVAL);
+        CHECK_RC(billiard_pool_workers(pool, NULL, 2, &n), BILLIARD_EINVAL);
+        CHECK(n == 0);
+        CHECK(!billiard_worker_soft_limit_reached()); /* not in a worker */
+    }
+
     /* Use after close and terminate gives codes. */
     CHECK_OK(billiard_pool_close(pool));
     CHECK_OK(billiard_pool_close(pool));
@@ -145,6 +176,8 @@ int main(void) {
     CHECK_OK(billiard_pool_join(pool, 20000));
     CHECK_OK(billiard_pool_terminate(pool));
     CHECK_RC(billiard_pool_submit(pool, "echo:x", 6, NULL, &id), BILLIARD_ECLOSED);
+    CHECK_RC(billiard_pool_resize(pool, 2), BILLIARD_ECLOSED);
+    CHECK_RC(billiard_pool_restart(pool), BILLIARD_ECLOSED);
     billiard_pool_free(pool);
     CHECK(count_children() == 0);
     printf("bad_args: ok\n");

@@ -4,11 +4,17 @@
  *   "work:MS"  creates started_marker(getpid()), then sleeps MS ms
  *   "fail:MSG" fails with MSG     "fds"      replies its open fd numbers
  *   "signals"  replies SigBlk/SigIgn from /proc/self/status
- *   "env:NAME" replies $NAME, or "(unset)"   "cwd" replies the working directory */
+ *   "env:NAME" replies $NAME, or "(unset)"   "cwd" replies the working directory
+ *   "soft:MS"  polls billiard_worker_soft_limit_reached() for MS ms at most,
+ *              replies "reached" or "not reached"
+ *   "stubborn:MS" ignores SIGTERM, then sleeps MS ms
+ *   "grow"     mallocs (and touches) 8 MiB blocks until malloc fails, then aborts
+ *   "touch:PATH" creates PATH */
 #ifndef BILLIARD_TEST_SCRIPTED_H
 #define BILLIARD_TEST_SCRIPTED_H
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +103,28 @@ static inline int scripted(void *ctx, const uint8_t *in, size_t len, billiard_re
         const char *value = getenv(arg);
         if (!value) value = "(unset)";
         return billiard_reply_write(reply, value, strlen(value));
+    } else if (strncmp(cmd, "soft:", 5) == 0) {
+        long waited = 0, limit = atol(arg);
+        while (!billiard_worker_soft_limit_reached() && waited < limit) {
+            sleep_ms(1);
+            waited++;
+        }
+        snprintf(out, sizeof out, "%s", billiard_worker_soft_limit_reached() ? "reached" : "not reached");
+        return billiard_reply_write(reply, out, strlen(out));
+    } else if (strncmp(cmd, "stubborn:", 9) == 0) {
+        signal(SIGTERM, SIG_IGN);
+        sleep_ms(atol(arg));
+        return 0;
+    } else if (strcmp(cmd, "grow") == 0) {
+        for (;;) {
+            char *block = malloc(8u << 20);
+            if (!block) abort(); /* errno is ENOMEM: the pool says MEMORY_LIMIT */
+            memset(block, 1, 8u << 20);
+        }
+    } else if (strncmp(cmd, "touch:", 6) == 0) {
+        FILE *f = fopen(arg, "w");
+        if (f) fclose(f);
+        return 0;
     } else if (strcmp(cmd, "cwd") == 0) {
         if (!getcwd(out, sizeof out)) return billiard_reply_error(reply, "getcwd failed"), 1;
         return billiard_reply_write(reply, out, strlen(out));
