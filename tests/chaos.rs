@@ -155,7 +155,7 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
         .map(|t| {
             let (pool, expected) = (pool.clone(), expected.clone());
             std::thread::spawn(move || {
-                let mut rng = Rng(0x2545f4914f6cdd1d ^ (t as u64 + 1) * 0x9e37);
+                let mut rng = Rng(0x2545f4914f6cdd1d ^ ((t as u64 + 1) * 0x9e37));
                 for n in 0..per_thread {
                     let (cmd, kind) = pick(&mut rng, t * per_thread + n);
                     // Registered under the lock that also covers submit, so
