@@ -172,6 +172,19 @@ fn latencies(s: Sizes, placement: &'static str, rows: &mut Vec<Row>) {
             "the task after the crash fails",
         ));
     }
+    const OVERSHOOT: &str = "hard limit 200 ms -> TIME_LIMIT, overshoot";
+    if wanted(OVERSHOOT) {
+        // The floor: seeing a killed process die (the limit's own timer is
+        // free; stopping the worker is the part no pool can skip).
+        let mut floor = Row::new(OVERSHOOT, placement, "floor", "us", Better::Lower)
+            .values(vec![death_floor.median().unwrap_or(f64::NAN)]);
+        floor.p50 = death_floor.p50;
+        floor.p99 = death_floor.p99;
+        rows.push(floor);
+        rows.push(lat(OVERSHOOT, "billiard", &|| {
+            ours::hard_limit_overshoot(s.deaths)
+        }));
+    }
     rows.push(fork_floor);
     rows.push(death_floor);
 }

@@ -10,14 +10,42 @@ const FOREVER: Option<Duration> = Some(Duration::from_secs(120));
 
 /// A pool whose handler echoes its input; "sleep" blocks the worker.
 fn pool(workers: usize) -> Pool {
-    Pool::new(Config::new().workers(workers).handler(|input, reply| {
+    Pool::new(echo_config(workers)).expect("billiard pool starts")
+}
+
+fn echo_config(workers: usize) -> Config {
+    Config::new().workers(workers).handler(|input, reply| {
         if input == b"sleep" {
             std::thread::sleep(Duration::from_secs(3600));
         }
         reply.write(input);
         Ok(())
-    }))
-    .expect("billiard pool starts")
+    })
+}
+
+/// The hard time limit of [`hard_limit_overshoot`], in ms.
+const HARD_LIMIT_MS: u64 = 200;
+
+/// Microseconds past a 200 ms hard time limit until the host holds the
+/// task's `TIME_LIMIT` result: from submit (the task starts within tens of
+/// microseconds, counted against billiard) less the limit.
+pub fn hard_limit_overshoot(n: usize) -> Vec<f64> {
+    let limit = Duration::from_millis(HARD_LIMIT_MS);
+    let cfg = echo_config(1).hard_time_limit(Some(limit)).expect("limit");
+    let pool = Pool::new(cfg).expect("billiard pool starts");
+    (0..n)
+        .map(|_| {
+            echo(&pool, b"ready?");
+            let t = Instant::now();
+            let id = pool
+                .submit(b"sleep", &TaskOptions::default())
+                .expect("submit");
+            let r = pool.wait_task(id, FOREVER).expect("result");
+            let us = os::micros_since(t) - limit.as_micros() as f64;
+            assert_eq!(r.outcome, Outcome::TimeLimit, "{}", r.text());
+            us
+        })
+        .collect()
 }
 
 fn echo(pool: &Pool, data: &[u8]) -> billiard::TaskResult {
