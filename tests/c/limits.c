@@ -167,6 +167,22 @@ static void recycling_and_memory(void) {
     billiard_pool_free(pool);
 }
 
+static void soft_memory(void) {
+    billiard_config *cfg = make_config(1, scripted, NULL);
+    billiard_pool *pool;
+    billiard_result *r;
+    int a;
+    CHECK_OK(billiard_config_set_soft_memory_limit(cfg, 32u << 20));
+    pool = start(cfg);
+    a = run_pid(pool);
+    CHECK(run_pid(pool) == a); /* a fresh worker is under it */
+    r = run(pool, "hold:64");
+    CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_OK && billiard_result_pid(r) == a);
+    billiard_result_free(r);
+    CHECK(run_pid(pool) != a); /* replaced after the task that crossed it */
+    billiard_pool_free(pool);
+}
+
 static void restart_intensity(void) {
     billiard_config *cfg = make_config(1, scripted, NULL);
     billiard_pool *pool;
@@ -287,6 +303,7 @@ int main(void) {
     time_limits();
     cancel();
     recycling_and_memory();
+    soft_memory();
     restart_intensity();
     resize_restart_and_listing();
     events();

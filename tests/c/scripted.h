@@ -9,7 +9,7 @@
  *              replies "reached" or "not reached"
  *   "stubborn:MS" ignores SIGTERM, then sleeps MS ms
  *   "grow"     mallocs (and touches) 8 MiB blocks until malloc fails, then aborts
- *   "touch:PATH" creates PATH */
+ *   "touch:PATH" creates PATH   "hold:MIB" keeps MIB MiB of touched memory */
 #ifndef BILLIARD_TEST_SCRIPTED_H
 #define BILLIARD_TEST_SCRIPTED_H
 
@@ -121,6 +121,14 @@ static inline int scripted(void *ctx, const uint8_t *in, size_t len, billiard_re
             if (!block) abort(); /* errno is ENOMEM: the pool says MEMORY_LIMIT */
             memset(block, 1, 8u << 20);
         }
+    } else if (strncmp(cmd, "hold:", 5) == 0) {
+        /* Kept for the worker's life, where the compiler cannot drop it. */
+        static char *volatile held;
+        size_t bytes = (size_t)atol(arg) << 20;
+        held = malloc(bytes);
+        if (!held) return billiard_reply_error(reply, "malloc failed"), 1;
+        memset(held, 1, bytes);
+        return 0;
     } else if (strncmp(cmd, "touch:", 6) == 0) {
         FILE *f = fopen(arg, "w");
         if (f) fclose(f);
