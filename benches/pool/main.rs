@@ -127,11 +127,7 @@ fn latencies(s: Sizes, placement: &'static str, rows: &mut Vec<Row>) {
     const FORKSERVER: &str = "worker start (forkserver)";
     if wanted(FORKSERVER) {
         // Its floor is the fork floor: the server forks each worker.
-        let mut floor = Row::new(FORKSERVER, placement, "floor", "us", Better::Lower)
-            .values(vec![fork_floor.median().unwrap_or(f64::NAN)]);
-        floor.p50 = fork_floor.p50;
-        floor.p99 = fork_floor.p99;
-        rows.push(floor);
+        rows.push(fork_floor.floor_for(FORKSERVER));
         rows.push(
             Row::new(FORKSERVER, placement, "billiard", "us", Better::Lower)
                 .values(reps(s.start_reps, |_| ours::forkserver_start_per_worker(n))),
@@ -176,11 +172,7 @@ fn latencies(s: Sizes, placement: &'static str, rows: &mut Vec<Row>) {
     if wanted(OVERSHOOT) {
         // The floor: seeing a killed process die (the limit's own timer is
         // free; stopping the worker is the part no pool can skip).
-        let mut floor = Row::new(OVERSHOOT, placement, "floor", "us", Better::Lower)
-            .values(vec![death_floor.median().unwrap_or(f64::NAN)]);
-        floor.p50 = death_floor.p50;
-        floor.p99 = death_floor.p99;
-        rows.push(floor);
+        rows.push(death_floor.floor_for(OVERSHOOT));
         rows.push(lat(OVERSHOOT, "billiard", &|| {
             ours::hard_limit_overshoot(s.deaths)
         }));

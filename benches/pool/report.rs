@@ -80,6 +80,16 @@ impl Row {
         }
     }
 
+    /// This row's figures as the floor of another metric (same placement
+    /// and unit): its median, p50 and p99.
+    pub fn floor_for(&self, metric: &'static str) -> Row {
+        let mut floor = Row::new(metric, self.placement, "floor", self.unit, self.better)
+            .values(vec![self.median().unwrap_or(f64::NAN)]);
+        floor.p50 = self.p50;
+        floor.p99 = self.p99;
+        floor
+    }
+
     pub fn values(mut self, values: Vec<f64>) -> Row {
         self.values = values;
         self

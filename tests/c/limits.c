@@ -208,41 +208,47 @@ static void restart_intensity(void) {
     billiard_pool_free(pool);
 }
 
+/* Lists the workers until `done` holds for the listing (20 s at most). */
+static size_t list_until(billiard_pool *pool, billiard_worker_info *info, size_t cap,
+                         int (*done)(const billiard_worker_info *, size_t)) {
+    size_t n = 0;
+    int tries;
+    for (tries = 0; tries < 4000; tries++) {
+        CHECK_OK(billiard_pool_workers(pool, info, cap, &n));
+        if (done(info, n)) break;
+        sleep_ms(5);
+    }
+    CHECK(done(info, n));
+    return n;
+}
+
+static int three(const billiard_worker_info *info, size_t n) { (void)info; return n == 3; }
+static int one(const billiard_worker_info *info, size_t n) { (void)info; return n == 1; }
+static int one_fresh_idle(const billiard_worker_info *info, size_t n) {
+    return n == 1 && info[0].tasks_done == 0 && info[0].state == BILLIARD_WORKER_IDLE;
+}
+
 static void resize_restart_and_listing(void) {
     billiard_config *cfg = make_config(2, scripted, NULL);
     billiard_worker_info info[8];
     billiard_stats stats;
     billiard_pool *pool;
     size_t n = 0;
-    int i, tries;
+    int i;
     uint64_t busy;
     pool = start(cfg);
     CHECK_OK(billiard_pool_resize(pool, 3));
-    for (tries = 0; tries < 4000; tries++) {
-        CHECK_OK(billiard_pool_workers(pool, info, 8, &n));
-        if (n == 3) break;
-        sleep_ms(5);
-    }
-    CHECK(n == 3);
+    list_until(pool, info, 8, three);
     busy = submit_str(pool, "sleep:300");
     CHECK_OK(billiard_pool_resize(pool, 1));
-    for (tries = 0; tries < 4000; tries++) {
-        CHECK_OK(billiard_pool_workers(pool, NULL, 0, &n));
-        if (n == 1) break;
-        sleep_ms(5);
-    }
+    list_until(pool, info, 8, one);
+    CHECK_OK(billiard_pool_workers(pool, NULL, 0, &n));
     CHECK(n == 1);
-    CHECK_OK(billiard_pool_workers(pool, info, 8, &n));
     CHECK(info[0].pid > 0 && info[0].state == BILLIARD_WORKER_BUSY && info[0].task_id == busy);
     CHECK(info[0].rss_bytes > 0);
     billiard_result_free(wait_task(pool, busy));
     CHECK_OK(billiard_pool_restart(pool));
-    for (tries = 0; tries < 4000; tries++) {
-        CHECK_OK(billiard_pool_workers(pool, info, 8, &n));
-        if (n == 1 && info[0].tasks_done == 0 && info[0].state == BILLIARD_WORKER_IDLE) break;
-        sleep_ms(5);
-    }
-    CHECK(n == 1 && info[0].tasks_done == 0);
+    list_until(pool, info, 8, one_fresh_idle);
     memset(&stats, 0, sizeof stats);
     CHECK_RC(billiard_pool_stats(pool, &stats), BILLIARD_EINVAL); /* struct_size unset */
     stats.struct_size = sizeof stats;
