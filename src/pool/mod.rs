@@ -227,7 +227,6 @@ impl Pool {
             epoll.as_raw_fd(),
             wake_fd.as_raw_fd(),
             config.prefetch,
-            limits,
         )
         .map_err(|e| Error::io("timerfd_create", e))?;
         state.target = workers;

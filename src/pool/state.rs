@@ -17,7 +17,6 @@ use super::ids::{IdMap, SeqMap};
 use super::result::{Outcome, TaskResult};
 use super::timers::{Due, Timers};
 use crate::area::{self, Area};
-use crate::config::Limits;
 use crate::error::Error;
 use crate::progress::monotonic_ns;
 use crate::sys;
@@ -322,7 +321,6 @@ pub(crate) struct State {
     pub timers: Timers,
     /// Workers the pool should have.
     pub target: usize,
-    pub(crate) limits: Limits,
     wake_fd: RawFd,
     /// Counts for `stats`.
     pub counts: Counts,
@@ -355,7 +353,6 @@ impl State {
         epoll_fd: RawFd,
         wake_fd: RawFd,
         prefetch: usize,
-        limits: Limits,
     ) -> std::io::Result<State> {
         Ok(State {
             phase: Phase::Starting,
@@ -378,7 +375,6 @@ impl State {
             prefetch: prefetch.max(1),
             timers: Timers::new()?,
             target: 0,
-            limits,
             wake_fd,
             counts: Counts::default(),
             stop_requests: Vec::new(),
@@ -953,7 +949,7 @@ mod tests {
     use std::os::fd::AsRawFd;
 
     fn state_with_task(id: u64, fd: &OwnedFd) -> State {
-        let mut st = State::new(fd.as_raw_fd(), -1, -1, 1, Limits::default()).unwrap();
+        let mut st = State::new(fd.as_raw_fd(), -1, -1, 1).unwrap();
         st.phase = Phase::Running;
         st.tasks.insert(
             id,

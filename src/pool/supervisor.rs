@@ -1155,7 +1155,7 @@ pub(crate) fn apply_frames(
         }
     };
     set_applying(&mut st, true);
-    let outcome = apply_locked(&mut st, shared.max_frame, slot, generation, area, buf);
+    let outcome = apply_locked(&mut st, shared, slot, generation, area, buf);
     set_applying(&mut st, false);
     // Frames the results let into the worker's window go out now, in one
     // write, rather than after another trip through epoll.
@@ -1171,7 +1171,7 @@ pub(crate) fn apply_frames(
 
 fn apply_locked(
     st: &mut MutexGuard<'_, State>,
-    max_frame: usize,
+    shared: &Shared,
     slot: usize,
     generation: u32,
     area: &Area,
@@ -1181,12 +1181,13 @@ fn apply_locked(
     let mut sends = Vec::new();
     let clock = Clock::now();
     while used < buf.len() {
-        let (frame, n) = match protocol::decode(&buf[used..], max_frame) {
+        let (frame, n) = match protocol::decode(&buf[used..], shared.max_frame) {
             Ok(Some(x)) => x,
             Ok(None) => break,
             Err(e) => return (used, sends, Some(format!("it sent a bad frame: {e}"))),
         };
-        match apply(st, slot, generation, area, frame, &clock) {
+        let soft_memory = shared.limits.soft_memory;
+        match apply(st, slot, generation, area, frame, &clock, soft_memory) {
             Ok(Some(send)) => sends.push(send),
             Ok(None) => {}
             // The bad frame stays unconsumed: a waiting thread leaves it to
@@ -1213,6 +1214,7 @@ fn apply(
     area: &Area,
     frame: Frame<'_>,
     clock: &Clock,
+    soft_memory: Option<u64>,
 ) -> Result<Option<Send>, String> {
     let phase = st.phase;
     let Some(w) = live_worker(st, slot, generation) else {
@@ -1220,7 +1222,8 @@ fn apply(
     };
     match frame {
         Frame::Result { id, ok, payload } => {
-            apply_result(st, slot, generation, id, ok, payload.to_vec(), clock)
+            let reply = replied(ok, payload.to_vec());
+            apply_result(st, slot, generation, id, reply, clock, soft_memory)
         }
         Frame::ResultShm {
             id,
@@ -1230,7 +1233,15 @@ fn apply(
         } => {
             // Copied without the lock: a large reply takes a while.
             let data = MutexGuard::unlocked(st, || area.take_reply(offset, len))?;
-            apply_result(st, slot, generation, id, ok, data, clock)
+            apply_result(
+                st,
+                slot,
+                generation,
+                id,
+                replied(ok, data),
+                clock,
+                soft_memory,
+            )
         }
         Frame::Hello {
             version,
@@ -1282,9 +1293,10 @@ fn apply_result(
     slot: usize,
     generation: u32,
     id: u64,
-    ok: bool,
-    data: Vec<u8>,
+    reply: Result<Vec<u8>, Vec<u8>>,
     clock: &Clock,
+    // The pool's soft memory limit, checked once the result is in.
+    soft_memory: Option<u64>,
 ) -> Result<Option<Send>, String> {
     let phase = st.phase;
     let Some(w) = live_worker(st, slot, generation) else {
@@ -1306,9 +1318,12 @@ fn apply_result(
         t.started = t.started.or(started);
     }
     st.task_region_done(slot, id);
-    let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
+    let (outcome, data) = match reply {
+        Ok(data) => (Outcome::Ok, data),
+        Err(message) => (Outcome::Failed, message),
+    };
     st.finish(id, outcome, data, pid, None, clock.instant);
-    let over_memory = st.limits.soft_memory.and_then(|limit| {
+    let over_memory = soft_memory.and_then(|limit| {
         let w = st.worker_mut(slot, generation)?;
         // A worker that reads its control page reports its private
         // memory after each task; for one that does not, the pool reads it.
@@ -1330,6 +1345,15 @@ fn apply_result(
         Ok(st.worker_free(slot))
     } else {
         Ok(None)
+    }
+}
+
+/// A RESULT's status and payload: the reply, or the failure's message.
+fn replied(ok: bool, data: Vec<u8>) -> Result<Vec<u8>, Vec<u8>> {
+    if ok {
+        Ok(data)
+    } else {
+        Err(data)
     }
 }
 
