@@ -379,7 +379,7 @@ typedef struct billiard_stats {
      */
     uint32_t workers;
     /**
-     * Workers running a task.
+     * Workers holding tasks (running one, or about to).
      */
     uint32_t busy;
     /**

@@ -422,6 +422,7 @@ impl Config {
 
     /// Checks that the start method has what it needs.
     pub(crate) fn validate(&self) -> Result<()> {
+        check_soft_below_hard(self.limits.soft_time, self.limits.hard_time, "the pool's")?;
         match self.start_method {
             StartMethod::Fork => {
                 if self.handler.is_none() {
@@ -462,6 +463,22 @@ impl Config {
 /// Replacement workers that may fail to start in a row before the pool
 /// fails, whatever the restart intensity.
 pub const MAX_START_FAILURES_IN_A_ROW: u32 = 5;
+
+/// A soft time limit must be below the hard one, or it could never fire
+/// (`whose`: "the pool's", "the task's").
+pub(crate) fn check_soft_below_hard(
+    soft: Option<Duration>,
+    hard: Option<Duration>,
+    whose: &str,
+) -> Result<()> {
+    match (soft, hard) {
+        (Some(s), Some(h)) if s >= h => Err(Error::InvalidArgument(format!(
+            "{whose} soft time limit ({s:?}) is not below {whose} hard time limit ({h:?}), so it \
+             could never fire"
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// A time limit: `None` or longer than zero.
 fn check_limit(limit: Option<Duration>, what: &str) -> Result<Option<Duration>> {

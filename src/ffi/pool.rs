@@ -327,7 +327,7 @@ pub struct billiard_stats {
     pub struct_size: u32,
     /// Worker processes that exist (starting, serving or being replaced).
     pub workers: u32,
-    /// Workers running a task.
+    /// Workers holding tasks (running one, or about to).
     pub busy: u32,
     /// Workers ready with no task.
     pub idle: u32,

@@ -90,14 +90,7 @@ fn task_limits(opts: &TaskOptions, limits: &crate::config::Limits) -> Result<Tim
     let hard = opts
         .hard_time_limit
         .resolve(limits.hard_time, "hard time limit")?;
-    if let (Some(s), Some(h)) = (soft, hard) {
-        if s >= h {
-            return Err(Error::InvalidArgument(format!(
-                "the task's soft time limit ({s:?}) is not below its hard time limit ({h:?}), \
-                 so it could never fire"
-            )));
-        }
-    }
+    crate::config::check_soft_below_hard(soft, hard, "the task's")?;
     Ok(TimeLimits { soft, hard })
 }
 
@@ -106,7 +99,8 @@ fn task_limits(opts: &TaskOptions, limits: &crate::config::Limits) -> Result<Tim
 pub struct Stats {
     /// Worker processes that exist (starting, serving, or being replaced).
     pub workers: usize,
-    /// Workers running a task.
+    /// Workers holding tasks (running one, or about to): the listing's
+    /// `Busy`.
     pub busy: usize,
     /// Workers ready and holding no task.
     pub idle: usize,
@@ -214,14 +208,6 @@ impl Pool {
         .map_err(|e| Error::io("epoll_ctl", e))?;
         let launcher = spawn::launcher_for(&config, epoll.as_raw_fd())?;
         let limits = config.limits;
-        if let (Some(s), Some(h)) = (limits.soft_time, limits.hard_time) {
-            if s >= h {
-                return Err(Error::InvalidArgument(format!(
-                    "the soft time limit ({s:?}) is not below the hard time limit ({h:?}), so it \
-                     could never fire"
-                )));
-            }
-        }
         let mut state = State::new(
             results_fd.as_raw_fd(),
             epoll.as_raw_fd(),
@@ -297,14 +283,12 @@ impl Pool {
                 TASK_PREFIX - 4
             )));
         }
+        let limits = task_limits(opts, &self.shared.limits)?;
         if data.len() >= area::AREA_MIN {
-            if let Some(id) =
-                self.submit_through_area(data, opts, task_limits(opts, &self.shared.limits)?)?
-            {
+            if let Some(id) = self.submit_through_area(data, opts, limits)? {
                 return Ok(id);
             }
         }
-        let limits = task_limits(opts, &self.shared.limits)?;
         let id = self.shared.next_task.fetch_add(1, Ordering::Relaxed);
         let frame = Arc::new(protocol::encode_task(id, data));
         let mut st = self.shared.state.lock();
@@ -701,12 +685,13 @@ impl Pool {
         };
         for w in st.workers.iter().flatten() {
             s.workers += 1;
-            if w.ready && w.tasks.is_empty() && w.retiring.is_none() && w.stop.is_none() {
-                s.idle += 1;
+            match State::worker_state(w) {
+                WorkerState::Idle => s.idle += 1,
+                WorkerState::Busy => s.busy += 1,
+                _ => {}
             }
+            s.running += st.running_task(w).is_some() as usize;
         }
-        s.running = st.running();
-        s.busy = s.running;
         s.queued = st.tasks.len() - s.running;
         s
     }
@@ -720,17 +705,7 @@ impl Pool {
             .flatten()
             .map(|w| WorkerInfo {
                 pid: w.pid,
-                state: if w.stop.is_some() {
-                    WorkerState::Stopping
-                } else if w.retiring.is_some() {
-                    WorkerState::Retiring
-                } else if !w.ready {
-                    WorkerState::Starting
-                } else if w.tasks.is_empty() {
-                    WorkerState::Idle
-                } else {
-                    WorkerState::Busy
-                },
+                state: State::worker_state(w),
                 task: st.running_task(w),
                 tasks_done: w.done,
                 rss: 0,

@@ -16,6 +16,7 @@ use parking_lot::Condvar;
 use super::ids::{IdMap, SeqMap};
 use super::result::{Outcome, TaskResult};
 use super::timers::{Due, Timers};
+use super::WorkerState;
 use crate::area::{self, Area};
 use crate::error::Error;
 use crate::progress::monotonic_ns;
@@ -396,13 +397,13 @@ impl State {
             .count()
     }
 
-    /// Marks task `task_id` as handed to the worker in (`slot`,
-    /// `generation`), starts its time limits, and retires the worker when
-    /// this was its last task.
-    fn hold(&mut self, task_id: u64, slot: usize, generation: u32) {
-        let Some(t) = self.tasks.get_mut(&task_id) else {
-            return;
-        };
+    /// Hands task `task_id` to the worker in `slot`: marks it held, starts
+    /// its time limits, and returns its frame and the worker's generation.
+    /// One lookup of the task: this is on every submit's path.
+    fn hand_over(&mut self, task_id: u64, slot: usize) -> Option<(Arc<Vec<u8>>, u32)> {
+        let generation = self.workers.get(slot)?.as_ref()?.generation;
+        let t = self.tasks.get_mut(&task_id)?;
+        let frame = t.frame.clone()?;
         t.holder = Some((slot, generation));
         let limits = t.limits;
         if limits.soft.is_some() || limits.hard.is_some() {
@@ -417,6 +418,12 @@ impl State {
                     .add(now + hard.as_nanos() as u64, Due::Hard(task_id));
             }
         }
+        Some((frame, generation))
+    }
+
+    /// Counts a task handed to the worker in `slot`, and retires the
+    /// worker when that was its last one (max tasks per worker).
+    fn count_given(&mut self, slot: usize) {
         let Some(w) = self.workers.get_mut(slot).and_then(|w| w.as_mut()) else {
             return;
         };
@@ -517,13 +524,12 @@ impl State {
         task_id: u64,
         len: usize,
     ) -> Option<(Send, Arc<Area>)> {
-        let frame = self.tasks.get(&task_id)?.frame.clone()?;
+        let (frame, generation) = self.hand_over(task_id, slot)?;
         let w = self.workers.get_mut(slot)?.as_mut()?;
         w.tasks.push(task_id);
         w.task_region = Some(task_id);
         w.task_region_used = w.task_region_used.max(len);
         w.direct_sending = true;
-        let generation = w.generation;
         let send = Send {
             slot,
             generation,
@@ -531,7 +537,7 @@ impl State {
             frame,
         };
         let area = w.area.clone();
-        self.hold(task_id, slot, generation);
+        self.count_given(slot);
         Some((send, area))
     }
 
@@ -550,20 +556,26 @@ impl State {
         }
     }
 
+    /// What worker `w` is doing, as the listing and the stats say it.
+    pub(crate) fn worker_state(w: &Worker) -> WorkerState {
+        if w.stop.is_some() {
+            WorkerState::Stopping
+        } else if w.retiring.is_some() {
+            WorkerState::Retiring
+        } else if !w.ready {
+            WorkerState::Starting
+        } else if w.tasks.is_empty() {
+            WorkerState::Idle
+        } else {
+            WorkerState::Busy
+        }
+    }
+
     /// The task worker `w` runs now: the oldest it holds, if it started it.
     pub(crate) fn running_task(&self, w: &Worker) -> Option<u64> {
         let &id = w.tasks.first()?;
         let started = w.acked == Some(id) || w.area.progress().started_at(id).is_some();
         started.then_some(id)
-    }
-
-    /// Tasks running now.
-    pub(crate) fn running(&self) -> usize {
-        self.workers
-            .iter()
-            .flatten()
-            .filter(|w| self.running_task(w).is_some())
-            .count()
     }
 
     /// Results waiting to be collected.
@@ -589,11 +601,10 @@ impl State {
     /// otherwise the frame joins its outbox, which the supervisor writes,
     /// many frames at a time, when the channel has room.
     pub(crate) fn assign(&mut self, slot: usize, task_id: u64) -> Option<Send> {
-        let frame = self.tasks.get(&task_id)?.frame.clone()?;
+        let (frame, generation) = self.hand_over(task_id, slot)?;
         let epoll_fd = self.epoll_fd;
         let w = self.workers.get_mut(slot)?.as_mut()?;
         let was_idle = w.tasks.is_empty();
-        let generation = w.generation;
         w.tasks.push(task_id);
         let send = if was_idle && w.outbox.is_empty() && !w.direct_sending {
             w.direct_sending = true;
@@ -612,7 +623,7 @@ impl State {
             }
             None
         };
-        self.hold(task_id, slot, generation);
+        self.count_given(slot);
         send
     }
 
@@ -645,7 +656,9 @@ impl State {
         if !w.outbox.is_empty() {
             set_epollout(epoll_fd, slot, w, true);
         }
-        self.close_if_retired(slot);
+        if w.retiring.is_some() {
+            self.close_if_retired(slot);
+        }
     }
 
     /// Turns EPOLLOUT off for a worker whose outbox is empty or who is being
