@@ -78,7 +78,7 @@ pub(crate) struct Shared {
     pub next_task: AtomicU64,
     /// How long a waiter spins before sleeping (zero: not at all).
     pub spin_wait: Duration,
-    /// The pool's limits (also in the state, for the assigning threads).
+    /// The pool's limits (from its config).
     pub limits: Limits,
     pub on_event: Option<EventHandler>,
 }
@@ -264,7 +264,6 @@ impl Supervisor {
             for ev in &events[..n] {
                 self.handle(ev.events, ev.u64);
             }
-            self.stop_requested();
             self.recheck();
             self.poll_without_pidfd();
             self.notify_blocked_submitters();
@@ -624,6 +623,8 @@ impl Supervisor {
     fn handle(&mut self, events: u32, data: u64) {
         if data == WAKE {
             sys::eventfd_drain(self.shared.wake_fd.as_raw_fd());
+            // Host threads that ask for a stop wake the supervisor.
+            self.stop_requested();
             return;
         }
         if data == TIMER {
@@ -817,7 +818,7 @@ impl Supervisor {
                 link.inbox.lock().clear();
             }
             if link.dead.is_none() {
-                signal_link(link, sig);
+                signal_link(link, sig, true);
             }
         }
     }
@@ -844,12 +845,7 @@ impl Supervisor {
         }
         // A replacement starts at once (the stopped one no longer serves).
         self.shared.wake();
-        let sig = if grace.is_zero() {
-            libc::SIGKILL
-        } else {
-            libc::SIGTERM
-        };
-        self.signal(slot, generation, sig);
+        self.signal(slot, generation, first_stop_signal(grace));
     }
 
     /// The timerfd fired: handles every deadline that passed.
@@ -906,26 +902,10 @@ impl Supervisor {
             return;
         }
         area.control().set_soft_limit(task);
-        if control {
-            self.signal_worker_only(slot, generation, protocol::SOFT_LIMIT_SIGNAL);
-        }
-    }
-
-    /// Sends `sig` to the worker process alone (not its group).
-    fn signal_worker_only(&mut self, slot: usize, generation: u32, sig: i32) {
-        if let Some(link) = self.link(slot, generation) {
-            if link.dead.is_some() {
-                return;
-            }
-            match &link.pidfd {
-                Some(p) => {
-                    let _ = sys::pidfd_send_signal(p.as_raw_fd(), sig);
-                }
-                // SAFETY: our own child, not yet reaped.
-                None if link.ours() => unsafe {
-                    libc::kill(link.pid, sig);
-                },
-                None => {}
+        // The worker alone: processes its handler started are not told.
+        if let Some(link) = self.link(slot, generation).filter(|l| l.dead.is_none()) {
+            if control {
+                signal_link(link, protocol::SOFT_LIMIT_SIGNAL, false);
             }
         }
     }
@@ -1049,18 +1029,14 @@ impl Supervisor {
         // Workers reaped already (while a waiting thread read their
         // channel) are neither signalled nor waited for again.
         let grace = self.shared.limits.kill_grace;
-        let first = if grace.is_zero() {
-            libc::SIGKILL
-        } else {
-            libc::SIGTERM
-        };
+        let first = first_stop_signal(grace);
         for link in self.links.iter().flatten().filter(|l| l.dead.is_none()) {
-            signal_link(link, first);
+            signal_link(link, first, true);
         }
         let deadline = Instant::now() + grace;
         for link in self.links.iter().flatten().filter(|l| l.dead.is_none()) {
             if first != libc::SIGKILL && !wait_gone(link, deadline) {
-                signal_link(link, libc::SIGKILL);
+                signal_link(link, libc::SIGKILL, true);
             }
         }
         for link in self.links.drain(..).flatten().filter(|l| l.dead.is_none()) {
@@ -1110,9 +1086,18 @@ fn wait_gone(link: &Link, deadline: Instant) -> bool {
     }
 }
 
-/// Sends `sig` to a worker through its pidfd (or pid), and to its process
-/// group.
-fn signal_link(link: &Link, sig: i32) {
+/// The first signal of a stop: SIGTERM, or SIGKILL when there is no grace.
+fn first_stop_signal(grace: Duration) -> i32 {
+    if grace.is_zero() {
+        libc::SIGKILL
+    } else {
+        libc::SIGTERM
+    }
+}
+
+/// Sends `sig` to a worker (not reaped) through its pidfd (or pid), and to
+/// its process group when `group`.
+fn signal_link(link: &Link, sig: i32, group: bool) {
     match &link.pidfd {
         Some(p) => {
             let _ = sys::pidfd_send_signal(p.as_raw_fd(), sig);
@@ -1131,9 +1116,11 @@ fn signal_link(link: &Link, sig: i32) {
             libc::kill(link.pid, sig);
         },
     }
-    // SAFETY: the worker leads its own group and is not reaped, so the group
-    // id cannot belong to anyone else.
-    unsafe { libc::kill(-link.pid, sig) };
+    if group {
+        // SAFETY: the worker leads its own group and is not reaped, so the
+        // group id cannot belong to anyone else.
+        unsafe { libc::kill(-link.pid, sig) };
+    }
 }
 
 /// Decodes complete frames from `buf` and applies them under one lock.
@@ -1179,15 +1166,17 @@ fn apply_locked(
 ) -> (usize, Vec<Send>, Option<String>) {
     let mut used = 0;
     let mut sends = Vec::new();
-    let clock = Clock::now();
+    let ctx = Applying {
+        clock: Clock::now(),
+        soft_memory: shared.limits.soft_memory,
+    };
     while used < buf.len() {
         let (frame, n) = match protocol::decode(&buf[used..], shared.max_frame) {
             Ok(Some(x)) => x,
             Ok(None) => break,
             Err(e) => return (used, sends, Some(format!("it sent a bad frame: {e}"))),
         };
-        let soft_memory = shared.limits.soft_memory;
-        match apply(st, slot, generation, area, frame, &clock, soft_memory) {
+        match apply(st, slot, generation, area, frame, &ctx) {
             Ok(Some(send)) => sends.push(send),
             Ok(None) => {}
             // The bad frame stays unconsumed: a waiting thread leaves it to
@@ -1197,6 +1186,13 @@ fn apply_locked(
         used += n;
     }
     (used, sends, None)
+}
+
+/// What applying a batch of frames needs besides the state: the time they
+/// were read, and the pool's soft memory limit (checked after each result).
+struct Applying {
+    clock: Clock,
+    soft_memory: Option<u64>,
 }
 
 /// The worker whose frames are being applied, unless it is gone or the pool
@@ -1213,8 +1209,7 @@ fn apply(
     generation: u32,
     area: &Area,
     frame: Frame<'_>,
-    clock: &Clock,
-    soft_memory: Option<u64>,
+    ctx: &Applying,
 ) -> Result<Option<Send>, String> {
     let phase = st.phase;
     let Some(w) = live_worker(st, slot, generation) else {
@@ -1222,8 +1217,7 @@ fn apply(
     };
     match frame {
         Frame::Result { id, ok, payload } => {
-            let reply = replied(ok, payload.to_vec());
-            apply_result(st, slot, generation, id, reply, clock, soft_memory)
+            apply_result(st, slot, generation, id, ok, payload.to_vec(), ctx)
         }
         Frame::ResultShm {
             id,
@@ -1233,15 +1227,7 @@ fn apply(
         } => {
             // Copied without the lock: a large reply takes a while.
             let data = MutexGuard::unlocked(st, || area.take_reply(offset, len))?;
-            apply_result(
-                st,
-                slot,
-                generation,
-                id,
-                replied(ok, data),
-                clock,
-                soft_memory,
-            )
+            apply_result(st, slot, generation, id, ok, data, ctx)
         }
         Frame::Hello {
             version,
@@ -1273,7 +1259,7 @@ fn apply(
             }
             w.acked = Some(id);
             if let Some(t) = st.tasks.get_mut(&id) {
-                t.started = Some(clock.instant);
+                t.started = Some(ctx.clock.instant);
                 t.frame = None;
             }
             Ok(None)
@@ -1293,11 +1279,11 @@ fn apply_result(
     slot: usize,
     generation: u32,
     id: u64,
-    reply: Result<Vec<u8>, Vec<u8>>,
-    clock: &Clock,
-    // The pool's soft memory limit, checked once the result is in.
-    soft_memory: Option<u64>,
+    ok: bool,
+    data: Vec<u8>,
+    ctx: &Applying,
 ) -> Result<Option<Send>, String> {
+    let clock = &ctx.clock;
     let phase = st.phase;
     let Some(w) = live_worker(st, slot, generation) else {
         return Ok(None);
@@ -1318,12 +1304,9 @@ fn apply_result(
         t.started = t.started.or(started);
     }
     st.task_region_done(slot, id);
-    let (outcome, data) = match reply {
-        Ok(data) => (Outcome::Ok, data),
-        Err(message) => (Outcome::Failed, message),
-    };
+    let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
     st.finish(id, outcome, data, pid, None, clock.instant);
-    let over_memory = soft_memory.and_then(|limit| {
+    let over_memory = ctx.soft_memory.and_then(|limit| {
         let w = st.worker_mut(slot, generation)?;
         // A worker that reads its control page reports its private
         // memory after each task; for one that does not, the pool reads it.
@@ -1345,15 +1328,6 @@ fn apply_result(
         Ok(st.worker_free(slot))
     } else {
         Ok(None)
-    }
-}
-
-/// A RESULT's status and payload: the reply, or the failure's message.
-fn replied(ok: bool, data: Vec<u8>) -> Result<Vec<u8>, Vec<u8>> {
-    if ok {
-        Ok(data)
-    } else {
-        Err(data)
     }
 }
 
