@@ -599,27 +599,14 @@ pub(crate) fn has_exited(pid: libc::pid_t) -> bool {
     rc != 0 || unsafe { info.si_pid() } != 0
 }
 
-/// The resident set, in bytes, from an open `/proc/<pid>/statm` (its
-/// second field, in pages).
-pub(crate) fn read_rss(statm: RawFd) -> Option<u64> {
-    let mut buf = [0u8; 128];
-    // SAFETY: reads into a local buffer.
-    let n = unsafe { libc::pread(statm, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n <= 0 {
-        return None;
-    }
-    let mut fields = buf[..n as usize].split(|&b| b == b' ');
-    let pages = fields.nth(1)?;
-    let pages = std::str::from_utf8(pages).ok()?.parse::<u64>().ok()?;
+/// The resident set of process `pid`, in bytes (`None` if it is gone):
+/// the second field of `/proc/<pid>/statm`, in pages.
+pub(crate) fn rss_of(pid: libc::pid_t) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = text.split(' ').nth(1)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
     Some(pages * page)
-}
-
-/// The resident set of process `pid`, in bytes (`None` if it is gone).
-pub(crate) fn rss_of(pid: libc::pid_t) -> Option<u64> {
-    let fd = open_proc(pid, "statm")?;
-    read_rss(fd.as_raw_fd())
 }
 
 /// The memory only this process holds, in bytes: `Private_Clean +
@@ -650,13 +637,13 @@ pub(crate) fn read_private_memory(smaps_rollup: RawFd) -> Option<u64> {
 
 /// [`read_private_memory`] of process `pid` (`None` if it is gone).
 pub(crate) fn private_memory_of(pid: libc::pid_t) -> Option<u64> {
-    let fd = open_proc(pid, "smaps_rollup")?;
+    let fd = open_proc(&pid.to_string(), "smaps_rollup")?;
     read_private_memory(fd.as_raw_fd())
 }
 
-/// Opens `/proc/<pid>/<name>` read-only.
-fn open_proc(pid: libc::pid_t, name: &str) -> Option<OwnedFd> {
-    let path = std::ffi::CString::new(format!("/proc/{pid}/{name}")).ok()?;
+/// Opens `/proc/<who>/<name>` read-only (`who`: a pid, or "self").
+pub(crate) fn open_proc(who: &str, name: &str) -> Option<OwnedFd> {
+    let path = std::ffi::CString::new(format!("/proc/{who}/{name}")).ok()?;
     // SAFETY: opening a path we built.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     // SAFETY: a fresh fd we own.

@@ -5,7 +5,7 @@
 //! The state is two process-wide words (the control page and the task
 //! running now), set by the worker loop; a worker runs one task at a time.
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
@@ -92,16 +92,8 @@ pub(crate) struct MemoryProbe {
 
 impl MemoryProbe {
     pub(crate) fn new() -> MemoryProbe {
-        // SAFETY: opening a static path.
-        let fd: RawFd = unsafe {
-            libc::open(
-                c"/proc/self/smaps_rollup".as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            )
-        };
         MemoryProbe {
-            // SAFETY: a fresh fd we own.
-            smaps: (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) }),
+            smaps: sys::open_proc("self", "smaps_rollup"),
         }
     }
 
