@@ -1,19 +1,22 @@
 # The two commands of the README:
 #   make quickstart   build the library and run examples/quickstart.c
-#   make test         build the library and run every test (Rust and C)
+#   make test         build the library and run every test (Rust, C, bindings)
+# Installing (release build; needs only cargo, make and a C compiler):
+#   make install PREFIX=/usr/local [DESTDIR=...]   and   make uninstall
 # and the benchmark (docs/PERFORMANCE.md):
 #   make bench        billiard against the machine floor and its peers
 #   make bench-quick  the same, small, to prove it runs (CI)
 CARGO   ?= cargo
 CC      ?= cc
 PROFILE ?= debug
-LIBDIR  := target/$(PROFILE)
+OUTDIR  := target/$(PROFILE)
 CFLAGS  ?= -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Iinclude
-LDLIBS  := -L$(LIBDIR) -Wl,-rpath,$(abspath $(LIBDIR)) -lbilliard -pthread
+LDLIBS  := -L$(OUTDIR) -Wl,-rpath,$(abspath $(OUTDIR)) -lbilliard -pthread
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
-.PHONY: lib quickstart examples test bench bench-quick bench-setup release-lib clean
+.PHONY: lib quickstart examples test bench bench-quick bench-setup release-lib clean \
+	install uninstall release-build
 
 lib:
 	$(CARGO) build --lib $(CARGO_PROFILE_FLAG)
@@ -50,6 +53,42 @@ bench: bench-setup build/idle_rss
 
 bench-quick: bench-setup build/idle_rss
 	$(CARGO) bench --bench pool -- --quick
+
+# Where `make install` puts things (GNU names; DESTDIR for staging).
+PREFIX     ?= /usr/local
+bindir     ?= $(PREFIX)/bin
+libdir     ?= $(PREFIX)/lib
+includedir ?= $(PREFIX)/include
+pkgconfigdir ?= $(libdir)/pkgconfig
+# Everything below comes from Cargo.toml (through cargo) or from the built
+# library itself: nothing is repeated by hand.
+VERSION = $(shell $(CARGO) pkgid | sed 's/.*[#@]//')
+SONAME  = $(shell objdump -p target/release/libbilliard.so | sed -n 's/^ *SONAME *//p')
+
+# libbilliard.so.VERSION is the file; libbilliard.so.ABI (the soname) and
+# libbilliard.so (for -lbilliard) are links to it.
+# (SONAME is read once the library is built: after install's prerequisite.)
+release-build:
+	$(CARGO) build --release --lib --bin billiard-worker
+
+install: release-build
+	@test -n "$(SONAME)" || { echo "no SONAME in target/release/libbilliard.so" >&2; exit 1; }
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) \
+		$(DESTDIR)$(pkgconfigdir)
+	install -m 755 target/release/libbilliard.so $(DESTDIR)$(libdir)/libbilliard.so.$(VERSION)
+	ln -sf libbilliard.so.$(VERSION) $(DESTDIR)$(libdir)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(libdir)/libbilliard.so
+	install -m 644 target/release/libbilliard.a $(DESTDIR)$(libdir)/libbilliard.a
+	install -m 644 include/billiard.h $(DESTDIR)$(includedir)/billiard.h
+	install -m 755 target/release/billiard-worker $(DESTDIR)$(bindir)/billiard-worker
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(libdir)|' \
+		-e 's|@INCLUDEDIR@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
+		-e 's|@EXTRA_LIBS@||' billiard.pc.in > $(DESTDIR)$(pkgconfigdir)/billiard.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(libdir)/libbilliard.so* $(DESTDIR)$(libdir)/libbilliard.a \
+		$(DESTDIR)$(includedir)/billiard.h $(DESTDIR)$(bindir)/billiard-worker \
+		$(DESTDIR)$(pkgconfigdir)/billiard.pc
 
 clean:
 	rm -rf build

@@ -37,6 +37,37 @@
 #include <stdbool.h>
 
 /**
+ * The version of this header (from Cargo.toml; generated, never edited).
+ * BILLIARD_VERSION_NUMBER is MAJOR * 10000 + MINOR * 100 + PATCH, for #if.
+ */
+#define BILLIARD_VERSION_MAJOR 0
+#define BILLIARD_VERSION_MINOR 1
+#define BILLIARD_VERSION_PATCH 0
+#define BILLIARD_VERSION_NUMBER 100
+#define BILLIARD_VERSION_STRING "0.1.0"
+
+/**
+ * The ABI this header describes: the version number of the first release
+ * with this ABI. While 0.x every minor may break the ABI; from 1.0 only a
+ * major. BILLIARD_SONAME is the shared library's soname, for dlopen().
+ *
+ * Start-up check: a host built against this header checks, once, before
+ * any other call, that the library it loaded has the same ABI:
+ *
+ *     if (billiard_abi_version() != BILLIARD_ABI_VERSION) {
+ *         fprintf(stderr, "libbilliard %s has ABI %d; built for %d\n",
+ *                 billiard_version(), billiard_abi_version(),
+ *                 BILLIARD_ABI_VERSION);
+ *         exit(1);
+ *     }
+ *
+ * Within one ABI a newer library serves an older host (structs carry
+ * struct_size); billiard_version() names the exact release.
+ */
+#define BILLIARD_ABI_VERSION 100
+#define BILLIARD_SONAME "libbilliard.so.0.1"
+
+/**
  * Start method: fork the host from the pool's own thread; workers call
  * the handler set with billiard_config_set_handler. Fastest start, memory
  * shared copy-on-write. Only for hosts whose runtime survives fork()
@@ -224,32 +255,6 @@
  * failed under the hard memory limit, then it crashed); see the signal.
  */
 #define BILLIARD_OUTCOME_MEMORY_LIMIT 6
-
-/**
- * Major version of the header.
- */
-#define BILLIARD_VERSION_MAJOR 0
-
-/**
- * Minor version of the header.
- */
-#define BILLIARD_VERSION_MINOR 1
-
-/**
- * Patch version of the header.
- */
-#define BILLIARD_VERSION_PATCH 0
-
-/**
- * MAJOR * 10000 + MINOR * 100 + PATCH, for `#if` comparisons.
- */
-#define BILLIARD_VERSION_NUMBER 100
-
-/**
- * The ABI this header describes; compare with billiard_abi_version() at
- * start-up to detect a mismatched library. Raised on every ABI break.
- */
-#define BILLIARD_ABI_VERSION 1
 
 /**
  * Pool configuration (opaque). Not thread-safe: build it on one thread.
@@ -857,7 +862,8 @@ uint64_t billiard_result_running_us(const struct billiard_result *r);
 void billiard_result_free(struct billiard_result *r);
 
 /**
- * The library's version as "MAJOR.MINOR.PATCH"; static, never NULL.
+ * The library's version as "MAJOR.MINOR.PATCH" (BILLIARD_VERSION_STRING of
+ * the header it was built with); static, never NULL.
  */
 const char *billiard_version(void);
 

@@ -170,6 +170,13 @@ fn c_limits() {
     run_with_every_start_method("tests/c/limits.c");
 }
 
+/// The macros, billiard_version() and billiard_abi_version() agree.
+#[test]
+fn c_version() {
+    let out = build_and_run("tests/c/version.c");
+    assert!(out.contains(env!("CARGO_PKG_VERSION")), "{out}");
+}
+
 #[test]
 fn c_bad_args() {
     build_and_run("tests/c/bad_args.c");
@@ -207,7 +214,8 @@ fn c_start_methods() {
     assert!(out.contains("start_methods: ok"), "{out}");
 }
 
-/// The header alone compiles cleanly as C99 and as C++ with strict flags.
+/// The header alone compiles cleanly as C99 and as C++11 and C++17 with
+/// strict flags.
 #[test]
 fn header_compiles_alone_as_c_and_cpp() {
     let dir = lib_dir().join("c-tests");
@@ -236,12 +244,14 @@ fn header_compiles_alone_as_c_and_cpp() {
             .arg(&src),
         "header as C99",
     );
-    run(
-        Command::new("c++")
-            .current_dir(root())
-            .args(["-x", "c++", "-std=c++11"])
-            .args(strict)
-            .arg(&src),
-        "header as C++11",
-    );
+    for standard in ["c++11", "c++17"] {
+        run(
+            Command::new("c++")
+                .current_dir(root())
+                .args(["-x", "c++", &format!("-std={standard}")])
+                .args(strict)
+                .arg(&src),
+            &format!("header as {standard}"),
+        );
+    }
 }

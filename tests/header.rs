@@ -6,7 +6,9 @@ use std::path::Path;
 #[test]
 fn header_is_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
+    config.after_includes = Some(billiard::ffi::version::header_macros());
     let mut generated = Vec::new();
     cbindgen::Builder::new()
         .with_crate(root)
@@ -26,6 +28,8 @@ fn header_is_current() {
     );
 }
 
+/// The version constants (and so the header's macros, rendered from them)
+/// follow Cargo.toml; the ABI and soname follow the one rule for both.
 #[test]
 fn version_macros_match_cargo_toml() {
     use billiard::ffi::*;
@@ -36,7 +40,25 @@ fn version_macros_match_cargo_toml() {
     assert_eq!(BILLIARD_VERSION_MINOR, minor);
     assert_eq!(BILLIARD_VERSION_PATCH, patch);
     assert_eq!(BILLIARD_VERSION_NUMBER, major * 10000 + minor * 100 + patch);
+    let (abi, soname) = if major == 0 {
+        (minor * 100, format!("libbilliard.so.0.{minor}"))
+    } else {
+        (major * 10000, format!("libbilliard.so.{major}"))
+    };
+    assert_eq!(BILLIARD_ABI_VERSION, abi);
+    assert_eq!(version::BILLIARD_SONAME, soname);
     let runtime = unsafe { std::ffi::CStr::from_ptr(billiard_version()) };
     assert_eq!(runtime.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
     assert_eq!(billiard_abi_version(), BILLIARD_ABI_VERSION);
+    let macros = version::header_macros();
+    for define in [
+        format!(
+            "#define BILLIARD_VERSION_STRING \"{}\"",
+            env!("CARGO_PKG_VERSION")
+        ),
+        format!("#define BILLIARD_ABI_VERSION {abi}\n"),
+        format!("#define BILLIARD_SONAME \"{soname}\""),
+    ] {
+        assert!(macros.contains(&define), "{define} not in:\n{macros}");
+    }
 }
