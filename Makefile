@@ -16,7 +16,7 @@ LDLIBS  := -L$(OUTDIR) -Wl,-rpath,$(abspath $(OUTDIR)) -lbilliard -pthread
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
 .PHONY: lib quickstart examples test bench bench-quick bench-setup release-lib clean \
-	install uninstall release-build
+	install uninstall release-build test-c-checked
 
 lib:
 	$(CARGO) build --lib $(CARGO_PROFILE_FLAG)
@@ -30,8 +30,21 @@ quickstart: build/quickstart
 
 examples: build/quickstart build/poll_fd
 
+# Every test: Rust and C, the C tests again under the sanitizers and
+# valgrind, then each binding's own tests. A step whose toolchain is missing
+# is skipped with a message (a failure when CI=true): tests/scripts/optional.
+OPTIONAL := tests/scripts/optional
 test: lib
 	$(CARGO) test $(CARGO_PROFILE_FLAG)
+	$(MAKE) test-c-checked
+
+# The C test programs under AddressSanitizer + UBSan, and under memcheck.
+test-c-checked: lib
+	$(OPTIONAL) "C tests under ASan+UBSan" \
+		"echo 'int main(void){return 0;}' | $(CC) -fsanitize=address,undefined -x c - -o /dev/null" \
+		env BILLIARD_C_CHECK=asan $(CARGO) test $(CARGO_PROFILE_FLAG) --test c_programs
+	$(OPTIONAL) "C tests under valgrind" "valgrind --version" \
+		env BILLIARD_C_CHECK=valgrind $(CARGO) test $(CARGO_PROFILE_FLAG) --test c_programs
 
 # The Python peers (billiard, multiprocessing) live in a virtual environment.
 BENCH_VENV := target/bench-venv

@@ -23,6 +23,25 @@
 
 #include "billiard.h"
 
+/* Built with AddressSanitizer (BILLIARD_C_CHECK=asan)? */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_UNDER_ASAN 1
+#endif
+#endif
+
+#ifdef TEST_UNDER_ASAN
+/* LeakSanitizer checks the process the program started as, not the FORK
+ * workers it forks: they hold a copy of the host's heap and the tests make
+ * some of them exit() on purpose. (LSan calls this hook at exit.) */
+static pid_t test_main_pid;
+__attribute__((constructor)) static void test_note_main_pid(void) { test_main_pid = getpid(); }
+int __lsan_is_turned_off(void);
+int __lsan_is_turned_off(void) { return getpid() != test_main_pid; }
+#endif
+
 static inline void sleep_ms(long ms) {
     struct timespec ts;
     ts.tv_sec = ms / 1000;

@@ -52,8 +52,14 @@ static void cannot_start(int method) {
     billiard_config *cfg = program_config(method, 2, "/nonexistent/billiard-worker-program");
     CHECK_RC(billiard_pool_new(cfg, &pool), BILLIARD_ESPAWN);
     CHECK(pool == NULL);
-    CHECK(strstr(billiard_last_error(), "/nonexistent/billiard-worker-program") != NULL);
-    CHECK(strstr(billiard_last_error(), "No such file or directory") != NULL);
+    if (getenv("BILLIARD_TEST_UNDER_VALGRIND") != NULL) {
+        /* valgrind runs posix_spawn's child as a plain fork, so a failed
+         * exec comes back as exit code 127, not as an error. */
+        CHECK(strstr(billiard_last_error(), "exited with code 127") != NULL);
+    } else {
+        CHECK(strstr(billiard_last_error(), "/nonexistent/billiard-worker-program") != NULL);
+        CHECK(strstr(billiard_last_error(), "No such file or directory") != NULL);
+    }
     billiard_config_free(cfg);
 
     cfg = program_config(method, 2, "no-such-billiard-worker-in-path");
