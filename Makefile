@@ -16,7 +16,7 @@ LDLIBS  := -L$(OUTDIR) -Wl,-rpath,$(abspath $(OUTDIR)) -lbilliard -pthread
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
 .PHONY: lib quickstart examples test bench bench-quick bench-setup release-lib clean \
-	install uninstall release-build test-c-checked
+	install uninstall release-build test-c-checked test-bindings test-python python-tests
 
 lib:
 	$(CARGO) build --lib $(CARGO_PROFILE_FLAG)
@@ -36,7 +36,22 @@ examples: build/quickstart build/poll_fd
 OPTIONAL := tests/scripts/optional
 test: lib
 	$(CARGO) test $(CARGO_PROFILE_FLAG)
-	$(MAKE) test-c-checked
+	$(MAKE) test-c-checked test-bindings
+
+test-bindings: test-python
+
+# Python: ctypes, tested with pytest from a virtual environment.
+PY_VENV := target/py-venv
+test-python: lib
+	$(OPTIONAL) "Python binding" "python3 -c 'import venv, ensurepip, ctypes'" \
+		$(MAKE) python-tests
+python-tests: $(PY_VENV)/.ready
+	LIBBILLIARD_PATH=$(abspath $(OUTDIR))/libbilliard.so \
+		$(PY_VENV)/bin/python -m pytest -q bindings/python/tests
+$(PY_VENV)/.ready: bindings/python/requirements-test.txt
+	python3 -m venv $(PY_VENV)
+	$(PY_VENV)/bin/pip install --quiet -r $<
+	touch $@
 
 # The C test programs under AddressSanitizer + UBSan, and under memcheck.
 test-c-checked: lib

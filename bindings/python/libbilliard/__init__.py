@@ -1,0 +1,502 @@
+"""Python binding of billiard, a supervised process pool (libbilliard).
+
+    import sys, libbilliard
+    with libbilliard.Pool([sys.executable, "worker.py"], workers=4) as pool:
+        task = pool.submit(b"hello")
+        print(task.result().value())
+
+Imported as ``libbilliard`` so that it never shadows Celery's ``billiard``.
+Workers are separate programs (SPAWN by default, safe in any host) that call
+:func:`worker_main`. Every task ends with exactly one :class:`Result`; its
+bytes are copied into Python and the C result is freed at once. Errors are
+:class:`BilliardError` (with ``code``, ``name`` and the library's message).
+Waits release the GIL and wake at least every 200 ms, so Ctrl-C works.
+No library thread ever calls into Python.
+"""
+import asyncio
+import collections
+import ctypes
+import enum
+import math
+import os
+import sys
+import time
+import weakref
+from dataclasses import dataclass
+
+from ._lib import (ABI_VERSION, HANDLER, LIMIT_DEFAULT, LIMIT_NONE, SONAME, SUBMIT_NONBLOCK,
+                   Stats, TaskOpts, WorkerInfo, lib)
+from . import _lib
+
+__all__ = [
+    "ABI_VERSION", "SONAME", "BilliardError", "Closed", "Full", "NotFound", "Outcome", "Pool",
+    "Result", "SpawnError", "StartMethod", "Task", "TaskError", "Timeout", "soft_limit_reached",
+    "version", "worker_main",
+]
+
+# How long one blocking call into the library may last, so that signals
+# (KeyboardInterrupt) are seen while a wait runs.
+_WAIT_SLICE_MS = 200
+
+
+def version():
+    """The loaded library's version, "MAJOR.MINOR.PATCH"."""
+    return lib.billiard_version().decode()
+
+
+class Outcome(enum.IntEnum):
+    """How a task ended (BILLIARD_OUTCOME_*)."""
+    OK = 0
+    FAILED = 1
+    WORKER_LOST = 2
+    TIME_LIMIT = 3
+    CANCELLED = 4
+    ABANDONED = 5
+    MEMORY_LIMIT = 6
+
+
+class StartMethod(enum.IntEnum):
+    """How workers start (BILLIARD_START_*)."""
+    FORK = 0
+    SPAWN = 1
+    FORKSERVER = 2
+
+
+class BilliardError(Exception):
+    """A libbilliard call failed: ``code`` (BILLIARD_E*), ``name`` and ``message``."""
+
+    def __init__(self, code, message):
+        self.code = code
+        self.name = lib.billiard_errname(code).decode()
+        self.message = message
+        super().__init__(f"{self.name}: {message}")
+
+
+class Timeout(BilliardError, TimeoutError):
+    """BILLIARD_ETIMEDOUT: the wait's time ran out."""
+
+
+class Closed(BilliardError):
+    """BILLIARD_ECLOSED: the pool takes no more tasks."""
+
+
+class Full(BilliardError):
+    """BILLIARD_EFULL: the queue is full and the submit was not to block."""
+
+
+class NotFound(BilliardError, LookupError):
+    """BILLIARD_ENOTFOUND: no such pending task (or nothing to wait for)."""
+
+
+class SpawnError(BilliardError):
+    """BILLIARD_ESPAWN: workers could not start."""
+
+
+_ERRORS = {_lib.ETIMEDOUT: Timeout, _lib.ECLOSED: Closed, _lib.EFULL: Full,
+           _lib.ENOTFOUND: NotFound, _lib.ESPAWN: SpawnError}
+
+
+def _error(code):
+    detail = lib.billiard_last_error()
+    message = detail.decode(errors="replace") if detail else lib.billiard_strerror(code).decode()
+    return _ERRORS.get(code, BilliardError)(code, message)
+
+
+def _check(rc):
+    if rc < 0:
+        raise _error(rc)
+    return rc
+
+
+class TaskError(Exception):
+    """Raised by :meth:`Result.value` for a task that did not end OK."""
+
+    def __init__(self, result):
+        self.result = result
+        super().__init__(f"task {result.task_id}: {result.outcome.name}: "
+                         f"{result.data.decode(errors='replace')}")
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished task, copied out of the library."""
+    task_id: int
+    tag: int
+    outcome: Outcome
+    data: bytes  # the reply when OK; else what went wrong, as text
+    pid: int  # the worker that ran it; 0 if none did
+    exit_code: int  # the worker's exit code when it exited; -1 if not
+    signal: int  # the signal that killed the worker; 0 if none
+    queued_us: int
+    running_us: int
+
+    @property
+    def ok(self):
+        return self.outcome is Outcome.OK
+
+    def value(self):
+        """The reply's bytes; raises TaskError unless the task ended OK."""
+        if not self.ok:
+            raise TaskError(self)
+        return self.data
+
+
+def _take(ptr):
+    """Copies the C result at ``ptr`` into a Result and frees it."""
+    try:
+        size = ctypes.c_size_t(0)
+        data = lib.billiard_result_data(ptr, ctypes.byref(size))
+        return Result(
+            task_id=lib.billiard_result_task_id(ptr),
+            tag=lib.billiard_result_tag(ptr),
+            outcome=Outcome(lib.billiard_result_outcome(ptr)),
+            data=ctypes.string_at(data, size.value) if size.value else b"",
+            pid=lib.billiard_result_pid(ptr),
+            exit_code=lib.billiard_result_exit_code(ptr),
+            signal=lib.billiard_result_signal(ptr),
+            queued_us=lib.billiard_result_queued_us(ptr),
+            running_us=lib.billiard_result_running_us(ptr),
+        )
+    finally:
+        lib.billiard_result_free(ptr)
+
+
+def _limit_ms(seconds):
+    """A per-task limit: None is the pool's, math.inf none, else seconds."""
+    if seconds is None:
+        return LIMIT_DEFAULT
+    if seconds == math.inf:
+        return LIMIT_NONE
+    if seconds <= 0:
+        raise ValueError("a time limit is positive (math.inf for none)")
+    return max(1, round(seconds * 1000))
+
+
+def _ms(seconds):
+    return max(1, round(seconds * 1000))
+
+
+def _sliced(timeout, call):
+    """Calls ``call(ms)``, a blocking library call, in slices of at most
+    200 ms until it returns something else than ETIMEDOUT or ``timeout``
+    (seconds; None: forever) passes, so Python sees signals meanwhile."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        slice_ms = _WAIT_SLICE_MS
+        if deadline is not None:
+            slice_ms = max(0, min(slice_ms, math.ceil((deadline - time.monotonic()) * 1000)))
+        rc = call(slice_ms)
+        if rc != _lib.ETIMEDOUT or (deadline is not None and time.monotonic() >= deadline):
+            return rc
+
+
+class Task:
+    """A submitted task: a handle like concurrent.futures.Future.
+
+    ``result()`` blocks (GIL released); ``await task`` waits in asyncio
+    through the pool's fd. Each result is delivered once.
+    """
+
+    def __init__(self, pool, task_id):
+        self.pool = pool
+        self.id = task_id
+
+    def result(self, timeout=None):
+        """Waits for this task's Result (``timeout`` in seconds; None waits
+        forever). Raises Timeout, or NotFound if it was collected already."""
+        return self.pool._wait(timeout, lambda ms, out: lib.billiard_task_wait(
+            self.pool._handle(), self.id, ms, out))
+
+    def cancel(self):
+        """Cancels the task; True if it was pending (it then ends CANCELLED),
+        False if it had finished already."""
+        rc = lib.billiard_task_cancel(self.pool._handle(), self.id)
+        if rc == _lib.ENOTFOUND:
+            return False
+        _check(rc)
+        return True
+
+    def __await__(self):
+        return self.pool._bridge().result_of(self.id).__await__()
+
+    def __repr__(self):
+        return f"<libbilliard.Task {self.id}>"
+
+
+class _AsyncBridge:
+    """Delivers results to asyncio: the pool's fd is watched with
+    loop.add_reader, and results are drained without blocking when it is
+    readable (on the loop's own thread: no library thread calls Python)."""
+
+    def __init__(self, pool, loop):
+        self.pool = pool
+        self.loop = loop
+        self.by_task = {}  # task id -> future
+        self.any = collections.deque()  # futures of wait_async()
+        self.ready = {}  # task id -> Result nobody awaited yet
+        loop.add_reader(pool.fileno(), self.drain)
+
+    def drain(self):
+        out = ctypes.c_void_p()
+        while lib.billiard_pool_wait(self.pool._handle(), 0, ctypes.byref(out)) == 0:
+            self.deliver(_take(out))
+
+    def deliver(self, result):
+        future = self.by_task.pop(result.task_id, None)
+        while future is None and self.any:
+            future = self.any.popleft()
+            if future.done():
+                future = None
+        if future is not None and not future.done():
+            future.set_result(result)
+        else:
+            self.ready[result.task_id] = result
+
+    def result_of(self, task_id):
+        future = self.loop.create_future()
+        if task_id in self.ready:
+            future.set_result(self.ready.pop(task_id))
+        else:
+            self.by_task[task_id] = future
+        return future
+
+    def next_result(self):
+        future = self.loop.create_future()
+        if self.ready:
+            future.set_result(self.ready.pop(next(iter(self.ready))))
+        else:
+            self.any.append(future)
+        return future
+
+    def detach(self):
+        self.loop.remove_reader(self.pool.fileno())
+        for future in list(self.by_task.values()) + list(self.any):
+            if not future.done():
+                future.set_exception(Closed(_lib.ECLOSED, "the pool was shut down"))
+
+
+class Pool:
+    """A pool of worker processes running ``worker`` (an argv list; the
+    program calls :func:`worker_main`).
+
+    Options (seconds for times; None leaves the library's default):
+    ``workers`` (0: one per CPU), ``start_method`` (SPAWN by default;
+    FORKSERVER starts the program once and forks it per worker), ``env``
+    (extra variables), ``inherit_env``, ``cwd``, ``soft_time_limit``,
+    ``hard_time_limit``, ``kill_grace``, ``max_tasks_per_worker``,
+    ``max_queued`` (0: unbounded), ``prefetch``, ``start_timeout``,
+    ``soft_memory_limit`` / ``hard_memory_limit`` (bytes),
+    ``restart_intensity`` ((max restarts, period in seconds)).
+
+    Close it with :meth:`shutdown` or a ``with`` block; if it is lost
+    instead, a finalizer frees it (its workers are stopped and reaped).
+    Thread-safe, as the C pool is.
+    """
+
+    def __init__(self, worker, workers=0, *, start_method=StartMethod.SPAWN, env=None,
+                 inherit_env=True, cwd=None, soft_time_limit=None, hard_time_limit=None,
+                 kill_grace=None, max_tasks_per_worker=None, max_queued=0, prefetch=None,
+                 start_timeout=None, soft_memory_limit=None, hard_memory_limit=None,
+                 restart_intensity=None):
+        if isinstance(worker, (str, bytes, os.PathLike)):
+            worker = [worker]
+        argv = [os.fsencode(a) for a in worker]
+        cfg = ctypes.c_void_p()
+        _check(lib.billiard_config_new(ctypes.byref(cfg)))
+        try:
+            _check(lib.billiard_config_set_workers(cfg, workers))
+            _check(lib.billiard_config_set_start_method(cfg, int(start_method)))
+            _check(lib.billiard_config_set_worker_argv(
+                cfg, (ctypes.c_char_p * len(argv))(*argv), len(argv)))
+            _check(lib.billiard_config_set_worker_env_inherit(cfg, inherit_env))
+            for name, value in (env or {}).items():
+                _check(lib.billiard_config_set_worker_env(cfg, os.fsencode(name),
+                                                          os.fsencode(value)))
+            if cwd is not None:
+                _check(lib.billiard_config_set_worker_cwd(cfg, os.fsencode(cwd)))
+            _check(lib.billiard_config_set_max_queued(cfg, max_queued))
+            if prefetch is not None:
+                _check(lib.billiard_config_set_prefetch(cfg, prefetch))
+            if start_timeout is not None:
+                _check(lib.billiard_config_set_start_timeout(cfg, _ms(start_timeout)))
+            if soft_time_limit is not None:
+                _check(lib.billiard_config_set_soft_time_limit(cfg, _ms(soft_time_limit)))
+            if hard_time_limit is not None:
+                _check(lib.billiard_config_set_hard_time_limit(cfg, _ms(hard_time_limit)))
+            if kill_grace is not None:
+                _check(lib.billiard_config_set_kill_grace(cfg, round(kill_grace * 1000)))
+            if max_tasks_per_worker is not None:
+                _check(lib.billiard_config_set_max_tasks_per_worker(cfg, max_tasks_per_worker, 0))
+            if soft_memory_limit is not None:
+                _check(lib.billiard_config_set_soft_memory_limit(cfg, soft_memory_limit))
+            if hard_memory_limit is not None:
+                _check(lib.billiard_config_set_hard_memory_limit(cfg, hard_memory_limit))
+            if restart_intensity is not None:
+                restarts, period = restart_intensity
+                _check(lib.billiard_config_set_restart_intensity(cfg, restarts, _ms(period)))
+            handle = ctypes.c_void_p()
+            _check(lib.billiard_pool_new(cfg, ctypes.byref(handle)))
+        finally:
+            lib.billiard_config_free(cfg)
+        self._ptr = handle.value
+        self._fd = lib.billiard_pool_fd(self._ptr)
+        self._async = None
+        # The safety net: frees the pool (stopping its workers) if it is
+        # dropped without shutdown().
+        self._finalizer = weakref.finalize(self, lib.billiard_pool_free, self._ptr)
+
+    def _handle(self):
+        if not self._finalizer.alive:
+            raise Closed(_lib.ECLOSED, "the pool was shut down")
+        return self._ptr
+
+    def submit(self, data, *, tag=0, soft_time_limit=None, hard_time_limit=None, block=True):
+        """Submits ``data`` (bytes-like; str is encoded as UTF-8) and returns
+        its Task. Per-task limits in seconds: None takes the pool's,
+        math.inf none. Blocks while a bounded queue is full unless
+        ``block=False`` (then Full is raised)."""
+        if isinstance(data, str):
+            data = data.encode()
+        data = bytes(data)
+        opts = TaskOpts()
+        lib.billiard_task_opts_init(ctypes.byref(opts))
+        opts.tag = tag
+        opts.flags = 0 if block else SUBMIT_NONBLOCK
+        opts.soft_time_limit_ms = _limit_ms(soft_time_limit)
+        opts.hard_time_limit_ms = _limit_ms(hard_time_limit)
+        task_id = ctypes.c_uint64()
+        _check(lib.billiard_pool_submit(self._handle(), data, len(data), ctypes.byref(opts),
+                                        ctypes.byref(task_id)))
+        return Task(self, task_id.value)
+
+    def map(self, items, timeout=None):
+        """Submits every item and returns their replies' bytes in order;
+        raises TaskError for the first task that did not end OK."""
+        tasks = [self.submit(item) for item in items]
+        return [task.result(timeout).value() for task in tasks]
+
+    def wait(self, timeout=None):
+        """The next finished task's Result, whichever it is; None when no
+        task is pending and no result waits. Raises Timeout."""
+        try:
+            return self._wait(timeout, lambda ms, out: lib.billiard_pool_wait(
+                self._handle(), ms, out))
+        except NotFound:
+            return None
+
+    def results(self, timeout=None):
+        """Yields every Result until none is pending."""
+        while True:
+            result = self.wait(timeout)
+            if result is None:
+                return
+            yield result
+
+    def _wait(self, timeout, call):
+        out = ctypes.c_void_p()
+        rc = _sliced(timeout, lambda ms: call(ms, ctypes.byref(out)))
+        if rc != 0:
+            raise _error(rc)
+        return _take(out)
+
+    async def wait_async(self):
+        """The next finished task's Result, in asyncio (through the fd)."""
+        return await self._bridge().next_result()
+
+    def _bridge(self):
+        loop = asyncio.get_running_loop()
+        if self._async is None:
+            self._async = _AsyncBridge(self, loop)
+        elif self._async.loop is not loop:
+            raise RuntimeError("this pool is attached to another event loop")
+        return self._async
+
+    def fileno(self):
+        """The pool's fd: readable while results wait (for select/selectors)."""
+        self._handle()
+        return self._fd
+
+    def stats(self):
+        """The pool's counters as a dict (see billiard_stats)."""
+        stats = Stats()
+        stats.struct_size = ctypes.sizeof(Stats)
+        _check(lib.billiard_pool_stats(self._handle(), ctypes.byref(stats)))
+        out = {name: getattr(stats, name) for name, _ in Stats._fields_
+               if name not in ("struct_size", "reserved", "outcomes")}
+        out["outcomes"] = {o: stats.outcomes[o] for o in Outcome}
+        return out
+
+    def worker_pids(self):
+        """The pids of the pool's workers now."""
+        infos = (WorkerInfo * 1024)()
+        count = ctypes.c_size_t()
+        _check(lib.billiard_pool_workers(self._handle(), infos, 1024, ctypes.byref(count)))
+        return [infos[i].pid for i in range(min(count.value, 1024))]
+
+    def resize(self, workers):
+        _check(lib.billiard_pool_resize(self._handle(), workers))
+
+    def close(self):
+        """Takes no more tasks; those queued and running still finish."""
+        _check(lib.billiard_pool_close(self._handle()))
+
+    def join(self, timeout=None):
+        """After close(): waits until every task finished and every worker
+        is reaped (Timeout if it takes longer)."""
+        _check(_sliced(timeout, lambda ms: lib.billiard_pool_join(self._handle(), ms)))
+
+    def terminate(self):
+        """Stops every worker now; unfinished tasks end ABANDONED."""
+        _check(lib.billiard_pool_terminate(self._handle()))
+
+    def shutdown(self, wait=True):
+        """Closes the pool for good: with ``wait``, lets queued and running
+        tasks finish first; then stops and reaps every worker and frees
+        the pool. Uncollected results are dropped. Idempotent."""
+        if not self._finalizer.alive:
+            return
+        if self._async is not None:
+            self._async.detach()
+            self._async = None
+        if wait:
+            self.close()
+            self.join()
+        self._finalizer()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        # On an exception, do not wait for the remaining tasks.
+        self.shutdown(wait=kind is None)
+
+
+def worker_main(handler):
+    """Runs a worker program: calls ``handler(bytes) -> bytes`` for each
+    task until the pool closes the channel, then returns the exit code
+    (use ``sys.exit(worker_main(handler))``). A str reply is encoded as
+    UTF-8; an exception fails the task with its text. Raises BilliardError
+    when the program was not started by a pool."""
+
+    def trampoline(_ctx, data, length, reply):
+        try:
+            out = handler(ctypes.string_at(data, length) if length else b"")
+            if isinstance(out, str):
+                out = out.encode()
+            out = bytes(out or b"")
+            return 0 if lib.billiard_reply_write(reply, out, len(out)) == 0 else 1
+        except SystemExit as exc:  # the handler ends the worker
+            sys.stdout.flush()
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
+        except BaseException as exc:  # the task fails; the worker goes on
+            message = f"{type(exc).__name__}: {exc}".encode(errors="replace")
+            lib.billiard_reply_error(reply, message.replace(b"\0", b" "))
+            return 1
+
+    callback = HANDLER(trampoline)
+    return _check(lib.billiard_worker_main(callback, None))
+
+
+def soft_limit_reached():
+    """Inside a worker: True once the running task's soft time limit passed."""
+    return bool(lib.billiard_worker_soft_limit_reached())

@@ -1,0 +1,146 @@
+"""The C API, declared with ctypes: every function used has its argtypes
+and restype. Internal: use the classes in libbilliard instead.
+
+The library is found by, in order: $LIBBILLIARD_PATH (a path), then the
+soname libbilliard.so.0.1 through the system loader (LD_LIBRARY_PATH,
+ldconfig's cache). ctypes.CDLL releases the GIL around every call, so a
+blocking wait never holds it.
+"""
+import ctypes
+import os
+from ctypes import (CFUNCTYPE, POINTER, c_bool, c_char_p, c_int, c_int32, c_int64, c_size_t,
+                    c_uint8, c_uint32, c_uint64, c_void_p)
+
+# The ABI this binding is written for (BILLIARD_ABI_VERSION, BILLIARD_SONAME
+# in billiard.h). Loading a library with another ABI fails at import.
+ABI_VERSION = 100
+SONAME = "libbilliard.so.0.1"
+
+OK = 0
+EINVAL, ETIMEDOUT, ECLOSED, EFULL, ENOTFOUND = -1, -2, -3, -4, -5
+ESPAWN, ERESTARTS, ENOMEM, EIO, EPANIC = -6, -7, -8, -9, -10
+SUBMIT_NONBLOCK = 1
+LIMIT_DEFAULT = -1
+LIMIT_NONE = 0
+
+
+class TaskOpts(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("flags", c_uint32),
+        ("tag", c_uint64),
+        ("soft_time_limit_ms", c_int64),
+        ("hard_time_limit_ms", c_int64),
+    ]
+
+
+class Stats(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("workers", c_uint32),
+        ("busy", c_uint32),
+        ("idle", c_uint32),
+        ("target", c_uint32),
+        ("reserved", c_uint32),
+        ("queued", c_uint64),
+        ("running", c_uint64),
+        ("uncollected", c_uint64),
+        ("outcomes", c_uint64 * 8),
+        ("restarts", c_uint64),
+        ("recycles", c_uint64),
+    ]
+
+
+class WorkerInfo(ctypes.Structure):
+    _fields_ = [
+        ("pid", c_int32),
+        ("state", c_int32),
+        ("task_id", c_uint64),
+        ("tasks_done", c_uint64),
+        ("rss_bytes", c_uint64),
+    ]
+
+
+Config = c_void_p
+PoolPtr = c_void_p
+ResultPtr = c_void_p
+ReplyPtr = c_void_p
+HANDLER = CFUNCTYPE(c_int, c_void_p, POINTER(c_uint8), c_size_t, c_void_p)
+
+_SIGNATURES = {
+    "billiard_version": (c_char_p, []),
+    "billiard_abi_version": (c_int, []),
+    "billiard_strerror": (c_char_p, [c_int]),
+    "billiard_errname": (c_char_p, [c_int]),
+    "billiard_last_error": (c_char_p, []),
+    "billiard_config_new": (c_int, [POINTER(Config)]),
+    "billiard_config_free": (None, [Config]),
+    "billiard_config_set_workers": (c_int, [Config, c_uint32]),
+    "billiard_config_set_start_method": (c_int, [Config, c_int]),
+    "billiard_config_set_worker_argv": (c_int, [Config, POINTER(c_char_p), c_size_t]),
+    "billiard_config_set_worker_env_inherit": (c_int, [Config, c_bool]),
+    "billiard_config_set_worker_env": (c_int, [Config, c_char_p, c_char_p]),
+    "billiard_config_set_worker_cwd": (c_int, [Config, c_char_p]),
+    "billiard_config_set_max_queued": (c_int, [Config, c_size_t]),
+    "billiard_config_set_prefetch": (c_int, [Config, c_uint32]),
+    "billiard_config_set_start_timeout": (c_int, [Config, c_int64]),
+    "billiard_config_set_soft_time_limit": (c_int, [Config, c_uint64]),
+    "billiard_config_set_hard_time_limit": (c_int, [Config, c_uint64]),
+    "billiard_config_set_kill_grace": (c_int, [Config, c_uint64]),
+    "billiard_config_set_max_tasks_per_worker": (c_int, [Config, c_uint64, c_uint64]),
+    "billiard_config_set_soft_memory_limit": (c_int, [Config, c_uint64]),
+    "billiard_config_set_hard_memory_limit": (c_int, [Config, c_uint64]),
+    "billiard_config_set_restart_intensity": (c_int, [Config, c_uint32, c_uint64]),
+    "billiard_task_opts_init": (c_int, [POINTER(TaskOpts)]),
+    "billiard_pool_new": (c_int, [Config, POINTER(PoolPtr)]),
+    "billiard_pool_submit": (c_int, [PoolPtr, c_char_p, c_size_t, POINTER(TaskOpts),
+                                     POINTER(c_uint64)]),
+    "billiard_pool_wait": (c_int, [PoolPtr, c_int64, POINTER(ResultPtr)]),
+    "billiard_task_wait": (c_int, [PoolPtr, c_uint64, c_int64, POINTER(ResultPtr)]),
+    "billiard_task_cancel": (c_int, [PoolPtr, c_uint64]),
+    "billiard_pool_fd": (c_int, [PoolPtr]),
+    "billiard_pool_close": (c_int, [PoolPtr]),
+    "billiard_pool_join": (c_int, [PoolPtr, c_int64]),
+    "billiard_pool_terminate": (c_int, [PoolPtr]),
+    "billiard_pool_free": (None, [PoolPtr]),
+    "billiard_pool_resize": (c_int, [PoolPtr, c_uint32]),
+    "billiard_pool_stats": (c_int, [PoolPtr, POINTER(Stats)]),
+    "billiard_pool_workers": (c_int, [PoolPtr, POINTER(WorkerInfo), c_size_t,
+                                      POINTER(c_size_t)]),
+    "billiard_result_task_id": (c_uint64, [ResultPtr]),
+    "billiard_result_tag": (c_uint64, [ResultPtr]),
+    "billiard_result_outcome": (c_int, [ResultPtr]),
+    "billiard_result_data": (POINTER(c_uint8), [ResultPtr, POINTER(c_size_t)]),
+    "billiard_result_pid": (c_int, [ResultPtr]),
+    "billiard_result_exit_code": (c_int, [ResultPtr]),
+    "billiard_result_signal": (c_int, [ResultPtr]),
+    "billiard_result_queued_us": (c_uint64, [ResultPtr]),
+    "billiard_result_running_us": (c_uint64, [ResultPtr]),
+    "billiard_result_free": (None, [ResultPtr]),
+    "billiard_reply_write": (c_int, [ReplyPtr, c_char_p, c_size_t]),
+    "billiard_reply_error": (c_int, [ReplyPtr, c_char_p]),
+    "billiard_worker_main": (c_int, [HANDLER, c_void_p]),
+    "billiard_worker_soft_limit_reached": (c_bool, []),
+}
+
+
+def _load():
+    path = os.environ.get("LIBBILLIARD_PATH") or SONAME
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as exc:
+        raise ImportError(
+            f"cannot load libbilliard ({path}): {exc}; install it (make install) or set "
+            "LIBBILLIARD_PATH to its path") from exc
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    if lib.billiard_abi_version() != ABI_VERSION:
+        raise ImportError(
+            f"libbilliard {lib.billiard_version().decode()} at {path} has ABI "
+            f"{lib.billiard_abi_version()}; this binding is written for ABI {ABI_VERSION}")
+    return lib
+
+
+lib = _load()

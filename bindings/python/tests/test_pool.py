@@ -1,0 +1,225 @@
+"""Tests of the Python binding against the real library and real workers."""
+import asyncio
+import gc
+import math
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+import libbilliard
+from libbilliard import Outcome, StartMethod
+
+WORKER = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")]
+
+
+def alive(pid):
+    """Whether pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def pool():
+    with libbilliard.Pool(WORKER, workers=2) as p:
+        yield p
+
+
+def test_abi_matches_the_loaded_library():
+    assert libbilliard._lib.lib.billiard_abi_version() == libbilliard.ABI_VERSION
+    assert libbilliard.version().count(".") == 2
+
+
+def test_round_trip_results_are_python_bytes(pool):
+    task = pool.submit(b"echo:hello")
+    result = task.result(timeout=30)
+    assert result.outcome is Outcome.OK
+    assert isinstance(result.data, bytes) and result.data == b"hello"
+    assert result.task_id == task.id and result.pid > 0
+    assert pool.submit("echo:text").result(30).value() == b"text"
+
+
+def test_every_task_gets_exactly_one_result(pool):
+    ids = {pool.submit(f"echo:{i}".encode(), tag=i).id: i for i in range(300)}
+    seen = {}
+    for result in pool.results(timeout=60):
+        assert result.task_id not in seen
+        seen[result.task_id] = result
+    assert set(seen) == set(ids)
+    for task_id, i in ids.items():
+        assert seen[task_id].data == str(i).encode() and seen[task_id].tag == i
+    assert pool.wait(timeout=1) is None  # nothing pending
+
+
+def test_failure_is_an_outcome_and_value_raises(pool):
+    result = pool.submit(b"fail:boom").result(30)
+    assert result.outcome is Outcome.FAILED
+    assert b"ValueError: boom" in result.data
+    with pytest.raises(libbilliard.TaskError) as info:
+        result.value()
+    assert info.value.result is result
+
+
+def test_worker_crash_is_worker_lost_and_the_pool_goes_on(pool):
+    pid = int(pool.submit(b"pid").result(30).value())
+    result = None
+    for _ in range(4):  # until the crash lands on that worker or another
+        result = pool.submit(b"crash").result(30)
+        if result.outcome is Outcome.WORKER_LOST:
+            break
+    assert result.outcome is Outcome.WORKER_LOST
+    assert result.signal == signal.SIGKILL and result.exit_code == -1
+    assert pool.submit(b"echo:after").result(30).value() == b"after"
+    assert pool.stats()["restarts"] >= 1
+    assert pid > 0
+
+
+def test_exit_code_of_a_worker_that_exits(pool):
+    result = pool.submit(b"exit:3").result(30)
+    assert result.outcome is Outcome.WORKER_LOST and result.exit_code == 3
+
+
+def test_hard_time_limit():
+    with libbilliard.Pool(WORKER, workers=1, hard_time_limit=0.3, kill_grace=0.5) as pool:
+        start = time.monotonic()
+        result = pool.submit(b"sleep:30").result(30)
+        assert result.outcome is Outcome.TIME_LIMIT
+        assert 0.3 <= time.monotonic() - start < 20
+        # A per-task limit overrides the pool's: none at all here.
+        assert pool.submit(b"sleep:0.5", hard_time_limit=math.inf).result(30).value() == b"slept"
+        tighter = pool.submit(b"sleep:30", hard_time_limit=0.1).result(30)
+        assert tighter.outcome is Outcome.TIME_LIMIT
+
+
+def test_soft_time_limit_is_seen_by_the_handler():
+    with libbilliard.Pool(WORKER, workers=1, soft_time_limit=0.2) as pool:
+        assert pool.submit(b"soft:20").result(30).value() == b"reached"
+        assert pool.submit(b"soft:0.05").result(30).value() == b"not reached"
+
+
+def test_cancel(pool):
+    slow = [pool.submit(b"sleep:5") for _ in range(2)]
+    queued = pool.submit(b"echo:never")
+    assert queued.cancel() is True
+    assert queued.result(30).outcome is Outcome.CANCELLED
+    assert queued.cancel() is False  # finished: its result stands
+    for task in slow:
+        task.cancel()
+        assert task.result(30).outcome is Outcome.CANCELLED
+
+
+def test_errors_carry_code_and_message(pool):
+    with pytest.raises(libbilliard.Timeout) as info:
+        pool.submit(b"sleep:5").result(timeout=0.05)
+    assert info.value.code == -2 and info.value.name == "BILLIARD_ETIMEDOUT"
+    assert isinstance(info.value, TimeoutError)
+    with pytest.raises(libbilliard.NotFound):
+        libbilliard.Task(pool, 987654321).result(1)
+    pool.close()
+    with pytest.raises(libbilliard.Closed) as closed:
+        pool.submit(b"echo:late")
+    assert closed.value.code == -3 and "closed" in closed.value.message
+
+
+def test_a_program_that_cannot_start():
+    with pytest.raises(libbilliard.SpawnError) as info:
+        libbilliard.Pool(["/nonexistent/billiard-python-worker"], workers=1)
+    assert info.value.code == -6
+    assert "/nonexistent/billiard-python-worker" in info.value.message
+
+
+def test_bad_arguments_are_errors_not_crashes():
+    with pytest.raises(libbilliard.BilliardError) as info:
+        libbilliard.Pool(WORKER, workers=1, prefetch=100000)
+    assert info.value.code == -1
+    with pytest.raises(libbilliard.BilliardError):
+        libbilliard.Pool(WORKER, workers=1, soft_time_limit=2, hard_time_limit=1)
+
+
+def test_waiting_does_not_hold_the_gil(pool):
+    # Another Python thread runs on while this one blocks in the library:
+    # its longest pause stays well below one 200 ms wait slice (a wait
+    # holding the GIL would stop it for a whole slice at a time).
+    longest = [0.0]
+    stop = threading.Event()
+
+    def spin():
+        last = time.monotonic()
+        while not stop.is_set():
+            now = time.monotonic()
+            longest[0] = max(longest[0], now - last)
+            last = now
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    try:
+        time.sleep(0.05)
+        longest[0] = 0.0
+        assert pool.submit(b"sleep:1").result(30).value() == b"slept"
+    finally:
+        stop.set()
+        thread.join()
+    assert longest[0] < 0.15, longest[0]
+
+
+def test_asyncio_through_the_pool_fd(pool):
+    async def main():
+        tasks = [pool.submit(f"echo:{i}") for i in range(50)]
+        results = await asyncio.gather(*tasks)
+        assert [r.data for r in results] == [str(i).encode() for i in range(50)]
+        pool.submit(b"echo:any")
+        any_result = await asyncio.wait_for(pool.wait_async(), 30)
+        assert any_result.data == b"any"
+        # The loop stays free while a task runs.
+        ticks = 0
+        slow = asyncio.ensure_future(pool.submit(b"sleep:0.3"))
+        while not slow.done():
+            ticks += 1
+            await asyncio.sleep(0.01)
+        assert ticks >= 10 and slow.result().value() == b"slept"
+
+    asyncio.run(main())
+
+
+def test_fileno_works_with_select(pool):
+    import select
+    pool.submit(b"echo:x")
+    readable, _, _ = select.select([pool], [], [], 30)
+    assert readable == [pool]
+    assert pool.wait(0.5).data == b"x"
+
+
+def test_forkserver_start_method():
+    with libbilliard.Pool(WORKER, workers=2, start_method=StartMethod.FORKSERVER) as pool:
+        assert pool.map([b"echo:a", b"echo:b"], timeout=30) == [b"a", b"b"]
+
+
+def test_shutdown_reaps_every_worker_and_is_idempotent():
+    pool = libbilliard.Pool(WORKER, workers=2)
+    pids = pool.worker_pids()
+    assert len(pids) == 2 and all(alive(p) for p in pids)
+    pool.shutdown()
+    pool.shutdown()
+    assert not any(alive(p) for p in pids)
+    with pytest.raises(libbilliard.Closed):
+        pool.submit(b"echo:late")
+
+
+def test_finalizer_frees_a_dropped_pool():
+    pool = libbilliard.Pool(WORKER, workers=2)
+    pids = pool.worker_pids()
+    del pool
+    gc.collect()
+    assert not any(alive(p) for p in pids)
+
+
+def test_worker_main_outside_a_pool_is_an_error():
+    with pytest.raises(libbilliard.BilliardError) as info:
+        libbilliard.worker_main(lambda data: data)
+    assert info.value.code == -1
