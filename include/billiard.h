@@ -877,9 +877,13 @@ int billiard_abi_version(void);
  * The whole life of a worker program (SPAWN and FORKSERVER): call it from
  * main() with the task handler and its context. It finds the channel the
  * pool passed (fds named in BILLIARD_* environment variables, which it
- * then removes), resets every signal to its default action and empties
- * the signal mask, asks for SIGKILL if the pool goes away, and runs
- * `handler` for each task until the pool closes the channel.
+ * then removes), asks for SIGKILL if the pool goes away, and runs
+ * `handler` for each task until the pool closes the channel. The pool
+ * starts the program with every signal at its default action and an empty
+ * mask; handlers the program (or its language runtime) installed itself
+ * are kept. The worker loop catches SIGUSR1 (the soft time limit) and,
+ * where they are still at their default action, SIGSEGV, SIGBUS and
+ * SIGABRT (to tell a memory-limit crash), all with SA_ONSTACK.
  *
  * Returns the code to exit with: 0 when the pool closed the channel,
  * 120-123 for the ends listed in docs/PROTOCOL.md. Returns a negative

@@ -496,6 +496,7 @@ pub(crate) fn pidfd_exited(pidfd: RawFd) -> bool {
 
 /// The kernel's `struct sigaction` (x86_64 and aarch64 share this layout).
 #[repr(C)]
+#[derive(Clone, Copy)]
 struct KernelSigaction {
     handler: usize,
     flags: libc::c_ulong,
@@ -537,6 +538,43 @@ pub(crate) unsafe fn reset_signal_dispositions() {
         std::ptr::null_mut::<u64>(),
         8usize,
     );
+}
+
+/// Sets back to the default action the signals the C library reserves
+/// (32 up to SIGRTMIN) if they are ignored. posix_spawn cannot reset them
+/// (sigfillset leaves them out), so a worker program would inherit a
+/// host's SIG_IGN for them, breaking thread cancellation and setuid in the
+/// worker. Other signals are left alone: the pool spawned the program with
+/// them at their defaults, and what it changed since is its own.
+///
+/// # Safety
+/// Only raw syscalls (async-signal-safe).
+pub(crate) unsafe fn reset_ignored_reserved_signals() {
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 32..libc::SIGRTMIN() {
+        let mut old = default;
+        let rc = libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            std::ptr::null::<KernelSigaction>(),
+            &mut old as *mut KernelSigaction,
+            8usize,
+        );
+        if rc == 0 && old.handler == libc::SIG_IGN {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
 }
 
 /// Asks for SIGKILL when the thread that started this process exits, then

@@ -30,10 +30,15 @@ enum Role {
 /// worker, or of a fork server and the workers it forks.
 ///
 /// Reads the `BILLIARD_*` variables (and removes them, so programs the
-/// handler starts do not see them), marks the fds CLOEXEC, resets every
-/// signal to its default action with an empty mask, asks for SIGKILL when
-/// the pool's thread that started it exits and checks the pool is still
-/// there. Then serves tasks until the pool closes the channel.
+/// handler starts do not see them), marks the fds CLOEXEC, asks for SIGKILL
+/// when the pool's thread that started it exits and checks the pool is
+/// still there. Then serves tasks until the pool closes the channel.
+///
+/// Signals are left as the program set them: the pool started it with
+/// every signal at its default action and an empty mask, so anything else
+/// is the program's own doing (a runtime such as Go's or Python's installs
+/// handlers it needs before `main`). Only the C library's reserved signals,
+/// which posix_spawn cannot reset, are set back to default if ignored.
 ///
 /// Returns the code the program should exit with: 0 when the pool closed
 /// the channel, [`super::EXIT_PARENT_GONE`] and the other `EXIT_*` codes
@@ -74,9 +79,9 @@ pub fn main(handler: Handler) -> Result<i32> {
     for name in ENV_ALL {
         std::env::remove_var(name);
     }
-    // SAFETY: raw calls; the caller promised no other thread runs.
+    // SAFETY: raw calls only.
     let parent_alive = unsafe {
-        sys::reset_signal_dispositions();
+        sys::reset_ignored_reserved_signals();
         sys::die_with_parent(pool_pid as libc::pid_t)
     };
     if !parent_alive {

@@ -65,22 +65,35 @@ extern "C" fn on_crash(sig: libc::c_int) {
     unsafe { libc::raise(sig) };
 }
 
-/// Installs the soft-limit and crash handlers (raw sigaction calls: safe in
-/// a freshly forked child).
+/// Installs the soft-limit handler, and the crash handlers where those
+/// signals are at their default action: a worker program's runtime may
+/// need its own (Go turns SIGSEGV into a panic). Every handler has
+/// SA_ONSTACK, which runtimes with small stacks (Go) require of handlers
+/// installed by other code. Raw sigaction calls: safe in a freshly forked
+/// child.
 fn install_handlers() {
     let set = |sig: libc::c_int, handler: extern "C" fn(libc::c_int), flags: libc::c_int| {
         // SAFETY: a zeroed sigaction with a valid handler and empty mask.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = handler as usize;
-            sa.sa_flags = flags;
+            sa.sa_flags = flags | libc::SA_ONSTACK;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, ptr::null_mut());
         }
     };
+    let is_default = |sig: libc::c_int| {
+        // SAFETY: reads the current action into a zeroed struct.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_DFL
+        }
+    };
     set(SOFT_LIMIT_SIGNAL, on_soft_limit, 0);
     for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGABRT] {
-        set(sig, on_crash, libc::SA_RESETHAND | libc::SA_NODEFER);
+        if is_default(sig) {
+            set(sig, on_crash, libc::SA_RESETHAND | libc::SA_NODEFER);
+        }
     }
 }
 
