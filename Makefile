@@ -16,7 +16,8 @@ LDLIBS  := -L$(OUTDIR) -Wl,-rpath,$(abspath $(OUTDIR)) -lbilliard -pthread
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
 .PHONY: lib quickstart examples test bench bench-quick bench-setup release-lib clean \
-	install uninstall release-build test-c-checked test-bindings test-python python-tests
+	install uninstall release-build test-c-checked test-bindings test-python python-tests \
+	test-go
 
 lib:
 	$(CARGO) build --lib $(CARGO_PROFILE_FLAG)
@@ -38,7 +39,13 @@ test: lib
 	$(CARGO) test $(CARGO_PROFILE_FLAG)
 	$(MAKE) test-c-checked test-bindings
 
-test-bindings: test-python
+test-bindings: test-python test-go
+
+# Go: cgo through pkg-config (the uninstalled billiard.pc of this build).
+test-go: lib
+	$(OPTIONAL) "Go binding" "go version" \
+		env PKG_CONFIG_PATH=$(abspath $(OUTDIR))/pkgconfig \
+		sh -c 'cd bindings/go && go vet ./... && go test -count=1 ./...'
 
 # Python: ctypes, tested with pytest from a virtual environment.
 PY_VENV := target/py-venv

@@ -1,0 +1,442 @@
+// Package billiard is the Go binding of libbilliard, a supervised process
+// pool: worker processes run tasks given as bytes and return bytes, and
+// every task ends with exactly one Result, whatever happens to its worker.
+//
+// Go cannot fork itself safely, so workers are separate programs (often
+// the same binary, run in a worker mode) that call WorkerMain; the pool
+// starts them with posix_spawn (Spawn, the default) or forks them from a
+// fork server (ForkServer). Results are copied into Go memory and the C
+// results freed at once. No library thread ever calls into Go.
+package billiard
+
+/*
+#cgo pkg-config: billiard
+#include <stdlib.h>
+#include <billiard.h>
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// ABIVersion is the ABI this binding is written for; New fails with an
+// error naming both versions if the loaded library has another.
+const ABIVersion = 100
+
+// Version returns the loaded library's version, "MAJOR.MINOR.PATCH".
+func Version() string { return C.GoString(C.billiard_version()) }
+
+// StartMethod says how workers start. (The C API's FORK is not offered: a
+// forked Go runtime does not survive.)
+type StartMethod int
+
+const (
+	// Spawn starts each worker program with posix_spawn.
+	Spawn StartMethod = C.BILLIARD_START_SPAWN
+	// ForkServer starts the program once as a server that forks each
+	// worker. The program must not have started other threads, so it is
+	// not for Go worker programs; use it with C, Python or Ruby workers.
+	ForkServer StartMethod = C.BILLIARD_START_FORKSERVER
+)
+
+// Outcome is how a task ended.
+type Outcome int
+
+// The outcomes (BILLIARD_OUTCOME_*).
+const (
+	OK          Outcome = C.BILLIARD_OUTCOME_OK
+	Failed      Outcome = C.BILLIARD_OUTCOME_FAILED
+	WorkerLost  Outcome = C.BILLIARD_OUTCOME_WORKER_LOST
+	TimeLimit   Outcome = C.BILLIARD_OUTCOME_TIME_LIMIT
+	Cancelled   Outcome = C.BILLIARD_OUTCOME_CANCELLED
+	Abandoned   Outcome = C.BILLIARD_OUTCOME_ABANDONED
+	MemoryLimit Outcome = C.BILLIARD_OUTCOME_MEMORY_LIMIT
+)
+
+func (o Outcome) String() string {
+	names := [...]string{"OK", "FAILED", "WORKER_LOST", "TIME_LIMIT", "CANCELLED", "ABANDONED",
+		"MEMORY_LIMIT"}
+	if o >= 0 && int(o) < len(names) {
+		return names[o]
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Error is a failed library call: its BILLIARD_E* code, the code's name
+// and the library's message. Compare with errors.Is(err, ErrTimeout) etc.
+type Error struct {
+	Code    int
+	Name    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Name + ": " + e.Message }
+
+// Is reports whether target is an *Error with the same code.
+func (e *Error) Is(target error) bool {
+	var t *Error
+	return errors.As(target, &t) && t.Code == e.Code
+}
+
+func codeError(code C.int) *Error {
+	return &Error{Code: int(code), Name: C.GoString(C.billiard_errname(code)),
+		Message: C.GoString(C.billiard_strerror(code))}
+}
+
+// Errors to compare with errors.Is.
+var (
+	ErrInvalid  = codeError(C.BILLIARD_EINVAL)
+	ErrTimeout  = codeError(C.BILLIARD_ETIMEDOUT)
+	ErrClosed   = codeError(C.BILLIARD_ECLOSED)
+	ErrFull     = codeError(C.BILLIARD_EFULL)
+	ErrNotFound = codeError(C.BILLIARD_ENOTFOUND)
+	ErrSpawn    = codeError(C.BILLIARD_ESPAWN)
+	ErrRestarts = codeError(C.BILLIARD_ERESTARTS)
+)
+
+// call runs one library call and, on failure, reads its message on the
+// same OS thread (billiard_last_error is per thread).
+func call(f func() C.int) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	rc := f()
+	if rc >= 0 {
+		return nil
+	}
+	e := codeError(rc)
+	if detail := C.billiard_last_error(); detail != nil {
+		e.Message = C.GoString(detail)
+	}
+	return e
+}
+
+// Options configure a pool; the zero value is valid (one worker per CPU,
+// Spawn, no limits).
+type Options struct {
+	Workers       int               // 0: one per usable CPU
+	StartMethod   StartMethod       // 0 means Spawn
+	Env           map[string]string // added to the workers' environment
+	Dir           string            // the workers' working directory
+	SoftTimeLimit time.Duration     // per task, from its start; 0: none
+	HardTimeLimit time.Duration     // per task: the worker is stopped; 0: none
+	KillGrace     time.Duration     // SIGTERM to SIGKILL; 0: the default (1 s)
+	MaxTasks      uint64            // per worker, then it is replaced; 0: no limit
+	MaxQueued     int               // Submit blocks beyond this; 0: unbounded
+	StartTimeout  time.Duration     // for New; 0: as long as it takes
+}
+
+// TaskOptions are per-task settings for SubmitWith.
+type TaskOptions struct {
+	Tag           uint64        // returned in Result.Tag
+	SoftTimeLimit time.Duration // 0: the pool's; negative: none
+	HardTimeLimit time.Duration // 0: the pool's; negative: none
+	NonBlocking   bool          // fail with ErrFull instead of blocking
+}
+
+// Result is a finished task, copied out of the library.
+type Result struct {
+	TaskID   uint64
+	Tag      uint64
+	Outcome  Outcome
+	Data     []byte // the reply when OK; else what went wrong, as text
+	PID      int    // the worker that ran it; 0 if none did
+	ExitCode int    // the worker's exit code when it exited; -1 if not
+	Signal   int    // the signal that killed the worker; 0 if none
+	Queued   time.Duration
+	Running  time.Duration
+}
+
+// Err is nil for an OK result, else a *TaskError.
+func (r *Result) Err() error {
+	if r.Outcome == OK {
+		return nil
+	}
+	return &TaskError{Result: r}
+}
+
+// TaskError is a task that did not end OK.
+type TaskError struct{ Result *Result }
+
+func (e *TaskError) Error() string {
+	return fmt.Sprintf("task %d: %s: %s", e.Result.TaskID, e.Result.Outcome, e.Result.Data)
+}
+
+// take copies a C result into Go memory and frees it.
+func take(r *C.billiard_result) *Result {
+	defer C.billiard_result_free(r)
+	var n C.size_t
+	data := C.billiard_result_data(r, &n)
+	return &Result{
+		TaskID:   uint64(C.billiard_result_task_id(r)),
+		Tag:      uint64(C.billiard_result_tag(r)),
+		Outcome:  Outcome(C.billiard_result_outcome(r)),
+		Data:     C.GoBytes(unsafe.Pointer(data), C.int(n)),
+		PID:      int(C.billiard_result_pid(r)),
+		ExitCode: int(C.billiard_result_exit_code(r)),
+		Signal:   int(C.billiard_result_signal(r)),
+		Queued:   time.Duration(C.billiard_result_queued_us(r)) * time.Microsecond,
+		Running:  time.Duration(C.billiard_result_running_us(r)) * time.Microsecond,
+	}
+}
+
+// Pool is a pool of worker processes. Its methods may be called from any
+// goroutine. Close it when done; a finalizer closes a Pool that is lost.
+type Pool struct {
+	mu   sync.RWMutex // Close takes it to write: no call is inside the C pool then
+	ptr  *C.billiard_pool
+	done bool
+}
+
+// New starts a pool whose workers run argv (argv[0] is the program: a
+// name without '/' is looked up in PATH). It returns once every worker is
+// ready.
+func New(argv []string, opts *Options) (*Pool, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	if abi := int(C.billiard_abi_version()); abi != ABIVersion {
+		return nil, &Error{Code: int(C.BILLIARD_EINVAL), Name: "BILLIARD_EINVAL",
+			Message: fmt.Sprintf("libbilliard %s has ABI %d; this binding is written for %d",
+				Version(), abi, ABIVersion)}
+	}
+	if len(argv) == 0 {
+		return nil, &Error{Code: int(C.BILLIARD_EINVAL), Name: "BILLIARD_EINVAL",
+			Message: "no worker program (argv is empty)"}
+	}
+	var cfg *C.billiard_config
+	if err := call(func() C.int { return C.billiard_config_new(&cfg) }); err != nil {
+		return nil, err
+	}
+	defer C.billiard_config_free(cfg)
+
+	method := opts.StartMethod
+	if method == 0 {
+		method = Spawn
+	}
+	cargv := make([]*C.char, len(argv))
+	for i, a := range argv {
+		cargv[i] = C.CString(a)
+		defer C.free(unsafe.Pointer(cargv[i]))
+	}
+	steps := []func() C.int{
+		func() C.int { return C.billiard_config_set_workers(cfg, C.uint32_t(opts.Workers)) },
+		func() C.int { return C.billiard_config_set_start_method(cfg, C.int(method)) },
+		func() C.int {
+			return C.billiard_config_set_worker_argv(cfg, &cargv[0], C.size_t(len(cargv)))
+		},
+		func() C.int { return C.billiard_config_set_max_queued(cfg, C.size_t(opts.MaxQueued)) },
+	}
+	for name, value := range opts.Env {
+		cname, cvalue := C.CString(name), C.CString(value)
+		defer C.free(unsafe.Pointer(cname))
+		defer C.free(unsafe.Pointer(cvalue))
+		steps = append(steps, func() C.int { return C.billiard_config_set_worker_env(cfg, cname, cvalue) })
+	}
+	if opts.Dir != "" {
+		cdir := C.CString(opts.Dir)
+		defer C.free(unsafe.Pointer(cdir))
+		steps = append(steps, func() C.int { return C.billiard_config_set_worker_cwd(cfg, cdir) })
+	}
+	ms := func(d time.Duration) C.uint64_t { return C.uint64_t(d.Milliseconds()) }
+	if opts.SoftTimeLimit > 0 {
+		steps = append(steps, func() C.int { return C.billiard_config_set_soft_time_limit(cfg, ms(opts.SoftTimeLimit)) })
+	}
+	if opts.HardTimeLimit > 0 {
+		steps = append(steps, func() C.int { return C.billiard_config_set_hard_time_limit(cfg, ms(opts.HardTimeLimit)) })
+	}
+	if opts.KillGrace > 0 {
+		steps = append(steps, func() C.int { return C.billiard_config_set_kill_grace(cfg, ms(opts.KillGrace)) })
+	}
+	if opts.MaxTasks > 0 {
+		steps = append(steps, func() C.int {
+			return C.billiard_config_set_max_tasks_per_worker(cfg, C.uint64_t(opts.MaxTasks), 0)
+		})
+	}
+	if opts.StartTimeout > 0 {
+		steps = append(steps, func() C.int {
+			return C.billiard_config_set_start_timeout(cfg, C.int64_t(opts.StartTimeout.Milliseconds()))
+		})
+	}
+	for _, step := range steps {
+		if err := call(step); err != nil {
+			return nil, err
+		}
+	}
+	p := &Pool{}
+	if err := call(func() C.int { return C.billiard_pool_new(cfg, &p.ptr) }); err != nil {
+		return nil, err
+	}
+	runtime.SetFinalizer(p, (*Pool).Close)
+	return p, nil
+}
+
+// use runs f with the pool's handle, or fails with ErrClosed after Close.
+func (p *Pool) use(f func(*C.billiard_pool) C.int) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.done {
+		return &Error{Code: int(C.BILLIARD_ECLOSED), Name: "BILLIARD_ECLOSED",
+			Message: "the pool was closed"}
+	}
+	return call(func() C.int { return f(p.ptr) })
+}
+
+// Submit submits a task (data is copied) and returns its id. It blocks
+// while a bounded queue is full.
+func (p *Pool) Submit(data []byte) (uint64, error) {
+	return p.SubmitWith(data, TaskOptions{})
+}
+
+// SubmitWith submits a task with per-task options.
+func (p *Pool) SubmitWith(data []byte, o TaskOptions) (uint64, error) {
+	var opts C.billiard_task_opts
+	C.billiard_task_opts_init(&opts)
+	opts.tag = C.uint64_t(o.Tag)
+	if o.NonBlocking {
+		opts.flags = C.BILLIARD_SUBMIT_NONBLOCK
+	}
+	opts.soft_time_limit_ms = limitMs(o.SoftTimeLimit)
+	opts.hard_time_limit_ms = limitMs(o.HardTimeLimit)
+	var id C.uint64_t
+	err := p.use(func(pool *C.billiard_pool) C.int {
+		var ptr unsafe.Pointer
+		if len(data) > 0 {
+			ptr = C.CBytes(data)
+			defer C.free(ptr)
+		}
+		return C.billiard_pool_submit(pool, ptr, C.size_t(len(data)), &opts, &id)
+	})
+	return uint64(id), err
+}
+
+func limitMs(d time.Duration) C.int64_t {
+	switch {
+	case d == 0:
+		return C.BILLIARD_LIMIT_DEFAULT
+	case d < 0:
+		return C.BILLIARD_LIMIT_NONE
+	case d < time.Millisecond:
+		return 1
+	}
+	return C.int64_t(d.Milliseconds())
+}
+
+// waitSlice bounds one blocking call while a context can be cancelled:
+// cancellation is seen within this time.
+const waitSlice = 50 * time.Millisecond
+
+// wait calls a blocking wait in slices until it returns a result, fails,
+// or ctx ends (then ctx.Err() is returned).
+func (p *Pool) wait(ctx context.Context, f func(*C.billiard_pool, C.int64_t, **C.billiard_result) C.int) (*Result, error) {
+	for {
+		timeout := C.int64_t(-1)
+		if ctx.Done() != nil {
+			slice := waitSlice
+			if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < slice {
+				slice = time.Until(deadline)
+			}
+			timeout = C.int64_t((slice + time.Millisecond - 1) / time.Millisecond)
+			if timeout < 0 {
+				timeout = 0
+			}
+		}
+		var r *C.billiard_result
+		err := p.use(func(pool *C.billiard_pool) C.int { return f(pool, timeout, &r) })
+		if err == nil {
+			return take(r), nil
+		}
+		if !errors.Is(err, ErrTimeout) {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Wait returns the next finished task's result, whichever it is. It fails
+// with ErrNotFound when no task is pending and no result waits, and with
+// ctx.Err() when ctx ends first.
+func (p *Pool) Wait(ctx context.Context) (*Result, error) {
+	return p.wait(ctx, func(pool *C.billiard_pool, t C.int64_t, r **C.billiard_result) C.int {
+		return C.billiard_pool_wait(pool, t, r)
+	})
+}
+
+// WaitTask returns the result of task id (ErrNotFound if it is not
+// pending), or ctx.Err() when ctx ends first.
+func (p *Pool) WaitTask(ctx context.Context, id uint64) (*Result, error) {
+	return p.wait(ctx, func(pool *C.billiard_pool, t C.int64_t, r **C.billiard_result) C.int {
+		return C.billiard_task_wait(pool, C.uint64_t(id), t, r)
+	})
+}
+
+// Cancel cancels task id: it ends Cancelled (ErrNotFound if it finished).
+func (p *Pool) Cancel(id uint64) error {
+	return p.use(func(pool *C.billiard_pool) C.int { return C.billiard_task_cancel(pool, C.uint64_t(id)) })
+}
+
+// Fd is a file descriptor that is readable while results wait, for a poll
+// loop. The pool owns it: never read or close it.
+func (p *Pool) Fd() int {
+	fd := -1
+	_ = p.use(func(pool *C.billiard_pool) C.int { fd = int(C.billiard_pool_fd(pool)); return 0 })
+	return fd
+}
+
+// Workers returns the pids of the pool's workers now.
+func (p *Pool) Workers() ([]int, error) {
+	infos := make([]C.billiard_worker_info, 256)
+	var n C.size_t
+	err := p.use(func(pool *C.billiard_pool) C.int {
+		return C.billiard_pool_workers(pool, &infos[0], C.size_t(len(infos)), &n)
+	})
+	pids := []int{}
+	for i := 0; i < int(n) && i < len(infos); i++ {
+		pids = append(pids, int(infos[i].pid))
+	}
+	return pids, err
+}
+
+// Shutdown stops taking tasks, lets queued and running ones finish (their
+// results stay collectable with Wait until Close), and waits until every
+// worker has exited, or until ctx ends.
+func (p *Pool) Shutdown(ctx context.Context) error {
+	if err := p.use(func(pool *C.billiard_pool) C.int { return C.billiard_pool_close(pool) }); err != nil {
+		return err
+	}
+	for {
+		err := p.use(func(pool *C.billiard_pool) C.int {
+			return C.billiard_pool_join(pool, C.int64_t(waitSlice/time.Millisecond))
+		})
+		if !errors.Is(err, ErrTimeout) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops every worker now (unfinished tasks end Abandoned), reaps
+// them and frees the pool: afterwards no worker process exists. Calls
+// after Close fail with ErrClosed; Close itself is idempotent.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return nil
+	}
+	p.done = true
+	runtime.SetFinalizer(p, nil)
+	C.billiard_pool_free(p.ptr)
+	p.ptr = nil
+	return nil
+}

@@ -1,0 +1,3 @@
+module github.com/billiard/billiard/bindings/go
+
+go 1.19

@@ -1,0 +1,13 @@
+/* The C side of WorkerMain: adapts the exported Go function to the
+ * billiard_handler signature (cgo forbids definitions in a preamble of a
+ * file with //export). */
+#include <billiard.h>
+
+#include "_cgo_export.h"
+
+static int handle(void *ctx, const uint8_t *input, size_t len, billiard_reply *reply) {
+    (void)ctx;
+    return billiardGoHandle((uint8_t *)input, len, reply);
+}
+
+int billiardRunWorker(void) { return billiard_worker_main(handle, NULL); }
