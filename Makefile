@@ -17,7 +17,7 @@ CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
 .PHONY: lib quickstart examples test bench bench-quick bench-setup release-lib clean \
 	install uninstall release-build test-c-checked test-bindings test-python python-tests \
-	test-go
+	test-go test-ruby
 
 lib:
 	$(CARGO) build --lib $(CARGO_PROFILE_FLAG)
@@ -39,7 +39,13 @@ test: lib
 	$(CARGO) test $(CARGO_PROFILE_FLAG)
 	$(MAKE) test-c-checked test-bindings
 
-test-bindings: test-python test-go
+test-bindings: test-python test-go test-ruby
+
+# Ruby: the ffi gem, tested with minitest.
+test-ruby: lib
+	$(OPTIONAL) "Ruby binding" "ruby -e 'require \"ffi\"; require \"minitest\"'" \
+		env LIBBILLIARD_PATH=$(abspath $(OUTDIR))/libbilliard.so \
+		ruby -Ibindings/ruby/lib bindings/ruby/test/test_pool.rb
 
 # Go: cgo through pkg-config (the uninstalled billiard.pc of this build).
 test-go: lib

@@ -1,0 +1,400 @@
+# frozen_string_literal: true
+
+# Ruby binding of libbilliard, a supervised process pool, through the ffi
+# gem. Workers are separate programs (Ruby ones call Billiard.worker_main);
+# every task ends with exactly one Billiard::Result. Waits are attached with
+# `blocking: true`, so they release the GVL; no library thread ever calls
+# into Ruby.
+require "ffi"
+
+module Billiard
+  # The ABI this binding is written for (BILLIARD_ABI_VERSION / BILLIARD_SONAME).
+  ABI_VERSION = 100
+  SONAME = "libbilliard.so.0.1"
+
+  # The C API. $LIBBILLIARD_PATH names the library file; otherwise the
+  # soname is found by the system loader.
+  module Lib
+    extend FFI::Library
+    ffi_lib(ENV["LIBBILLIARD_PATH"] || SONAME)
+
+    class TaskOpts < FFI::Struct
+      layout :struct_size, :uint32, :flags, :uint32, :tag, :uint64,
+             :soft_time_limit_ms, :int64, :hard_time_limit_ms, :int64
+    end
+
+    class Stats < FFI::Struct
+      layout :struct_size, :uint32, :workers, :uint32, :busy, :uint32, :idle, :uint32,
+             :target, :uint32, :reserved, :uint32, :queued, :uint64, :running, :uint64,
+             :uncollected, :uint64, :outcomes, [:uint64, 8], :restarts, :uint64,
+             :recycles, :uint64
+    end
+
+    class WorkerInfo < FFI::Struct
+      layout :pid, :int32, :state, :int32, :task_id, :uint64, :tasks_done, :uint64,
+             :rss_bytes, :uint64
+    end
+
+    callback :handler, %i[pointer pointer size_t pointer], :int
+
+    attach_function :billiard_version, [], :string
+    attach_function :billiard_abi_version, [], :int
+    attach_function :billiard_errname, [:int], :string
+    attach_function :billiard_strerror, [:int], :string
+    attach_function :billiard_last_error, [], :string
+    attach_function :billiard_config_new, [:pointer], :int
+    attach_function :billiard_config_free, [:pointer], :void
+    attach_function :billiard_config_set_workers, %i[pointer uint32], :int
+    attach_function :billiard_config_set_start_method, %i[pointer int], :int
+    attach_function :billiard_config_set_worker_argv, %i[pointer pointer size_t], :int
+    attach_function :billiard_config_set_worker_env, %i[pointer string string], :int
+    attach_function :billiard_config_set_worker_cwd, %i[pointer string], :int
+    attach_function :billiard_config_set_max_queued, %i[pointer size_t], :int
+    attach_function :billiard_config_set_soft_time_limit, %i[pointer uint64], :int
+    attach_function :billiard_config_set_hard_time_limit, %i[pointer uint64], :int
+    attach_function :billiard_config_set_kill_grace, %i[pointer uint64], :int
+    attach_function :billiard_config_set_max_tasks_per_worker, %i[pointer uint64 uint64], :int
+    attach_function :billiard_task_opts_init, [:pointer], :int
+    attach_function :billiard_pool_new, %i[pointer pointer], :int, blocking: true
+    attach_function :billiard_pool_submit, %i[pointer pointer size_t pointer pointer], :int,
+                    blocking: true
+    attach_function :billiard_pool_wait, %i[pointer int64 pointer], :int, blocking: true
+    attach_function :billiard_task_wait, %i[pointer uint64 int64 pointer], :int, blocking: true
+    attach_function :billiard_task_cancel, %i[pointer uint64], :int
+    attach_function :billiard_pool_fd, [:pointer], :int
+    attach_function :billiard_pool_close, [:pointer], :int
+    attach_function :billiard_pool_join, %i[pointer int64], :int, blocking: true
+    attach_function :billiard_pool_free, [:pointer], :void, blocking: true
+    attach_function :billiard_pool_stats, %i[pointer pointer], :int
+    attach_function :billiard_pool_workers, %i[pointer pointer size_t pointer], :int
+    attach_function :billiard_result_task_id, [:pointer], :uint64
+    attach_function :billiard_result_tag, [:pointer], :uint64
+    attach_function :billiard_result_outcome, [:pointer], :int
+    attach_function :billiard_result_data, %i[pointer pointer], :pointer
+    attach_function :billiard_result_pid, [:pointer], :int
+    attach_function :billiard_result_exit_code, [:pointer], :int
+    attach_function :billiard_result_signal, [:pointer], :int
+    attach_function :billiard_result_queued_us, [:pointer], :uint64
+    attach_function :billiard_result_running_us, [:pointer], :uint64
+    attach_function :billiard_result_free, [:pointer], :void
+    attach_function :billiard_reply_write, %i[pointer pointer size_t], :int
+    attach_function :billiard_reply_error, %i[pointer string], :int
+    attach_function :billiard_worker_main, %i[handler pointer], :int, blocking: true
+    attach_function :billiard_worker_soft_limit_reached, [], :bool
+
+    if billiard_abi_version != ABI_VERSION
+      raise LoadError, "libbilliard #{billiard_version} has ABI #{billiard_abi_version}; " \
+                       "this binding is written for #{ABI_VERSION}"
+    end
+  end
+
+  ETIMEDOUT = -2
+  ENOTFOUND = -5
+  LIMIT_DEFAULT = -1
+  LIMIT_NONE = 0
+  # How long one blocking call lasts at most, so that Ruby interrupts
+  # (Ctrl-C, Thread#raise, Timeout) are seen while a wait runs.
+  WAIT_SLICE_MS = 200
+
+  # A failed library call: +code+ (BILLIARD_E*), +name+ and the library's message.
+  class Error < StandardError
+    attr_reader :code, :name
+
+    def initialize(code, message)
+      @code = code
+      @name = Lib.billiard_errname(code)
+      super("#{@name}: #{message}")
+    end
+  end
+
+  class TimeoutError < Error; end
+  class ClosedError < Error; end
+  class FullError < Error; end
+  class NotFoundError < Error; end
+  class SpawnError < Error; end
+
+  ERRORS = { -2 => TimeoutError, -3 => ClosedError, -4 => FullError, -5 => NotFoundError,
+             -6 => SpawnError }.freeze
+
+  def self.error(code)
+    ERRORS.fetch(code, Error).new(code, Lib.billiard_last_error || Lib.billiard_strerror(code))
+  end
+
+  def self.check(code)
+    raise error(code) if code.negative?
+
+    code
+  end
+
+  # How a task ended: Result#outcome is one of these symbols.
+  OUTCOMES = %i[ok failed worker_lost time_limit cancelled abandoned memory_limit].freeze
+
+  # A finished task, copied out of the library (the C result is freed).
+  Result = Struct.new(:task_id, :tag, :outcome, :data, :pid, :exit_code, :signal,
+                      :queued_us, :running_us, keyword_init: true) do
+    def ok?
+      outcome == :ok
+    end
+
+    # The reply's bytes; raises TaskError unless the task ended OK.
+    def value
+      raise TaskError.new(self) unless ok?
+
+      data
+    end
+
+    def self.take(ptr)
+      size = FFI::MemoryPointer.new(:size_t)
+      data = Lib.billiard_result_data(ptr, size)
+      new(task_id: Lib.billiard_result_task_id(ptr), tag: Lib.billiard_result_tag(ptr),
+          outcome: OUTCOMES.fetch(Lib.billiard_result_outcome(ptr)),
+          data: data.null? ? "".b : data.read_bytes(size.read(:size_t)),
+          pid: Lib.billiard_result_pid(ptr), exit_code: Lib.billiard_result_exit_code(ptr),
+          signal: Lib.billiard_result_signal(ptr),
+          queued_us: Lib.billiard_result_queued_us(ptr),
+          running_us: Lib.billiard_result_running_us(ptr))
+    ensure
+      Lib.billiard_result_free(ptr)
+    end
+  end
+
+  # Raised by Result#value for a task that did not end OK.
+  class TaskError < StandardError
+    attr_reader :result
+
+    def initialize(result)
+      @result = result
+      super("task #{result.task_id}: #{result.outcome}: #{result.data}")
+    end
+  end
+
+  # Calls a blocking library call (given the ms it may block) in slices
+  # until it returns something other than ETIMEDOUT or +timeout+ seconds
+  # (nil: forever) pass; returns its code.
+  def self.sliced(timeout)
+    deadline = timeout && Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+    loop do
+      slice = WAIT_SLICE_MS
+      if deadline
+        left = ((deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)) * 1000).ceil
+        slice = left.clamp(0, WAIT_SLICE_MS)
+      end
+      rc = yield slice
+      return rc if rc != ETIMEDOUT
+      return rc if deadline && Process.clock_gettime(Process::CLOCK_MONOTONIC) >= deadline
+    end
+  end
+
+  # A pool of worker processes running +argv+. Thread-safe, as the C pool
+  # is. Close it (or use Pool.open with a block); a pool that is garbage
+  # collected unclosed is freed by a finalizer.
+  class Pool
+    START_METHODS = { spawn: 1, forkserver: 2 }.freeze
+
+    # With a block: yields the pool, then closes it (waiting for its tasks,
+    # or not when the block raised) and returns the block's value.
+    def self.open(argv, **options)
+      pool = new(argv, **options)
+      return pool unless block_given?
+
+      begin
+        value = yield pool
+      rescue Exception
+        pool.close(wait: false)
+        raise
+      end
+      pool.close
+      value
+    end
+
+    # Frees the pool at +holder+ unless close did; runs as a finalizer.
+    def self.finalizer(holder)
+      proc do
+        ptr = holder.shift
+        Lib.billiard_pool_free(ptr) if ptr
+      end
+    end
+
+    # Options (seconds for times): workers (0: one per CPU), start_method
+    # (:spawn, default, or :forkserver), env, cwd, soft_time_limit,
+    # hard_time_limit, kill_grace, max_tasks_per_worker, max_queued.
+    def initialize(argv, workers: 0, start_method: :spawn, env: {}, cwd: nil,
+                   soft_time_limit: nil, hard_time_limit: nil, kill_grace: nil,
+                   max_tasks_per_worker: nil, max_queued: 0)
+      argv = Array(argv).map(&:to_s)
+      cfg_out = FFI::MemoryPointer.new(:pointer)
+      Billiard.check(Lib.billiard_config_new(cfg_out))
+      cfg = cfg_out.read_pointer
+      begin
+        strings = argv.map { |a| FFI::MemoryPointer.from_string(a) }
+        array = FFI::MemoryPointer.new(:pointer, strings.size)
+        array.write_array_of_pointer(strings)
+        method = START_METHODS.fetch(start_method) { raise ArgumentError, "start_method #{start_method}" }
+        Billiard.check(Lib.billiard_config_set_workers(cfg, workers))
+        Billiard.check(Lib.billiard_config_set_start_method(cfg, method))
+        Billiard.check(Lib.billiard_config_set_worker_argv(cfg, array, strings.size))
+        env.each { |k, v| Billiard.check(Lib.billiard_config_set_worker_env(cfg, k.to_s, v.to_s)) }
+        Billiard.check(Lib.billiard_config_set_worker_cwd(cfg, cwd.to_s)) if cwd
+        Billiard.check(Lib.billiard_config_set_max_queued(cfg, max_queued))
+        { soft_time_limit: :billiard_config_set_soft_time_limit,
+          hard_time_limit: :billiard_config_set_hard_time_limit,
+          kill_grace: :billiard_config_set_kill_grace }.each do |name, setter|
+          seconds = binding.local_variable_get(name)
+          Billiard.check(Lib.send(setter, cfg, (seconds * 1000).round)) if seconds
+        end
+        if max_tasks_per_worker
+          Billiard.check(Lib.billiard_config_set_max_tasks_per_worker(cfg, max_tasks_per_worker, 0))
+        end
+        out = FFI::MemoryPointer.new(:pointer)
+        Billiard.check(Lib.billiard_pool_new(cfg, out))
+      ensure
+        Lib.billiard_config_free(cfg)
+      end
+      @ptr = out.read_pointer
+      @holder = [@ptr]
+      @io = nil
+      ObjectSpace.define_finalizer(self, self.class.finalizer(@holder))
+    end
+
+    # Submits +data+ (a String, sent as bytes) and returns its task id.
+    # Per-task limits in seconds: nil takes the pool's, Float::INFINITY none.
+    def submit(data, tag: 0, soft_time_limit: nil, hard_time_limit: nil, block: true)
+      data = data.to_s.b
+      opts = Lib::TaskOpts.new
+      Lib.billiard_task_opts_init(opts)
+      opts[:tag] = tag
+      opts[:flags] = block ? 0 : 1
+      opts[:soft_time_limit_ms] = limit_ms(soft_time_limit)
+      opts[:hard_time_limit_ms] = limit_ms(hard_time_limit)
+      buffer = FFI::MemoryPointer.new(:uint8, [data.bytesize, 1].max)
+      buffer.put_bytes(0, data)
+      id = FFI::MemoryPointer.new(:uint64)
+      Billiard.check(Lib.billiard_pool_submit(handle, buffer, data.bytesize, opts, id))
+      id.read(:uint64)
+    end
+
+    # The next finished task's Result, whichever; nil when no task is
+    # pending and no result waits. Raises TimeoutError after +timeout+ s.
+    def wait(timeout = nil)
+      take(timeout) { |ms, out| Lib.billiard_pool_wait(handle, ms, out) }
+    rescue NotFoundError
+      nil
+    end
+
+    # The Result of task +id+ (NotFoundError if it is not pending).
+    def wait_task(id, timeout = nil)
+      take(timeout) { |ms, out| Lib.billiard_task_wait(handle, id, ms, out) }
+    end
+
+    # Yields every Result until none is pending.
+    def each_result(timeout = nil)
+      while (result = wait(timeout))
+        yield result
+      end
+    end
+
+    # Cancels task +id+: true if it was pending (it ends :cancelled).
+    def cancel(id)
+      rc = Lib.billiard_task_cancel(handle, id)
+      return false if rc == ENOTFOUND
+
+      Billiard.check(rc)
+      true
+    end
+
+    # An IO that is readable while results wait, for IO.select. It holds a
+    # duplicate of the pool's fd, closed with the pool.
+    def io
+      @io ||= begin
+        raw = IO.for_fd(Lib.billiard_pool_fd(handle), autoclose: false)
+        raw.dup.tap { raw.autoclose = false }
+      end
+    end
+
+    # The pids of the pool's workers now.
+    def worker_pids
+      infos = FFI::MemoryPointer.new(Lib::WorkerInfo, 256)
+      count = FFI::MemoryPointer.new(:size_t)
+      Billiard.check(Lib.billiard_pool_workers(handle, infos, 256, count))
+      Array.new([count.read(:size_t), 256].min) { |i| Lib::WorkerInfo.new(infos[i])[:pid] }
+    end
+
+    # Counters (billiard_stats) as a Hash.
+    def stats
+      stats = Lib::Stats.new
+      stats[:struct_size] = Lib::Stats.size
+      Billiard.check(Lib.billiard_pool_stats(handle, stats))
+      %i[workers busy idle target queued running uncollected restarts recycles]
+        .to_h { |k| [k, stats[k]] }
+    end
+
+    # Closes the pool for good: with +wait+, queued and running tasks
+    # finish first; then every worker is stopped and reaped, and the pool
+    # freed. Idempotent.
+    def close(wait: true)
+      return if @holder.empty?
+
+      if wait
+        Billiard.check(Lib.billiard_pool_close(@ptr))
+        Billiard.check(Billiard.sliced(nil) { |ms| Lib.billiard_pool_join(@ptr, ms) })
+      end
+      @io&.close
+      Lib.billiard_pool_free(@holder.shift)
+      ObjectSpace.undefine_finalizer(self)
+    end
+
+    def closed?
+      @holder.empty?
+    end
+
+    private
+
+    def handle
+      raise ClosedError.new(-3, "the pool was closed") if @holder.empty?
+
+      @ptr
+    end
+
+    def take(timeout)
+      out = FFI::MemoryPointer.new(:pointer)
+      Billiard.check(Billiard.sliced(timeout) { |ms| yield ms, out })
+      Result.take(out.read_pointer)
+    end
+
+    def limit_ms(seconds)
+      return LIMIT_DEFAULT if seconds.nil?
+      return LIMIT_NONE if seconds == Float::INFINITY
+      raise ArgumentError, "a time limit is positive" unless seconds.positive?
+
+      [(seconds * 1000).round, 1].max
+    end
+  end
+
+  # Runs a worker program: yields each task's payload (a binary String)
+  # and replies with the block's value (to_s), until the pool closes the
+  # channel; returns the exit code (exit Billiard.worker_main { ... }). An
+  # exception fails the task with its message.
+  def self.worker_main(&handler)
+    callback = proc do |_ctx, input, length, reply|
+      begin
+        out = handler.call(length.zero? ? "".b : input.read_bytes(length)).to_s.b
+        buffer = FFI::MemoryPointer.new(:uint8, [out.bytesize, 1].max)
+        buffer.put_bytes(0, out)
+        Lib.billiard_reply_write(reply, buffer, out.bytesize).zero? ? 0 : 1
+      rescue StandardError => e
+        Lib.billiard_reply_error(reply, "#{e.class}: #{e.message}".delete("\0"))
+        1
+      end
+    end
+    check(Lib.billiard_worker_main(callback, nil))
+  end
+
+  # Inside a worker: whether the running task's soft time limit passed.
+  def self.soft_limit_reached?
+    Lib.billiard_worker_soft_limit_reached
+  end
+
+  def self.version
+    Lib.billiard_version
+  end
+end

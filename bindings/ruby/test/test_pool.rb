@@ -1,0 +1,180 @@
+# frozen_string_literal: true
+
+# Tests of the Ruby binding against the real library and real workers.
+require "minitest/autorun"
+require_relative "../lib/billiard"
+
+class PoolTest < Minitest::Test
+  WORKER = [RbConfig.ruby, File.expand_path("worker.rb", __dir__)].freeze
+
+  def alive?(pid)
+    stat = File.read("/proc/#{pid}/stat")
+    stat[stat.rindex(")") + 2] != "Z"
+  rescue Errno::ENOENT
+    false
+  end
+
+  def with_pool(**options, &block)
+    Billiard::Pool.open(WORKER, workers: 2, **options, &block)
+  end
+
+  def test_abi_matches_the_loaded_library
+    assert_equal Billiard::ABI_VERSION, Billiard::Lib.billiard_abi_version
+    assert_match(/\A\d+\.\d+\.\d+\z/, Billiard.version)
+  end
+
+  def test_round_trip_in_a_block
+    value = with_pool do |pool|
+      result = pool.wait_task(pool.submit("echo:hello"), 30)
+      assert_equal :ok, result.outcome
+      assert_equal Encoding::BINARY, result.data.encoding
+      assert_operator result.pid, :>, 0
+      result.value
+    end
+    assert_equal "hello", value
+  end
+
+  def test_every_task_gets_exactly_one_result
+    with_pool do |pool|
+      ids = (0...300).to_h { |i| [pool.submit("echo:#{i}", tag: i), i] }
+      seen = {}
+      pool.each_result(60) do |result|
+        refute seen.key?(result.task_id)
+        seen[result.task_id] = result
+      end
+      assert_equal ids.keys.sort, seen.keys.sort
+      ids.each do |id, i|
+        assert_equal i.to_s, seen[id].data
+        assert_equal i, seen[id].tag
+      end
+      assert_nil pool.wait(1)
+    end
+  end
+
+  def test_failure_is_an_outcome
+    with_pool do |pool|
+      result = pool.wait_task(pool.submit("fail:boom"), 30)
+      assert_equal :failed, result.outcome
+      assert_includes result.data, "ArgumentError: boom"
+      error = assert_raises(Billiard::TaskError) { result.value }
+      assert_same result, error.result
+    end
+  end
+
+  def test_worker_crash_is_worker_lost_and_the_pool_goes_on
+    with_pool(workers: 1) do |pool|
+      before = pool.wait_task(pool.submit("pid"), 30).value
+      result = pool.wait_task(pool.submit("crash"), 30)
+      assert_equal :worker_lost, result.outcome
+      assert_equal Signal.list["KILL"], result.signal
+      assert_equal(-1, result.exit_code)
+      assert_equal 3, pool.wait_task(pool.submit("exit:3"), 30).exit_code
+      after = pool.wait_task(pool.submit("pid"), 30).value
+      refute_equal before, after
+      assert_operator pool.stats[:restarts], :>=, 2
+    end
+  end
+
+  def test_time_limits
+    with_pool(workers: 1, hard_time_limit: 0.3, soft_time_limit: 0.1, kill_grace: 0.5) do |pool|
+      assert_equal "reached", pool.wait_task(pool.submit("soft:20"), 30).value
+      assert_equal :time_limit, pool.wait_task(pool.submit("sleep:30"), 30).outcome
+      id = pool.submit("sleep:0.5", hard_time_limit: Float::INFINITY, soft_time_limit: Float::INFINITY)
+      assert_equal "slept", pool.wait_task(id, 30).value
+    end
+  end
+
+  def test_io_works_with_io_select
+    with_pool do |pool|
+      assert_kind_of IO, pool.io
+      pool.submit("echo:x")
+      readable, = IO.select([pool.io], nil, nil, 30)
+      assert_equal [pool.io], readable
+      assert_equal "x", pool.wait(1).data
+    end
+  end
+
+  def test_errors_carry_code_and_message
+    error = assert_raises(Billiard::SpawnError) do
+      Billiard::Pool.new(["/nonexistent/ruby-billiard-worker"], workers: 1)
+    end
+    assert_equal(-6, error.code)
+    assert_equal "BILLIARD_ESPAWN", error.name
+    assert_includes error.message, "/nonexistent/ruby-billiard-worker"
+    with_pool do |pool|
+      timeout = assert_raises(Billiard::TimeoutError) { pool.wait_task(pool.submit("sleep:5"), 0.05) }
+      assert_equal(-2, timeout.code)
+      assert_raises(Billiard::NotFoundError) { pool.wait_task(424_242, 1) }
+      assert_raises(Billiard::Error) { pool.submit("x", soft_time_limit: 2, hard_time_limit: 1) }
+    end
+    pool = Billiard::Pool.new(WORKER, workers: 1)
+    pool.close
+    closed = assert_raises(Billiard::ClosedError) { pool.submit("echo:late") }
+    assert_equal(-3, closed.code)
+  end
+
+  def test_waiting_does_not_hold_the_gvl
+    with_pool do |pool|
+      longest = 0.0
+      stop = false
+      spinner = Thread.new do
+        last = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        until stop
+          now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+          longest = [longest, now - last].max
+          last = now
+        end
+      end
+      sleep 0.05
+      longest = 0.0
+      assert_equal "slept", pool.wait_task(pool.submit("sleep:1"), 30).value
+      stop = true
+      spinner.join
+      # Ruby switches threads every 100 ms; a wait holding the GVL would
+      # stop the spinner for a whole 200 ms slice.
+      assert_operator longest, :<, 0.15
+    end
+  end
+
+  def test_close_reaps_every_worker_and_is_idempotent
+    pool = Billiard::Pool.new(WORKER, workers: 2)
+    pids = pool.worker_pids
+    assert_equal 2, pids.size
+    assert(pids.all? { |pid| alive?(pid) })
+    pool.close
+    pool.close
+    assert pool.closed?
+    refute(pids.any? { |pid| alive?(pid) })
+  end
+
+  def test_a_block_that_raises_stops_the_workers_at_once
+    pids = nil
+    assert_raises(RuntimeError) do
+      with_pool do |pool|
+        pids = pool.worker_pids
+        pool.submit("sleep:30")
+        raise "out"
+      end
+    end
+    refute(pids.any? { |pid| alive?(pid) })
+  end
+
+  def test_finalizer_frees_a_dropped_pool
+    # Made on another thread, so that no stack slot of this one keeps it.
+    pids = Thread.new { Billiard::Pool.new(WORKER, workers: 2).worker_pids }.value
+    assert_equal 2, pids.size
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 30
+    while pids.any? { |pid| alive?(pid) } && Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+      GC.start(full_mark: true, immediate_sweep: true)
+      sleep 0.02
+    end
+    refute(pids.any? { |pid| alive?(pid) }, "workers #{pids} outlived their dropped pool")
+  end
+
+  def test_forkserver
+    with_pool(start_method: :forkserver) do |pool|
+      ids = %w[a b].map { |word| pool.submit("echo:#{word}") }
+      assert_equal %w[a b], ids.map { |id| pool.wait_task(id, 30).value }
+    end
+  end
+end
