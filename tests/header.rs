@@ -62,3 +62,48 @@ fn version_macros_match_cargo_toml() {
         assert!(macros.contains(&define), "{define} not in:\n{macros}");
     }
 }
+
+/// The bindings are written for one ABI and carry the package version;
+/// both must follow Cargo.toml (a binding's load-time ABI check would
+/// otherwise refuse the library, or accept one it was not written for).
+#[test]
+fn bindings_follow_the_abi_and_version() {
+    use billiard::ffi::{version::BILLIARD_SONAME, BILLIARD_ABI_VERSION};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let abi = BILLIARD_ABI_VERSION;
+    let version = env!("CARGO_PKG_VERSION");
+    for (file, needles) in [
+        (
+            "bindings/python/libbilliard/_lib.py",
+            vec![
+                format!("ABI_VERSION = {abi}\n"),
+                format!("SONAME = \"{BILLIARD_SONAME}\"\n"),
+            ],
+        ),
+        (
+            "bindings/ruby/lib/billiard.rb",
+            vec![
+                format!("ABI_VERSION = {abi}\n"),
+                format!("SONAME = \"{BILLIARD_SONAME}\"\n"),
+            ],
+        ),
+        (
+            "bindings/go/billiard.go",
+            vec![format!("const ABIVersion = {abi}\n")],
+        ),
+        (
+            "bindings/python/pyproject.toml",
+            vec![format!("version = \"{version}\"\n")],
+        ),
+        (
+            "bindings/ruby/billiard.gemspec",
+            vec![format!("spec.version = \"{version}\"\n")],
+        ),
+    ] {
+        let text = read(file);
+        for needle in needles {
+            assert!(text.contains(&needle), "{file} lacks {needle:?}");
+        }
+    }
+}
