@@ -504,30 +504,43 @@ struct KernelSigaction {
     mask: u64,
 }
 
-/// Default disposition for every catchable signal, and an empty mask.
+/// The default action, as the kernel takes it.
+const DEFAULT_ACTION: KernelSigaction = KernelSigaction {
+    handler: libc::SIG_DFL,
+    flags: 0,
+    restorer: 0,
+    mask: 0,
+};
+
+/// The raw `rt_sigaction` system call: glibc's `sigaction()` refuses
+/// signals 32 and 33, which a host may still have ignored. Returns the
+/// call's result (0 on success).
 ///
-/// Uses the raw `rt_sigaction` system call: glibc's `sigaction()` refuses
-/// signals 32 and 33, which a host may still have ignored.
+/// # Safety
+/// A raw syscall (async-signal-safe); changes the whole process's action.
+unsafe fn raw_sigaction(
+    sig: libc::c_int,
+    new: Option<&KernelSigaction>,
+    old: Option<&mut KernelSigaction>,
+) -> libc::c_long {
+    libc::syscall(
+        libc::SYS_rt_sigaction,
+        sig,
+        new.map_or(std::ptr::null(), |n| n as *const KernelSigaction),
+        old.map_or(std::ptr::null_mut(), |o| o as *mut KernelSigaction),
+        8usize,
+    )
+}
+
+/// Default disposition for every catchable signal, and an empty mask.
 ///
 /// # Safety
 /// Only raw syscalls (async-signal-safe). Meant for a fresh worker process
 /// with one thread: another thread's handlers would be reset too.
 pub(crate) unsafe fn reset_signal_dispositions() {
-    let default = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
     for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &default as *const KernelSigaction,
-                std::ptr::null_mut::<KernelSigaction>(),
-                8usize,
-            );
+            raw_sigaction(sig, Some(&DEFAULT_ACTION), None);
         }
     }
     let empty: u64 = 0;
@@ -550,29 +563,10 @@ pub(crate) unsafe fn reset_signal_dispositions() {
 /// # Safety
 /// Only raw syscalls (async-signal-safe).
 pub(crate) unsafe fn reset_ignored_reserved_signals() {
-    let default = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
     for sig in 32..libc::SIGRTMIN() {
-        let mut old = default;
-        let rc = libc::syscall(
-            libc::SYS_rt_sigaction,
-            sig,
-            std::ptr::null::<KernelSigaction>(),
-            &mut old as *mut KernelSigaction,
-            8usize,
-        );
-        if rc == 0 && old.handler == libc::SIG_IGN {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &default as *const KernelSigaction,
-                std::ptr::null_mut::<KernelSigaction>(),
-                8usize,
-            );
+        let mut old = DEFAULT_ACTION;
+        if raw_sigaction(sig, None, Some(&mut old)) == 0 && old.handler == libc::SIG_IGN {
+            raw_sigaction(sig, Some(&DEFAULT_ACTION), None);
         }
     }
 }
