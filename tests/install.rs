@@ -243,3 +243,31 @@ fn shared_library_exports_only_the_header_functions() {
         [billiard::ffi::version::BILLIARD_SONAME]
     );
 }
+
+/// A test step whose toolchain is missing is skipped with a message naming
+/// it, and fails in CI (`tests/scripts/optional`, used by `make test`).
+#[test]
+fn optional_steps_are_skipped_with_a_message_and_fail_in_ci() {
+    let script = root().join("tests/scripts/optional");
+    let step = |ci: &str, probe: &str| {
+        Command::new(&script)
+            .env("CI", ci)
+            .args(["the Klingon binding", probe, "echo", "ran"])
+            .output()
+            .unwrap()
+    };
+    let ran = step("", "true");
+    assert!(ran.status.success());
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "ran\n");
+
+    let skipped = step("", "false");
+    assert!(skipped.status.success());
+    assert!(skipped.stdout.is_empty());
+    let said = String::from_utf8_lossy(&skipped.stderr);
+    assert!(said.contains("SKIPPED the Klingon binding"), "{said}");
+
+    let failed = step("true", "false");
+    assert!(!failed.status.success());
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert!(said.contains("FAILED the Klingon binding"), "{said}");
+}
