@@ -16,7 +16,7 @@ LDLIBS  := -L$(OUTDIR) -Wl,-rpath,$(abspath $(OUTDIR)) -lbilliard -pthread
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
 .PHONY: lib quickstart examples test bench bench-quick bench-setup release-lib clean \
-	install uninstall release-build test-c-checked test-bindings test-python python-tests \
+	install uninstall test-c-checked test-bindings test-python python-tests \
 	test-go test-ruby
 
 lib:
@@ -82,8 +82,9 @@ $(BENCH_VENV)/.ready: bench/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet -r bench/requirements.txt
 	touch $@
 
+# The release library (and the plugin runner, which install needs).
 release-lib:
-	$(CARGO) build --lib --release
+	$(CARGO) build --release --lib --bin billiard-worker
 
 build/idle_rss: bench/idle_rss.c include/billiard.h release-lib
 	@mkdir -p build
@@ -109,10 +110,7 @@ SONAME  = $(shell objdump -p target/release/libbilliard.so | sed -n 's/^ *SONAME
 # libbilliard.so.VERSION is the file; libbilliard.so.ABI (the soname) and
 # libbilliard.so (for -lbilliard) are links to it.
 # (SONAME is read once the library is built: after install's prerequisite.)
-release-build:
-	$(CARGO) build --release --lib --bin billiard-worker
-
-install: release-build
+install: release-lib
 	@test -n "$(SONAME)" || { echo "no SONAME in target/release/libbilliard.so" >&2; exit 1; }
 	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) \
 		$(DESTDIR)$(pkgconfigdir)
