@@ -227,3 +227,19 @@ def test_worker_main_outside_a_pool_is_an_error():
     with pytest.raises(libbilliard.BilliardError) as info:
         libbilliard.worker_main(lambda data: data)
     assert info.value.code == -1
+
+
+def test_readme_example_runs(tmp_path):
+    import subprocess
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "README.md")) as f:
+        readme = f.read()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    host, worker = code.split("# worker.py\n")
+    (tmp_path / "host.py").write_text(host)
+    (tmp_path / "worker.py").write_text(worker)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(here))
+    out = subprocess.run([sys.executable, "host.py"], cwd=tmp_path, env=env, timeout=60,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "OK b'HELLO'\nOK b'WORLD'\n"

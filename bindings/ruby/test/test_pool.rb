@@ -177,4 +177,20 @@ class PoolTest < Minitest::Test
       assert_equal %w[a b], ids.map { |id| pool.wait_task(id, 30).value }
     end
   end
+
+  def test_readme_example_runs
+    require "open3"
+    require "tmpdir"
+    readme = File.read(File.expand_path("../README.md", __dir__))
+    code = readme.split("```ruby\n", 2)[1].split("```", 2)[0]
+    host, worker = code.split("# worker.rb\n")
+    Dir.mktmpdir do |dir|
+      File.write(File.join(dir, "host.rb"), host)
+      File.write(File.join(dir, "worker.rb"), worker)
+      env = { "RUBYLIB" => File.expand_path("../lib", __dir__) }
+      out, err, status = Open3.capture3(env, RbConfig.ruby, "host.rb", chdir: dir)
+      assert status.success?, err
+      assert_equal "ok HELLO\nok WORLD\n", out
+    end
+  end
 end
