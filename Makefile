@@ -47,10 +47,12 @@ test-ruby: lib
 		env LIBBILLIARD_PATH=$(abspath $(OUTDIR))/libbilliard.so \
 		ruby -Ibindings/ruby/lib bindings/ruby/test/test_pool.rb
 
-# Go: cgo through pkg-config (the uninstalled billiard.pc of this build).
+# Go: cgo through pkg-config (the uninstalled billiard.pc of this build);
+# Go's caches under target/, so no $HOME is needed.
 test-go: lib
 	$(OPTIONAL) "Go binding" "go version" \
 		env PKG_CONFIG_PATH=$(abspath $(OUTDIR))/pkgconfig \
+		GOCACHE=$(abspath target/go/cache) GOPATH=$(abspath target/go/path) \
 		sh -c 'cd bindings/go && go vet ./... && go test -count=1 ./...'
 
 # Python: ctypes, tested with pytest from a virtual environment.
