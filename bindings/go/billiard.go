@@ -189,9 +189,8 @@ func take(r *C.billiard_result) *Result {
 // Pool is a pool of worker processes. Its methods may be called from any
 // goroutine. Close it when done; a finalizer closes a Pool that is lost.
 type Pool struct {
-	mu   sync.RWMutex // Close takes it to write: no call is inside the C pool then
-	ptr  *C.billiard_pool
-	done bool
+	mu  sync.RWMutex     // Close takes it to write: no call is inside the C pool then
+	ptr *C.billiard_pool // nil once closed
 }
 
 // New starts a pool whose workers run argv (argv[0] is the program: a
@@ -281,7 +280,7 @@ func New(argv []string, opts *Options) (*Pool, error) {
 func (p *Pool) use(f func(*C.billiard_pool) C.int) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.done {
+	if p.ptr == nil {
 		return &Error{Code: int(C.BILLIARD_ECLOSED), Name: "BILLIARD_ECLOSED",
 			Message: "the pool was closed"}
 	}
@@ -431,10 +430,9 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.done {
+	if p.ptr == nil {
 		return nil
 	}
-	p.done = true
 	runtime.SetFinalizer(p, nil)
 	C.billiard_pool_free(p.ptr)
 	p.ptr = nil

@@ -250,8 +250,8 @@ module Billiard
       ensure
         Lib.billiard_config_free(cfg)
       end
-      @ptr = out.read_pointer
-      @holder = [@ptr]
+      # The pool's pointer, in an Array the finalizer shares: empty once freed.
+      @holder = [out.read_pointer]
       @io = nil
       ObjectSpace.define_finalizer(self, self.class.finalizer(@holder))
     end
@@ -335,8 +335,8 @@ module Billiard
       return if @holder.empty?
 
       if wait
-        Billiard.check(Lib.billiard_pool_close(@ptr))
-        Billiard.check(Billiard.sliced(nil) { |ms| Lib.billiard_pool_join(@ptr, ms) })
+        Billiard.check(Lib.billiard_pool_close(handle))
+        Billiard.check(Billiard.sliced(nil) { |ms| Lib.billiard_pool_join(handle, ms) })
       end
       @io&.close
       Lib.billiard_pool_free(@holder.shift)
@@ -350,9 +350,7 @@ module Billiard
     private
 
     def handle
-      raise ClosedError.new(-3, "the pool was closed") if @holder.empty?
-
-      @ptr
+      @holder.first or raise ClosedError.new(-3, "the pool was closed")
     end
 
     def take(timeout)
