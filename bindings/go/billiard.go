@@ -304,12 +304,13 @@ func (p *Pool) SubmitWith(data []byte, o TaskOptions) (uint64, error) {
 	opts.soft_time_limit_ms = limitMs(o.SoftTimeLimit)
 	opts.hard_time_limit_ms = limitMs(o.HardTimeLimit)
 	var id C.uint64_t
+	// The library copies the payload before it returns, so it reads the
+	// Go slice in place (cgo allows that: a []byte holds no Go pointer).
+	var ptr unsafe.Pointer
+	if len(data) > 0 {
+		ptr = unsafe.Pointer(&data[0])
+	}
 	err := p.use(func(pool *C.billiard_pool) C.int {
-		var ptr unsafe.Pointer
-		if len(data) > 0 {
-			ptr = C.CBytes(data)
-			defer C.free(ptr)
-		}
 		return C.billiard_pool_submit(pool, ptr, C.size_t(len(data)), &opts, &id)
 	})
 	return uint64(id), err
@@ -383,7 +384,7 @@ func (p *Pool) Cancel(id uint64) error {
 }
 
 // Fd is a file descriptor that is readable while results wait, for a poll
-// loop. The pool owns it: never read or close it.
+// loop. The pool owns it: never read or close it. -1 after Close.
 func (p *Pool) Fd() int {
 	fd := -1
 	_ = p.use(func(pool *C.billiard_pool) C.int { fd = int(C.billiard_pool_fd(pool)); return 0 })

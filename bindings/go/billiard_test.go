@@ -297,3 +297,29 @@ func TestFinalizerFreesALostPool(t *testing.T) {
 	}
 	t.Fatalf("workers %v outlived their lost pool", pids)
 }
+
+func TestFdIsReadableWhileResultsWait(t *testing.T) {
+	pool := newPool(t, nil)
+	fd := pool.Fd()
+	if fd < 0 {
+		t.Fatalf("Fd: %d", fd)
+	}
+	if _, err := pool.Submit([]byte("echo:x")); err != nil {
+		t.Fatal(err)
+	}
+	var readable syscall.FdSet
+	readable.Bits[fd/64] |= 1 << (uint(fd) % 64)
+	timeout := syscall.Timeval{Sec: 30}
+	n, err := syscall.Select(fd+1, &readable, nil, nil, &timeout)
+	if err != nil || n != 1 {
+		t.Fatalf("select: %d %v", n, err)
+	}
+	r, err := pool.Wait(context.Background())
+	if err != nil || string(r.Data) != "x" {
+		t.Fatalf("got %+v %v", r, err)
+	}
+	pool.Close()
+	if pool.Fd() != -1 {
+		t.Fatal("a closed pool still gives its fd")
+	}
+}

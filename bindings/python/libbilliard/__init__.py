@@ -358,14 +358,17 @@ class Pool:
         if isinstance(data, str):
             data = data.encode()
         data = bytes(data)
-        opts = TaskOpts()
-        lib.billiard_task_opts_init(ctypes.byref(opts))
-        opts.tag = tag
-        opts.flags = 0 if block else SUBMIT_NONBLOCK
-        opts.soft_time_limit_ms = _limit_ms(soft_time_limit)
-        opts.hard_time_limit_ms = _limit_ms(hard_time_limit)
+        opts = None  # the defaults: no options struct to build
+        if tag or not block or soft_time_limit is not None or hard_time_limit is not None:
+            opts = TaskOpts()
+            lib.billiard_task_opts_init(ctypes.byref(opts))
+            opts.tag = tag
+            opts.flags = 0 if block else SUBMIT_NONBLOCK
+            opts.soft_time_limit_ms = _limit_ms(soft_time_limit)
+            opts.hard_time_limit_ms = _limit_ms(hard_time_limit)
+            opts = ctypes.byref(opts)
         task_id = ctypes.c_uint64()
-        _check(lib.billiard_pool_submit(self._handle(), data, len(data), ctypes.byref(opts),
+        _check(lib.billiard_pool_submit(self._handle(), data, len(data), opts,
                                         ctypes.byref(task_id)))
         return Task(self, task_id.value)
 

@@ -118,10 +118,47 @@ def test_cancel(pool):
         assert task.result(30).outcome is Outcome.CANCELLED
 
 
+def test_resize_terminate_and_a_full_queue():
+    # prefetch=1: the queued task waits in the pool, not behind the sleep.
+    with libbilliard.Pool(WORKER, workers=1, max_queued=1, prefetch=1) as pool:
+        running = pool.submit(b"sleep:30")
+        deadline = time.monotonic() + 30
+        while pool.stats()["running"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        waiting = pool.submit(b"echo:queued")
+        with pytest.raises(libbilliard.Full):
+            pool.submit(b"echo:no room", block=False)
+        pool.resize(3)
+        while len(pool.worker_pids()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(pool.worker_pids()) == 3
+        assert waiting.result(30).value() == b"queued"  # a new worker took it
+        pool.terminate()
+        assert running.result(30).outcome is Outcome.ABANDONED
+        assert pool.worker_pids() == []
+
+
+def test_a_wait_sees_ctrl_c():
+    # The wait is sliced, so SIGINT's KeyboardInterrupt comes within a slice,
+    # not when the 30 s task ends.
+    with libbilliard.Pool(WORKER, workers=1) as pool:
+        task = pool.submit(b"sleep:30")
+        timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            task.result(timeout=60)
+        assert time.monotonic() - start < 10
+        timer.join()
+        assert task.cancel() is True
+
+
 def test_errors_carry_code_and_message(pool):
+    slow = pool.submit(b"sleep:5")
     with pytest.raises(libbilliard.Timeout) as info:
-        pool.submit(b"sleep:5").result(timeout=0.05)
+        slow.result(timeout=0.05)
     assert info.value.code == -2 and info.value.name == "BILLIARD_ETIMEDOUT"
+    assert slow.cancel() is True
     assert isinstance(info.value, TimeoutError)
     with pytest.raises(libbilliard.NotFound):
         libbilliard.Task(pool, 987654321).result(1)

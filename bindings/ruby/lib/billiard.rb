@@ -56,7 +56,9 @@ module Billiard
     attach_function :billiard_config_set_max_tasks_per_worker, %i[pointer uint64 uint64], :int
     attach_function :billiard_task_opts_init, [:pointer], :int
     attach_function :billiard_pool_new, %i[pointer pointer], :int, blocking: true
-    attach_function :billiard_pool_submit, %i[pointer pointer size_t pointer pointer], :int,
+    # Payloads and replies go in as Strings (:buffer_in): the library copies
+    # them before it returns.
+    attach_function :billiard_pool_submit, %i[pointer buffer_in size_t pointer pointer], :int,
                     blocking: true
     attach_function :billiard_pool_wait, %i[pointer int64 pointer], :int, blocking: true
     attach_function :billiard_task_wait, %i[pointer uint64 int64 pointer], :int, blocking: true
@@ -77,7 +79,7 @@ module Billiard
     attach_function :billiard_result_queued_us, [:pointer], :uint64
     attach_function :billiard_result_running_us, [:pointer], :uint64
     attach_function :billiard_result_free, [:pointer], :void
-    attach_function :billiard_reply_write, %i[pointer pointer size_t], :int
+    attach_function :billiard_reply_write, %i[pointer buffer_in size_t], :int
     attach_function :billiard_reply_error, %i[pointer string], :int
     attach_function :billiard_worker_main, %i[handler pointer], :int, blocking: true
     attach_function :billiard_worker_soft_limit_reached, [], :bool
@@ -89,7 +91,10 @@ module Billiard
   end
 
   ETIMEDOUT = -2
+  ECLOSED = -3
+  EFULL = -4
   ENOTFOUND = -5
+  ESPAWN = -6
   LIMIT_DEFAULT = -1
   LIMIT_NONE = 0
   # How long one blocking call lasts at most, so that Ruby interrupts
@@ -113,8 +118,8 @@ module Billiard
   class NotFoundError < Error; end
   class SpawnError < Error; end
 
-  ERRORS = { -2 => TimeoutError, -3 => ClosedError, -4 => FullError, -5 => NotFoundError,
-             -6 => SpawnError }.freeze
+  ERRORS = { ETIMEDOUT => TimeoutError, ECLOSED => ClosedError, EFULL => FullError,
+             ENOTFOUND => NotFoundError, ESPAWN => SpawnError }.freeze
 
   def self.error(code)
     ERRORS.fetch(code, Error).new(code, Lib.billiard_last_error || Lib.billiard_strerror(code))
@@ -236,10 +241,9 @@ module Billiard
         env.each { |k, v| Billiard.check(Lib.billiard_config_set_worker_env(cfg, k.to_s, v.to_s)) }
         Billiard.check(Lib.billiard_config_set_worker_cwd(cfg, cwd.to_s)) if cwd
         Billiard.check(Lib.billiard_config_set_max_queued(cfg, max_queued))
-        { soft_time_limit: :billiard_config_set_soft_time_limit,
-          hard_time_limit: :billiard_config_set_hard_time_limit,
-          kill_grace: :billiard_config_set_kill_grace }.each do |name, setter|
-          seconds = binding.local_variable_get(name)
+        { billiard_config_set_soft_time_limit: soft_time_limit,
+          billiard_config_set_hard_time_limit: hard_time_limit,
+          billiard_config_set_kill_grace: kill_grace }.each do |setter, seconds|
           Billiard.check(Lib.send(setter, cfg, (seconds * 1000).round)) if seconds
         end
         if max_tasks_per_worker
@@ -259,17 +263,15 @@ module Billiard
     # Submits +data+ (a String, sent as bytes) and returns its task id.
     # Per-task limits in seconds: nil takes the pool's, Float::INFINITY none.
     def submit(data, tag: 0, soft_time_limit: nil, hard_time_limit: nil, block: true)
-      data = data.to_s.b
+      data = data.to_s
       opts = Lib::TaskOpts.new
       Lib.billiard_task_opts_init(opts)
       opts[:tag] = tag
       opts[:flags] = block ? 0 : 1
       opts[:soft_time_limit_ms] = limit_ms(soft_time_limit)
       opts[:hard_time_limit_ms] = limit_ms(hard_time_limit)
-      buffer = FFI::MemoryPointer.new(:uint8, [data.bytesize, 1].max)
-      buffer.put_bytes(0, data)
       id = FFI::MemoryPointer.new(:uint64)
-      Billiard.check(Lib.billiard_pool_submit(handle, buffer, data.bytesize, opts, id))
+      Billiard.check(Lib.billiard_pool_submit(handle, data, data.bytesize, opts, id))
       id.read(:uint64)
     end
 
@@ -350,7 +352,7 @@ module Billiard
     private
 
     def handle
-      @holder.first or raise ClosedError.new(-3, "the pool was closed")
+      @holder.first or raise ClosedError.new(ECLOSED, "the pool was closed")
     end
 
     def take(timeout)
@@ -375,10 +377,8 @@ module Billiard
   def self.worker_main(&handler)
     callback = proc do |_ctx, input, length, reply|
       begin
-        out = handler.call(length.zero? ? "".b : input.read_bytes(length)).to_s.b
-        buffer = FFI::MemoryPointer.new(:uint8, [out.bytesize, 1].max)
-        buffer.put_bytes(0, out)
-        Lib.billiard_reply_write(reply, buffer, out.bytesize).zero? ? 0 : 1
+        out = handler.call(length.zero? ? "".b : input.read_bytes(length)).to_s
+        Lib.billiard_reply_write(reply, out, out.bytesize).zero? ? 0 : 1
       rescue StandardError => e
         Lib.billiard_reply_error(reply, "#{e.class}: #{e.message}".delete("\0"))
         1

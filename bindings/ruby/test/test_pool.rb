@@ -51,6 +51,38 @@ class PoolTest < Minitest::Test
     end
   end
 
+  def test_payloads_are_bytes_whatever_their_encoding
+    with_pool do |pool|
+      assert_equal "h\u00e9llo".b, pool.wait_task(pool.submit("echo:h\u00e9llo"), 30).value
+    end
+  end
+
+  def test_cancel
+    with_pool(workers: 1) do |pool|
+      running = pool.submit("sleep:30")
+      queued = pool.submit("echo:never")
+      assert pool.cancel(queued)
+      assert_equal :cancelled, pool.wait_task(queued, 30).outcome
+      refute pool.cancel(queued) # finished: its result stands
+      assert pool.cancel(running)
+      assert_equal :cancelled, pool.wait_task(running, 30).outcome
+    end
+  end
+
+  def test_a_wait_sees_an_interrupt
+    # The wait is sliced, so Thread#raise lands within a slice, not when
+    # the 30 s task ends.
+    with_pool(workers: 1) do |pool|
+      id = pool.submit("sleep:30")
+      waiter = Thread.current
+      Thread.new { sleep 0.2; waiter.raise(Interrupt) }
+      start = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      assert_raises(Interrupt) { pool.wait_task(id, 60) }
+      assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - start, :<, 10
+      assert pool.cancel(id)
+    end
+  end
+
   def test_failure_is_an_outcome
     with_pool do |pool|
       result = pool.wait_task(pool.submit("fail:boom"), 30)
@@ -102,8 +134,10 @@ class PoolTest < Minitest::Test
     assert_equal "BILLIARD_ESPAWN", error.name
     assert_includes error.message, "/nonexistent/ruby-billiard-worker"
     with_pool do |pool|
-      timeout = assert_raises(Billiard::TimeoutError) { pool.wait_task(pool.submit("sleep:5"), 0.05) }
+      slow = pool.submit("sleep:5")
+      timeout = assert_raises(Billiard::TimeoutError) { pool.wait_task(slow, 0.05) }
       assert_equal(-2, timeout.code)
+      assert pool.cancel(slow)
       assert_raises(Billiard::NotFoundError) { pool.wait_task(424_242, 1) }
       assert_raises(Billiard::Error) { pool.submit("x", soft_time_limit: 2, hard_time_limit: 1) }
     end
