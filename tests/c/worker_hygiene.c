@@ -1,8 +1,10 @@
 /* Workers start clean: inherited fds are closed except the keep list, signal
  * dispositions are reset and the mask is empty, even when the host ignores
  * and blocks signals; and workers exit when the host is killed. */
+#define _DEFAULT_SOURCE /* syscall() */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "scripted.h"
@@ -17,6 +19,18 @@ static int has_fd(const billiard_result *r, int fd) {
     for (i = 0; i + (size_t)n <= len; i++)
         if ((i == 0 || p[i - 1] == ',') && memcmp(p + i, item, (size_t)n) == 0) return 1;
     return 0;
+}
+
+/* Ignores signal `sig` with the raw system call: glibc's sigaction refuses
+ * the signals it reserves (32, 33), which posix_spawn then cannot reset. */
+static void ignore_raw(int sig) {
+    struct {
+        void (*handler)(int);
+        unsigned long flags;
+        void (*restorer)(void);
+        unsigned long mask;
+    } action = {SIG_IGN, 0, NULL, 0};
+    CHECK(syscall(SYS_rt_sigaction, sig, &action, NULL, 8) == 0);
 }
 
 static billiard_pool *start(const int *keep, size_t nkeep) {
@@ -42,6 +56,8 @@ int main(void) {
 
     CHECK(leaked > 2 && kept > 2);
     signal(SIGTERM, SIG_IGN);
+    ignore_raw(32);
+    ignore_raw(33);
     sigemptyset(&block);
     sigaddset(&block, SIGUSR1);
     CHECK(pthread_sigmask(SIG_BLOCK, &block, NULL) == 0);
