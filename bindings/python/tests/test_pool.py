@@ -252,6 +252,17 @@ def test_shutdown_reaps_every_worker_and_is_idempotent():
         pool.submit(b"echo:late")
 
 
+def test_a_block_that_raises_stops_the_workers_at_once():
+    start = time.monotonic()
+    with pytest.raises(RuntimeError):
+        with libbilliard.Pool(WORKER, workers=2) as pool:
+            pids = pool.worker_pids()
+            pool.submit(b"sleep:30")
+            raise RuntimeError("out")
+    assert time.monotonic() - start < 20  # the 30 s task was not waited for
+    assert not any(alive(p) for p in pids)
+
+
 def test_finalizer_frees_a_dropped_pool():
     pool = libbilliard.Pool(WORKER, workers=2)
     pids = pool.worker_pids()

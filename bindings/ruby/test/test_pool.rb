@@ -183,6 +183,7 @@ class PoolTest < Minitest::Test
 
   def test_a_block_that_raises_stops_the_workers_at_once
     pids = nil
+    start = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     assert_raises(RuntimeError) do
       with_pool do |pool|
         pids = pool.worker_pids
@@ -190,6 +191,8 @@ class PoolTest < Minitest::Test
         raise "out"
       end
     end
+    # The 30 s task was not waited for.
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - start, :<, 20
     refute(pids.any? { |pid| alive?(pid) })
   end
 
