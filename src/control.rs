@@ -12,6 +12,7 @@
 //! | 4128   | u64            | worker | `memory`: its private resident memory, in bytes, after its last task |
 //! | 4136   | u64            | both   | `cancels`: entries of `cancel` in use |
 //! | 4144   | [u64; 256]     | both   | `cancel`: ids of tasks not to start (0: free) |
+//! | 6192   | u64            | both   | `running`: the task the worker started last, with flag bits (below) |
 //!
 //! A worker says it reads this page with the HELLO feature
 //! [`crate::protocol::FEATURE_CONTROL`].
@@ -25,6 +26,21 @@
 //! and skips the task. If the pool sees a start, it takes the entry back
 //! the same way: if that works the worker runs the task (the pool stops
 //! it); if it fails the worker claimed it first and skips the task.
+//!
+//! **Stopping a worker for one task, never for the next** is settled the
+//! same way, on `running`. The worker stores a task's id there *before* it
+//! records the start in the progress page, and when the task is done it
+//! swaps `id` for `id | DONE` (compare-and-swap); only after that does it
+//! look at its next task. The pool, which stops a worker only for a task
+//! it saw start (so `running` already holds that id or a later one), swaps
+//! `id` for `id | STOP`. Exactly one of the two swaps succeeds:
+//!
+//! - the pool's: the task has not finished, and the worker, whose own swap
+//!   now fails, starts nothing more; it waits to be stopped. The signal can
+//!   only hit that task.
+//! - the worker's (or `running` already names a later task): the task
+//!   finished; the pool does not stop the worker, and for a cancel drops
+//!   the result it produced.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -45,10 +61,27 @@ struct Words {
     memory: AtomicU64,
     cancels: AtomicU64,
     cancel: [AtomicU64; CANCEL_SLOTS],
+    running: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Words>() <= 4096);
 const _: () = assert!(std::mem::offset_of!(Words, cancel) == 48);
+const _: () = assert!(std::mem::offset_of!(Words, running) == 2096);
+
+/// In `running`: the worker finished the task.
+pub const RUNNING_DONE: u64 = 1 << 63;
+/// In `running`: the pool claimed a stop of the worker for the task.
+pub const RUNNING_STOP: u64 = 1 << 62;
+
+/// What [`ControlPage::claim_stop`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopClaim {
+    /// The task is still running and the worker will start nothing else:
+    /// stopping it hits only this task.
+    Claimed,
+    /// The task finished (the worker may have moved on): do not stop it.
+    Finished,
+}
 
 /// A view of the control page. Only atomics: safe to share between threads
 /// and processes.
@@ -129,6 +162,32 @@ impl<'a> ControlPage<'a> {
         false
     }
 
+    /// In the worker: task `id` starts (before its start is recorded in the
+    /// progress page).
+    pub(crate) fn begin_task(&self, id: u64) {
+        self.words.running.store(id, Ordering::SeqCst);
+    }
+
+    /// In the worker: task `id` is done. False if the pool claimed a stop
+    /// for it first: then the worker must start nothing more.
+    pub(crate) fn end_task(&self, id: u64) -> bool {
+        self.words
+            .running
+            .compare_exchange(id, id | RUNNING_DONE, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// In the pool: claims the stop of the worker for task `id`, which the
+    /// pool saw start (see the module text).
+    pub(crate) fn claim_stop(&self, id: u64) -> StopClaim {
+        let running = &self.words.running;
+        match running.compare_exchange(id, id | RUNNING_STOP, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => StopClaim::Claimed,
+            Err(now) if now == id | RUNNING_STOP => StopClaim::Claimed,
+            Err(_) => StopClaim::Finished,
+        }
+    }
+
     /// Either side: takes task `id` out of the cancel list. True if this
     /// call did (the worker then skips the task; the pool then knows the
     /// worker had not claimed it).
@@ -168,6 +227,39 @@ mod tests {
             assert!(c.request_cancel(id));
         }
         assert!(!c.request_cancel(999), "full");
+    }
+
+    #[test]
+    fn a_stop_is_claimed_only_while_the_task_runs() {
+        let area = Area::new(4096).unwrap();
+        let c = area.control();
+        c.begin_task(7);
+        assert_eq!(c.claim_stop(7), StopClaim::Claimed);
+        assert_eq!(c.claim_stop(7), StopClaim::Claimed, "claimed already");
+        assert!(
+            !c.end_task(7),
+            "the worker sees the claim and starts nothing more"
+        );
+        c.begin_task(8);
+        assert!(c.end_task(8), "nobody claimed it");
+        assert_eq!(c.claim_stop(8), StopClaim::Finished);
+        c.begin_task(9);
+        assert_eq!(c.claim_stop(8), StopClaim::Finished, "the worker moved on");
+    }
+
+    #[test]
+    fn the_stop_claim_and_the_task_end_race_to_one_winner() {
+        let area = Area::new(4096).unwrap();
+        for id in 1..2000u64 {
+            let c = area.control();
+            c.begin_task(id);
+            let (pool, worker) = std::thread::scope(|s| {
+                let pool = s.spawn(|| area.control().claim_stop(id));
+                let worker = s.spawn(|| area.control().end_task(id));
+                (pool.join().unwrap(), worker.join().unwrap())
+            });
+            assert_ne!(pool == StopClaim::Claimed, worker, "exactly one side wins");
+        }
     }
 
     #[test]

@@ -614,21 +614,92 @@ pub(crate) fn random_below(n: u64) -> u64 {
     u64::from_ne_bytes(bytes) % n.max(1)
 }
 
-/// Whether our child `pid` has exited, without reaping it.
-pub(crate) fn has_exited(pid: libc::pid_t) -> bool {
+/// How our child `pid` ended, if it has, without reaping it (`waitid`
+/// with `WNOWAIT`): the zombie keeps its pid, and so its process group id,
+/// from being reused until it is reaped. `Unknown` when it is not our
+/// child any more (somebody else reaped it).
+pub(crate) fn exit_status_unreaped(pid: libc::pid_t) -> Option<ExitStatus> {
     // SAFETY: a zeroed siginfo for waitid to fill.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: WNOWAIT leaves the child to be reaped later.
-    let rc = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
+    loop {
+        // SAFETY: WNOWAIT leaves the child to be reaped later.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc != 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Some(ExitStatus::Unknown);
+        }
+        break;
+    }
+    // SAFETY: the fields are valid for waitid results.
+    let (who, code, status) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
+    if who == 0 {
+        return None;
+    }
+    Some(match code {
+        libc::CLD_EXITED => ExitStatus::Code(status),
+        libc::CLD_KILLED | libc::CLD_DUMPED => ExitStatus::Signal(status),
+        _ => ExitStatus::Unknown,
+    })
+}
+
+/// The pid a pidfd refers to, from `/proc/self/fdinfo` (`None` if the fd
+/// is not a pidfd; -1 once the process has been reaped).
+pub(crate) fn pidfd_pid(pidfd: RawFd) -> Option<libc::pid_t> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{pidfd}")).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("Pid:"))?;
+    line.trim().parse().ok()
+}
+
+/// The parent and the process group of process `pid`, from
+/// `/proc/<pid>/stat` (`None` once it is gone).
+pub(crate) fn parent_and_group(pid: libc::pid_t) -> Option<(libc::pid_t, libc::pid_t)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid pgrp ...": comm may hold anything but the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace().skip(1);
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((ppid, pgrp))
+}
+
+/// Sends `sig` to process group `pgid`. Callers make sure the id is still
+/// the group's: its leader is our unreaped child (a zombie holds it too).
+pub(crate) fn signal_group(pgid: libc::pid_t, sig: i32) {
+    if pgid > 0 {
+        // SAFETY: kill has no memory preconditions; pgid > 0 never names
+        // every process (-1) or our own group (0).
+        unsafe { libc::kill(-pgid, sig) };
+    }
+}
+
+/// Whether process group `pgid` has a member other than its leader (whose
+/// pid is `pgid`), from `/proc`. Costs a directory scan: only for stops.
+pub(crate) fn group_has_others(pgid: libc::pid_t) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
     };
-    // SAFETY: si_pid is valid for waitid results.
-    rc != 0 || unsafe { info.si_pid() } != 0
+    dir.flatten().any(|entry| {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+            return false;
+        };
+        pid != pgid && parent_and_group(pid).is_some_and(|(_, group)| group == pgid)
+    })
+}
+
+/// Whether process group `pgid` has a member (zombies count until their
+/// parent reaps them).
+pub(crate) fn group_exists(pgid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks.
+    pgid > 0 && unsafe { libc::kill(-pgid, 0) } == 0
 }
 
 /// The resident set of process `pid`, in bytes (`None` if it is gone):

@@ -5,11 +5,13 @@
 //! the task to that worker's channel from the submitting thread itself; a
 //! result is handed straight to one waiting thread.
 
+mod fate;
 mod ids;
 mod reader;
 mod result;
 mod state;
 mod supervisor;
+mod task;
 mod timers;
 
 use std::os::fd::{AsRawFd, RawFd};
@@ -22,10 +24,11 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use reader::SessionEnd;
 pub use result::{Outcome, TaskResult};
-pub use state::Counts;
-use state::{NoResult, Phase, State, Stop, Task, TimeLimits};
+pub use state::{Counts, WorkerState};
+use state::{NoResult, Phase, State};
 pub(crate) use supervisor::LAUNCHER_TOKEN;
 use supervisor::{Shared, Supervisor, TIMER, WAKE};
+use task::{Task, TimeLimits};
 
 use crate::area;
 use crate::config::Config;
@@ -114,21 +117,6 @@ pub struct Stats {
     pub uncollected: usize,
     /// Tasks finished by outcome, restarts and recycles so far.
     pub counts: Counts,
-}
-
-/// What a worker is doing, for [`WorkerInfo`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkerState {
-    /// Started, not ready yet.
-    Starting,
-    /// Ready, holding no task.
-    Idle,
-    /// Running a task (or holding some).
-    Busy,
-    /// Takes no new task; exits after those it holds.
-    Retiring,
-    /// Being stopped by the pool.
-    Stopping,
 }
 
 /// One worker, as [`Pool::workers`] lists it.
@@ -549,79 +537,14 @@ impl Pool {
     /// to a worker that has not started it is skipped by that worker; a
     /// running one has its worker stopped (SIGTERM, then SIGKILL after the
     /// kill grace) and replaced. Either way the task ends `Cancelled`,
-    /// exactly once: at once when it had not started, once its worker is
-    /// gone when it had. [`Error::NotFound`] for an id that is not pending
-    /// (unknown or finished).
+    /// exactly once: at once when it had not started (or had just finished:
+    /// the result it produced is dropped), once its worker is gone when it
+    /// ran. The stop can only hit this task: the worker starts nothing else
+    /// once the stop is claimed (`src/control.rs`). [`Error::NotFound`] for
+    /// an id that is not pending (unknown, or its result is in).
     pub fn cancel(&self, id: u64) -> Result<()> {
-        let mut st = self.shared.state.lock();
-        let Some(task) = st.tasks.get(&id) else {
-            return Err(Error::NotFound(format!(
-                "task {id} is not pending (unknown, or it finished)"
-            )));
-        };
-        let now = Instant::now();
-        let Some((slot, generation)) = task.holder else {
-            st.queue.retain(|&t| t != id);
-            let message = format!("task {id} was cancelled while it waited in the queue");
-            st.finish(id, Outcome::Cancelled, message.into_bytes(), 0, None, now);
-            return Ok(());
-        };
-        let acked = task.started.is_some();
-        let Some(w) = st.worker_mut(slot, generation) else {
-            return Err(Error::Io(format!(
-                "task {id} has no worker (a bug in billiard)"
-            )));
-        };
-        let pid = w.pid;
-        let skipped_message =
-            || format!("task {id} was cancelled before worker {pid} started it").into_bytes();
-        match &w.stop {
-            // Its worker is being stopped for it already (time limit): the
-            // task ends cancelled instead.
-            Some(stop) if stop.outcome_for(id).is_some() => {
-                w.stop = Some(Stop::Cancel { task: id });
-                return Ok(());
-            }
-            // Its worker is being stopped for another task: it will not run.
-            Some(_) => {
-                st.finish(id, Outcome::Cancelled, skipped_message(), pid, None, now);
-                return Ok(());
-            }
-            None => {}
-        }
-        let runs = if w.control {
-            // See control.rs: ask first, then look for a start.
-            let control = w.area.control();
-            control.request_cancel(id);
-            let started = acked || w.area.progress().started_at(id).is_some();
-            // Started: take the request back; if the worker claimed it
-            // first, it skips the task after all.
-            started && control.claim_cancel(id)
-        } else {
-            // A worker without the control page runs what it was sent; a
-            // task it has not acknowledged ends now and its result is
-            // dropped when it comes.
-            acked
-        };
-        if !runs {
-            // The task stays in the worker's list until its (skipped)
-            // result arrives; finishing it now makes that result a no-op.
-            st.finish(id, Outcome::Cancelled, skipped_message(), pid, None, now);
-            return Ok(());
-        }
-        drop(st);
-        self.stop_worker_for(slot, generation, Stop::Cancel { task: id });
-        Ok(())
-    }
-
-    /// Asks the supervisor to stop a worker (it owns the processes).
-    fn stop_worker_for(&self, slot: usize, generation: u32, stop: Stop) {
-        self.shared
-            .state
-            .lock()
-            .stop_requests
-            .push((slot, generation, stop));
-        self.shared.wake();
+        let grace = self.shared.limits.kill_grace;
+        self.shared.state.lock().cancel(id, grace)
     }
 
     /// Grows or shrinks the pool to `n` workers (at least 1, at most

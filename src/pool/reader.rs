@@ -53,6 +53,9 @@ pub(crate) struct ReaderSession {
     results: Arc<OwnedFd>,
     inbox: Inbox,
     area: Arc<Area>,
+    /// The worker's pidfd: its death ends the reading even when a process
+    /// it started keeps the results pipe open (no end of stream).
+    pidfd: Option<Arc<OwnedFd>>,
 }
 
 /// How a waiting thread's reading ended.
@@ -61,9 +64,10 @@ pub(crate) enum SessionEnd {
     Mail,
     /// The deadline passed first.
     TimedOut,
-    /// End of stream: the worker is gone or going. Giving the pipe back
-    /// turns the supervisor's interest in it on again, which reports the
-    /// end at once (and its pidfd reports the death).
+    /// End of stream, or the worker's pidfd says it exited: the worker is
+    /// gone or going. Giving the pipe back turns the supervisor's interest
+    /// in it on again, which reports the end at once (and its pidfd reports
+    /// the death).
     Ended,
     /// A bad frame, left in the inbox: the supervisor must be woken to
     /// read it again and stop the worker.
@@ -103,6 +107,7 @@ impl State {
             results: w.results.clone(),
             inbox: w.inbox.clone(),
             area: w.area.clone(),
+            pidfd: w.pidfd.clone(),
         })
     }
 
@@ -165,13 +170,36 @@ impl ReaderSession {
                 continue;
             }
             // The pipe is non-blocking (the supervisor reads it too): wait
-            // in poll.
+            // in poll, on the worker's pidfd too.
             let wait_ms = deadline.map_or(-1, |d| {
                 // Rounded up, so the deadline is never cut short.
                 let left = d.saturating_duration_since(now).as_micros();
                 left.div_ceil(1000).min(i32::MAX as u128) as i32
             });
-            sys::poll_readable(fd, wait_ms);
+            let mut fds =
+                [fd, self.pidfd.as_ref().map_or(-1, |p| p.as_raw_fd())].map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            let _ = sys::poll(&mut fds, wait_ms);
+            if fds[1].revents != 0 {
+                // It exited: what it wrote before is read once more, then
+                // the supervisor takes over.
+                let (_, violation) = pump(
+                    shared,
+                    self.slot,
+                    self.generation,
+                    &self.area,
+                    fd,
+                    &self.inbox,
+                );
+                return match (wake.has_mail(), violation) {
+                    (true, _) => SessionEnd::Mail,
+                    (false, Some(_)) => SessionEnd::Violation,
+                    (false, None) => SessionEnd::Ended,
+                };
+            }
         }
     }
 }

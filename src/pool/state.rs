@@ -5,18 +5,18 @@
 //! and hands its result to exactly one place (a waiter or the `done` store),
 //! which is what makes delivery exactly-once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Condvar;
 
 use super::ids::{IdMap, SeqMap};
-use super::result::{Outcome, TaskResult};
+use super::result::TaskResult;
+use super::task::{Stop, Task};
 use super::timers::{Due, Timers};
-use super::WorkerState;
 use crate::area::{self, Area};
 use crate::error::Error;
 use crate::progress::monotonic_ns;
@@ -50,103 +50,19 @@ impl Phase {
     }
 }
 
-/// A task from submit until its result is handed out.
-pub(crate) struct Task {
-    pub tag: u64,
-    /// The encoded TASK (or TASK_SHM) frame; dropped once a worker
-    /// acknowledged it.
-    pub frame: Option<Arc<Vec<u8>>>,
-    /// The payload's length when it sits in its worker's task region (the
-    /// frame is a TASK_SHM), rather than in the frame.
-    pub in_area: Option<usize>,
-    pub submitted: Instant,
-    pub started: Option<Instant>,
-    /// Already sent back to the queue once after a worker died before ACK.
-    pub requeued: bool,
-    /// A thread waits for this task by id.
-    pub waiter: Option<u64>,
-    /// Its time limits (the pool's, or its own).
-    pub limits: TimeLimits,
-    /// The worker (slot, generation) it was handed to, while it is not in
-    /// the queue.
-    pub holder: Option<(usize, u32)>,
-}
-
-/// A task's soft and hard time limits, from its start.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct TimeLimits {
-    pub soft: Option<Duration>,
-    pub hard: Option<Duration>,
-}
-
-impl Task {
-    /// A task just submitted.
-    pub(crate) fn new(
-        frame: Arc<Vec<u8>>,
-        in_area: Option<usize>,
-        tag: u64,
-        limits: TimeLimits,
-    ) -> Task {
-        Task {
-            tag,
-            frame: Some(frame),
-            in_area,
-            submitted: Instant::now(),
-            started: None,
-            requeued: false,
-            waiter: None,
-            limits,
-            holder: None,
-        }
-    }
-}
-
-/// Why the pool stops a worker (kills it, rather than letting it finish).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Stop {
-    /// It broke the protocol or lost its channel: counts as a crash.
-    Broken(String),
-    /// Task `task` ran past its hard time limit.
-    TimeLimit { task: u64, limit: Duration },
-    /// Task `task` was cancelled while it ran.
-    Cancel { task: u64 },
-}
-
-impl Stop {
-    /// Why, for messages ("the pool stopped it because ...").
-    pub(crate) fn reason(&self) -> String {
-        match self {
-            Stop::Broken(why) => why.clone(),
-            Stop::TimeLimit { task, limit } => format!(
-                "task {task} ran past its hard time limit of {}",
-                describe_duration(*limit)
-            ),
-            Stop::Cancel { task } => format!("task {task} was cancelled while it ran"),
-        }
-    }
-
-    /// Whether the pool meant it (not a crash).
-    pub(crate) fn planned(&self) -> bool {
-        !matches!(self, Stop::Broken(_))
-    }
-
-    /// The outcome it gives `task`, if it is the task it is about.
-    pub(crate) fn outcome_for(&self, id: u64) -> Option<Outcome> {
-        match *self {
-            Stop::TimeLimit { task, .. } if task == id => Some(Outcome::TimeLimit),
-            Stop::Cancel { task } if task == id => Some(Outcome::Cancelled),
-            _ => None,
-        }
-    }
-}
-
-/// "250 ms", "1.5 s".
-pub(crate) fn describe_duration(d: Duration) -> String {
-    if d < Duration::from_secs(10) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
-    }
+/// What a worker is doing, for [`WorkerInfo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Started, not ready yet.
+    Starting,
+    /// Ready, holding no task.
+    Idle,
+    /// Running a task (or holding some).
+    Busy,
+    /// Takes no new task; exits after those it holds.
+    Retiring,
+    /// Being stopped by the pool.
+    Stopping,
 }
 
 /// Who reads a worker's channel right now (see `reader.rs`).
@@ -168,6 +84,13 @@ pub(crate) struct Worker {
     /// Its shared area: where it records the task it starts, and where
     /// large payloads and replies travel.
     pub area: Arc<Area>,
+    /// Its pidfd (none on old kernels): a thread reading its results
+    /// watches it too, to see its death even while a process it started
+    /// holds the results pipe open.
+    pub pidfd: Option<Arc<OwnedFd>>,
+    /// When the first task it holds became the first (CLOCK_MONOTONIC ns):
+    /// the start of that task's time limits if it never reports starting.
+    pub front_since: u64,
     /// Said hello: may take tasks.
     pub ready: bool,
     /// Said in its HELLO that it takes TASK_SHM frames.
@@ -260,6 +183,15 @@ pub(crate) fn watch_results(epoll_fd: RawFd, slot: usize, w: &Worker) {
     rewatch(epoll_fd, &w.results, events, token);
 }
 
+/// Adds a task to those worker `w` holds; a task that is the first it
+/// holds starts its clock now (see [`Worker::front_since`]).
+fn push_task(w: &mut Worker, task_id: u64) {
+    if w.tasks.is_empty() {
+        w.front_since = monotonic_ns();
+    }
+    w.tasks.push(task_id);
+}
+
 /// A frame to send to a worker, outside the lock.
 pub(crate) struct Send {
     pub slot: usize,
@@ -325,8 +257,9 @@ pub(crate) struct State {
     wake_fd: RawFd,
     /// Counts for `stats`.
     pub counts: Counts,
-    /// Workers host threads asked the supervisor to stop (cancel).
-    pub stop_requests: Vec<(usize, u32, Stop)>,
+    /// Workers being stopped that the supervisor must send the first
+    /// signal to ([`State::begin_stop`]).
+    pub stop_requests: Vec<(usize, u32)>,
 }
 
 /// What happened so far, for `stats`.
@@ -380,6 +313,47 @@ impl State {
             counts: Counts::default(),
             stop_requests: Vec::new(),
         })
+    }
+
+    /// Most tasks in flight to worker `w`: the pool's prefetch for a worker
+    /// that reads its control page; one for a worker that does not, which
+    /// can only be stopped for a task safely while it holds no other (see
+    /// `src/control.rs`: the `running` word is on the control page).
+    fn window(&self, w: &Worker) -> usize {
+        if w.control {
+            self.prefetch
+        } else {
+            1
+        }
+    }
+
+    /// Starts stopping the worker in `slot` for `stop`, under the lock, so
+    /// that from now on it is given nothing and its frames no longer count:
+    /// marks it, sets its kill deadline (after `grace`), and asks the
+    /// supervisor to send the first signal. False if it is gone or being
+    /// stopped already.
+    pub(crate) fn begin_stop(
+        &mut self,
+        slot: usize,
+        generation: u32,
+        stop: Stop,
+        grace: Duration,
+    ) -> bool {
+        let Some(w) = self.worker_mut(slot, generation) else {
+            return false;
+        };
+        if w.stop.is_some() {
+            return false;
+        }
+        w.stop = Some(stop);
+        self.idle.retain(|&s| s != slot);
+        if !grace.is_zero() {
+            let at = monotonic_ns() + grace.as_nanos() as u64;
+            self.timers.add(at, Due::Kill(slot, generation));
+        }
+        self.stop_requests.push((slot, generation));
+        sys::eventfd_signal(self.wake_fd);
+        true
     }
 
     /// Whether the worker may be given tasks.
@@ -461,16 +435,6 @@ impl State {
         }
     }
 
-    /// A task the worker had not started goes back to the front of the
-    /// queue because the pool stopped or retired its worker: not counted
-    /// as a requeue after a crash.
-    pub(crate) fn requeue_planned(&mut self, task_id: u64) {
-        if let Some(t) = self.tasks.get_mut(&task_id) {
-            t.holder = None;
-            self.queue.push_front(task_id);
-        }
-    }
-
     /// The live worker in `slot` if it is still generation `generation`.
     pub(crate) fn worker_mut(&mut self, slot: usize, generation: u32) -> Option<&mut Worker> {
         self.workers
@@ -489,7 +453,7 @@ impl State {
             .iter()
             .enumerate()
             .filter_map(|(i, w)| w.as_ref().map(|w| (i, w)))
-            .filter(|(_, w)| State::serving(w) && w.tasks.len() < self.prefetch)
+            .filter(|(_, w)| State::serving(w) && w.tasks.len() < self.window(w))
             .min_by_key(|(_, w)| w.tasks.len())
             .map(|(i, _)| i)
     }
@@ -526,7 +490,7 @@ impl State {
     ) -> Option<(Send, Arc<Area>)> {
         let (frame, generation) = self.hand_over(task_id, slot)?;
         let w = self.workers.get_mut(slot)?.as_mut()?;
-        w.tasks.push(task_id);
+        push_task(w, task_id);
         w.task_region = Some(task_id);
         w.task_region_used = w.task_region_used.max(len);
         w.direct_sending = true;
@@ -605,7 +569,7 @@ impl State {
         let epoll_fd = self.epoll_fd;
         let w = self.workers.get_mut(slot)?.as_mut()?;
         let was_idle = w.tasks.is_empty();
-        w.tasks.push(task_id);
+        push_task(w, task_id);
         let send = if was_idle && w.outbox.is_empty() && !w.direct_sending {
             w.direct_sending = true;
             Some(Send {
@@ -697,7 +661,7 @@ impl State {
                 self.close_if_retired(slot);
                 return direct;
             }
-            if w.tasks.len() >= self.prefetch {
+            if w.tasks.len() >= self.window(w) {
                 return direct;
             }
             let Some(id) = self.queue.pop_front() else {
@@ -716,40 +680,14 @@ impl State {
         direct
     }
 
-    /// Removes a finished task and delivers its result exactly once.
-    pub(crate) fn finish(
-        &mut self,
-        task_id: u64,
-        outcome: Outcome,
-        data: Vec<u8>,
-        pid: i32,
-        status: Option<sys::ExitStatus>,
-        now: Instant,
-    ) {
-        let Some(task) = self.tasks.remove(&task_id) else {
-            return;
-        };
-        self.counts.outcomes[outcome as usize] += 1;
-        let (queued, running) = match task.started {
-            Some(s) => (s - task.submitted, now - s),
-            None => (now - task.submitted, Duration::ZERO),
-        };
-        let (exit_code, signal) = status.map_or((None, None), sys::ExitStatus::parts);
-        let result = TaskResult {
-            task_id,
-            tag: task.tag,
-            outcome,
-            data,
-            pid,
-            exit_code,
-            signal,
-            queued,
-            running,
-        };
-        if task.waiter.is_some() {
+    /// Hands a finished task's result to exactly one place: the thread
+    /// waiting for it by id (`waiter`), else the longest-waiting "any"
+    /// waiter, else the store.
+    pub(crate) fn deliver(&mut self, result: TaskResult, waiter: Option<u64>) {
+        if waiter.is_some() {
             self.claimed -= 1;
         }
-        let target = task.waiter.or_else(|| self.any_waiters.pop_front());
+        let target = waiter.or_else(|| self.any_waiters.pop_front());
         match target {
             Some(waiter) => {
                 let mb = self
@@ -764,76 +702,11 @@ impl State {
                 if self.done.is_empty() {
                     sys::eventfd_signal(self.results_fd);
                 }
-                self.done.insert(task_id, result);
-                self.done_order.push_back(task_id);
+                self.done_order.push_back(result.task_id);
+                self.done.insert(result.task_id, result);
             }
         }
         self.wake_hopeless_waiters();
-    }
-
-    /// The worker holding `task_id` is gone (`about` says how). A task it had
-    /// not started goes back to the front of the queue, but only once;
-    /// otherwise the task ends `WorkerLost`. The caller dispatches the queue
-    /// once it has handled every task the worker held, so that requeued
-    /// tasks keep their order.
-    pub(crate) fn worker_lost(
-        &mut self,
-        task_id: u64,
-        acked: bool,
-        pid: i32,
-        status: sys::ExitStatus,
-        about: &str,
-    ) {
-        let live = matches!(self.phase, Phase::Running | Phase::Closed);
-        let Some(task) = self.tasks.get_mut(&task_id) else {
-            return;
-        };
-        let first_time = !task.requeued;
-        if !acked && live && first_time {
-            task.requeued = true;
-            task.holder = None;
-            self.queue.push_front(task_id);
-            return;
-        }
-        let message = if acked {
-            format!("{about} while running task {task_id}")
-        } else if first_time {
-            format!("{about} before starting task {task_id}")
-        } else {
-            format!(
-                "{about} before starting task {task_id}; the task had already been requeued once \
-                 after another worker died before starting it"
-            )
-        };
-        self.finish(
-            task_id,
-            Outcome::WorkerLost,
-            message.into_bytes(),
-            pid,
-            Some(status),
-            Instant::now(),
-        );
-    }
-
-    /// Ends every task not yet finished with `outcome`.
-    pub(crate) fn finish_all(&mut self, outcome: Outcome, message: &str) {
-        let holders: HashMap<u64, i32> = self
-            .workers
-            .iter()
-            .flatten()
-            .flat_map(|w| w.tasks.iter().map(|&t| (t, w.pid)))
-            .collect();
-        let mut ids: Vec<u64> = self.tasks.keys().collect();
-        ids.sort_unstable();
-        let now = Instant::now();
-        for id in ids {
-            let pid = holders.get(&id).copied().unwrap_or(0);
-            self.finish(id, outcome, message.as_bytes().to_vec(), pid, None, now);
-        }
-        self.queue.clear();
-        for w in self.workers.iter_mut().flatten() {
-            w.tasks.clear();
-        }
     }
 
     /// Tasks whose result no thread waits for by id.
@@ -953,96 +826,5 @@ impl State {
             self.done_order.push_back(r.task_id);
             self.done.insert(r.task_id, r);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::fd::AsRawFd;
-
-    fn state_with_task(id: u64, fd: &OwnedFd) -> State {
-        let mut st = State::new(fd.as_raw_fd(), -1, -1, 1).unwrap();
-        st.phase = Phase::Running;
-        st.tasks.insert(
-            id,
-            Task {
-                tag: 9,
-                frame: Some(Arc::new(crate::protocol::encode_task(id, b"x"))),
-                in_area: None,
-                submitted: Instant::now(),
-                started: None,
-                requeued: false,
-                waiter: None,
-                limits: TimeLimits::default(),
-                holder: None,
-            },
-        );
-        st
-    }
-
-    #[test]
-    fn death_before_ack_requeues_at_most_once() {
-        let fd = sys::eventfd().unwrap();
-        let mut st = state_with_task(7, &fd);
-        let died = sys::ExitStatus::Signal(libc::SIGKILL);
-        st.worker_lost(7, false, 100, died, "worker 100 died");
-        assert!(st.dispatch().is_empty(), "no worker to take it now");
-        assert_eq!(st.queue, [7], "first death before ACK: back in the queue");
-        assert!(st.take_done(None).is_none());
-        st.queue.clear();
-        st.worker_lost(7, false, 101, died, "worker 101 died");
-        assert!(
-            st.queue.is_empty(),
-            "second death before ACK: not requeued again"
-        );
-        let r = st.take_done(Some(7)).expect("the task finished");
-        assert_eq!(r.outcome, Outcome::WorkerLost);
-        assert_eq!(r.pid, 101);
-        assert_eq!(r.signal, Some(libc::SIGKILL));
-        assert!(r.text().contains("requeued once"), "{}", r.text());
-        assert!(st.tasks.is_empty());
-    }
-
-    #[test]
-    fn death_after_ack_is_worker_lost_at_once() {
-        let fd = sys::eventfd().unwrap();
-        let mut st = state_with_task(3, &fd);
-        st.worker_lost(
-            3,
-            true,
-            55,
-            sys::ExitStatus::Code(3),
-            "worker 55 exited with code 3",
-        );
-        assert!(st.queue.is_empty());
-        let r = st.take_done(None).unwrap();
-        assert_eq!(
-            (r.outcome, r.exit_code, r.tag),
-            (Outcome::WorkerLost, Some(3), 9)
-        );
-        assert_eq!(
-            r.text(),
-            "worker 55 exited with code 3 while running task 3"
-        );
-    }
-
-    #[test]
-    fn results_are_delivered_once_to_waiter_or_store() {
-        let fd = sys::eventfd().unwrap();
-        let mut st = state_with_task(1, &fd);
-        let (waiter, _cv) = st.add_waiter(Some(1));
-        st.finish(1, Outcome::Ok, b"r".to_vec(), 1, None, Instant::now());
-        assert!(
-            st.take_done(None).is_none(),
-            "the waiter got it, not the store"
-        );
-        assert_eq!(st.take_mail(waiter).unwrap().data, b"r");
-        assert!(st.take_mail(waiter).is_none());
-        st.remove_waiter(waiter, Some(1));
-        assert!(matches!(
-            st.nothing_to_wait_for(Some(1), None),
-            NoResult::Gone(Error::NotFound(_))
-        ));
     }
 }

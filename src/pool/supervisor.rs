@@ -12,8 +12,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::reader::{pump, Inbox};
 use super::result::Outcome;
-use super::state::{describe_duration, Stop};
 use super::state::{Phase, Reader, Send, State, Worker};
+use super::task::{describe_duration, Stop};
 use super::timers::Due;
 use crate::area::Area;
 use crate::config::{Event, EventHandler, Limits, MAX_START_FAILURES_IN_A_ROW};
@@ -174,11 +174,14 @@ struct Link {
     results: Arc<OwnedFd>,
     /// Its shared area, from which the supervisor copies large replies.
     area: Arc<Area>,
-    pidfd: Option<OwnedFd>,
+    /// Shared with the thread that may read its results (which watches it
+    /// too, see `reader.rs`).
+    pidfd: Option<Arc<OwnedFd>>,
     inbox: Inbox,
     eof: bool,
-    /// Reaped while a waiting thread read its channel: finalized once the
-    /// thread gives the channel back.
+    /// It exited (our child is not reaped yet: see [`Anchor`]); finalized
+    /// at once, or once the waiting thread reading its channel gives the
+    /// channel back.
     dead: Option<ExitStatus>,
     /// Who reaps it.
     reaper: Reaper,
@@ -196,8 +199,19 @@ impl Link {
     }
 }
 
+/// A worker of ours that exited and whose tasks are settled, left unreaped
+/// until its stop's kill grace ends: its zombie keeps its pid, and so its
+/// process group id, from being reused, so that processes its handler
+/// started, still in the group, get the stop's SIGKILL safely.
+struct Anchor {
+    slot: usize,
+    generation: u32,
+    pid: libc::pid_t,
+}
+
 pub(crate) struct Supervisor {
     shared: Arc<Shared>,
+    anchors: Vec<Anchor>,
     launcher: Box<dyn Launcher>,
     links: Vec<Option<Link>>,
     next_generation: u32,
@@ -216,6 +230,7 @@ impl Supervisor {
     ) -> Supervisor {
         Supervisor {
             shared,
+            anchors: Vec::new(),
             launcher,
             links: Vec::new(),
             next_generation: 0,
@@ -340,7 +355,7 @@ impl Supervisor {
                         unsafe { libc::shutdown(l.channel.as_raw_fd(), libc::SHUT_WR) };
                     }
                 }
-                if live == 0 {
+                if live == 0 && self.anchors.is_empty() {
                     self.launcher.shutdown();
                     let mut st = self.shared.state.lock();
                     self.shared.set_phase(&mut st, Phase::Joined);
@@ -517,6 +532,7 @@ impl Supervisor {
         let channel = Arc::new(started.channel);
         let results = Arc::new(started.results);
         let area = Arc::new(started.area);
+        let pidfd = started.pidfd.map(Arc::new);
         let inbox: Inbox = Arc::new(Mutex::new(Vec::with_capacity(4096)));
         let epfd = self.shared.epoll.as_raw_fd();
         let _ = sys::epoll_ctl(
@@ -535,7 +551,7 @@ impl Supervisor {
             libc::EPOLLET as u32,
             tasks_token(slot, generation),
         );
-        if let Some(p) = &started.pidfd {
+        if let Some(p) = &pidfd {
             let _ = sys::epoll_ctl(
                 epfd,
                 libc::EPOLL_CTL_ADD,
@@ -572,6 +588,8 @@ impl Supervisor {
             channel: channel.clone(),
             results: results.clone(),
             area: area.clone(),
+            pidfd: pidfd.clone(),
+            front_since: 0,
             ready: false,
             area_tasks: false,
             control: false,
@@ -603,7 +621,7 @@ impl Supervisor {
             channel,
             results,
             area,
-            pidfd: started.pidfd,
+            pidfd,
             inbox,
             eof: false,
             dead: None,
@@ -662,8 +680,10 @@ impl Supervisor {
             return;
         };
         if link.ours() {
-            if let Some(status) = sys::try_reap(link.pid) {
-                self.reaped(slot, generation, status);
+            if link.dead.is_none() {
+                if let Some(status) = sys::exit_status_unreaped(link.pid) {
+                    self.reaped(slot, generation, status);
+                }
             }
             return;
         }
@@ -690,17 +710,16 @@ impl Supervisor {
             })
             .collect();
         for (slot, generation, pid) in polled {
-            if let Some(status) = sys::try_reap(pid) {
+            if let Some(status) = sys::exit_status_unreaped(pid) {
                 self.reaped(slot, generation, status);
             }
         }
     }
 
-    /// A worker was reaped: read what it sent last, then account for it,
+    /// A worker exited: read what it sent last, then account for it,
     /// unless a waiting thread reads its channel now (then once it is done).
+    /// Our own child is not reaped yet (its group can still be signalled).
     fn reaped(&mut self, slot: usize, generation: u32, status: ExitStatus) {
-        // From now on its pid (and group) may be another process's: kill()
-        // must not signal it.
         let epfd = self.shared.epoll.as_raw_fd();
         if let Some(link) = self.link(slot, generation) {
             link.dead = Some(status);
@@ -723,11 +742,13 @@ impl Supervisor {
         }
     }
 
-    /// Stops the workers host threads asked to stop.
+    /// Sends the first signal to the workers being stopped
+    /// ([`State::begin_stop`]); SIGKILL follows when the kill grace ends.
     fn stop_requested(&mut self) {
         let requests = std::mem::take(&mut self.shared.state.lock().stop_requests);
-        for (slot, generation, stop) in requests {
-            self.stop_worker(slot, generation, stop);
+        let first = first_stop_signal(self.shared.limits.kill_grace);
+        for (slot, generation) in requests {
+            self.signal(slot, generation, first);
         }
     }
 
@@ -810,42 +831,28 @@ impl Supervisor {
         self.signal(slot, generation, libc::SIGKILL);
     }
 
-    /// Sends `sig` to a worker and its process group, unless it was reaped
-    /// (its pid, and group, may be another process's by now).
+    /// Sends `sig` to a worker and its process group, whether or not the
+    /// worker has exited (see [`signal_link`]); at its kill deadline, to
+    /// the group of a worker that exited meanwhile ([`Anchor`]).
     fn signal(&mut self, slot: usize, generation: u32, sig: i32) {
         if let Some(link) = self.link(slot, generation) {
             if sig == libc::SIGKILL {
                 link.inbox.lock().clear();
             }
-            if link.dead.is_none() {
-                signal_link(link, sig, true);
-            }
+            signal_link(link, sig, true);
+            return;
         }
-    }
-
-    /// Stops a worker on purpose: SIGTERM to it and its group, then SIGKILL
-    /// once the kill grace has passed (at once when it is zero). Its tasks
-    /// are accounted for when it is reaped, as `stop` says.
-    fn stop_worker(&mut self, slot: usize, generation: u32, stop: Stop) {
-        let grace = self.shared.limits.kill_grace;
+        if sig != libc::SIGKILL {
+            return;
+        }
+        if let Some(at) = self
+            .anchors
+            .iter()
+            .position(|a| (a.slot, a.generation) == (slot, generation))
         {
-            let mut st = self.shared.state.lock();
-            let Some(w) = st.worker_mut(slot, generation) else {
-                return;
-            };
-            if w.stop.is_some() {
-                return;
-            }
-            w.stop = Some(stop);
-            st.idle.retain(|&s| s != slot);
-            if !grace.is_zero() {
-                let at = monotonic_ns() + grace.as_nanos() as u64;
-                st.timers.add(at, Due::Kill(slot, generation));
-            }
+            let anchor = self.anchors.swap_remove(at);
+            end_group(anchor.pid);
         }
-        // A replacement starts at once (the stopped one no longer serves).
-        self.shared.wake();
-        self.signal(slot, generation, first_stop_signal(grace));
     }
 
     /// The timerfd fired: handles every deadline that passed.
@@ -866,9 +873,13 @@ impl Supervisor {
 
     /// A time limit of `task` may have passed (see timers.rs): acts on it if
     /// it did, or sets the deadline again from what is known of its start.
+    /// A task never seen to start runs from when it became the first its
+    /// worker holds (sent to it with nothing ahead): a worker that hangs
+    /// without ACK or progress-page entry is stopped all the same.
     fn time_limit_due(&mut self, task: u64, due: Due) {
         let soft = matches!(due, Due::Soft(_));
-        let (slot, generation, limit, control, area) = {
+        let grace = self.shared.limits.kill_grace;
+        let (slot, generation, control, area) = {
             let mut st = self.shared.state.lock();
             let Some(t) = st.tasks.get(&task) else {
                 return; // finished
@@ -889,18 +900,28 @@ impl Supervisor {
             let started = acked
                 .or_else(|| w.area.progress().started_at_by(task, &clock))
                 .map(|at| now.saturating_sub(clock.instant.duration_since(at).as_nanos() as u64));
+            let first = w.tasks.first() == Some(&task);
             let limit_ns = limit.as_nanos() as u64;
-            let deadline = started.map_or(now + limit_ns, |s| s + limit_ns);
+            let deadline = match started {
+                Some(s) => s + limit_ns,
+                None if first => w.front_since + limit_ns,
+                None => now + limit_ns,
+            };
             if deadline > now {
                 st.timers.add(deadline, due);
                 return;
             }
-            (slot, generation, limit, w.control, w.area.clone())
+            if !soft {
+                if State::may_stop_for(w, task, started.is_some()) {
+                    let stop = Stop::TimeLimit { task, limit };
+                    st.begin_stop(slot, generation, stop, grace);
+                }
+                drop(st);
+                self.stop_requested();
+                return;
+            }
+            (slot, generation, w.control, w.area.clone())
         };
-        if !soft {
-            self.stop_worker(slot, generation, Stop::TimeLimit { task, limit });
-            return;
-        }
         area.control().set_soft_limit(task);
         // The worker alone: processes its handler started are not told.
         if let Some(link) = self.link(slot, generation).filter(|l| l.dead.is_none()) {
@@ -910,7 +931,8 @@ impl Supervisor {
         }
     }
 
-    /// A worker was reaped: account for its task, free its slot.
+    /// A worker exited: settle its tasks, free its slot, and end its
+    /// process group (see [`Supervisor::end_group_of`]).
     fn finalize(&mut self, slot: usize, generation: u32, status: ExitStatus) {
         let Some(link) = self.links[slot].take_if(|l| l.generation == generation) else {
             return;
@@ -923,6 +945,16 @@ impl Supervisor {
         if let Some(p) = &link.pidfd {
             let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, p.as_raw_fd(), 0, 0);
         }
+        // The group first: a result is handed out only once its worker is
+        // reaped (or, while a stop's grace lasts for processes left in its
+        // group, killed).
+        let stopping = self
+            .shared
+            .state
+            .lock()
+            .worker_mut(slot, generation)
+            .is_some_and(|w| w.stop.is_some());
+        self.end_group_of(slot, &link, stopping);
         let mut st = self.shared.state.lock();
         let Some(w) = st.workers[slot].take() else {
             return;
@@ -933,62 +965,13 @@ impl Supervisor {
         if w.retiring.is_some() {
             st.counts.recycles += 1;
         }
-        let oom_task = w.area.control().oom_task();
-        let mut lost = Vec::new();
-        // Backwards, so that requeued tasks keep their order at the front.
-        for &task_id in w.tasks.iter().rev() {
-            let started_at = w.area.progress().started_at(task_id);
-            if let Some(t) = st.tasks.get_mut(&task_id) {
-                t.started = t.started.or(started_at);
-                if let Some(len) = t.in_area.take() {
-                    // Its payload is in the dead worker's area: another
-                    // worker gets it in the frame.
-                    match w.area.read_task(len) {
-                        Ok(payload) => {
-                            t.frame = Some(Arc::new(protocol::encode_task(task_id, &payload)))
-                        }
-                        // Unreadable (no memory to map it): not run again.
-                        Err(_) => t.requeued = true,
-                    }
-                }
-            }
-            let started = w.acked == Some(task_id) || started_at.is_some();
-            let ends = w.stop.as_ref().and_then(|s| s.outcome_for(task_id));
-            let now = Instant::now();
-            match ends {
-                Some(outcome) => {
-                    let message = about.clone().into_bytes();
-                    st.finish(task_id, outcome, message, w.pid, Some(status), now);
-                }
-                None if started && oom_task == task_id => {
-                    let limit = match self.shared.limits.hard_memory {
-                        Some(b) => format!("its hard memory limit of {b} bytes"),
-                        None => "the memory the system would give it".into(),
-                    };
-                    let message = format!(
-                        "{about} while running task {task_id}: an allocation failed \
-                         (out of memory: {limit})"
-                    );
-                    let message = message.into_bytes();
-                    st.finish(
-                        task_id,
-                        Outcome::MemoryLimit,
-                        message,
-                        w.pid,
-                        Some(status),
-                        now,
-                    );
-                    lost.push(task_id);
-                }
-                None if planned && !started => st.requeue_planned(task_id),
-                None => {
-                    if started && st.tasks.get(&task_id).is_some() {
-                        lost.push(task_id);
-                    }
-                    st.worker_lost(task_id, started, w.pid, status, &about)
-                }
-            }
-        }
+        let memory_limit = match self.shared.limits.hard_memory {
+            Some(b) => format!("its hard memory limit of {b} bytes"),
+            None => "the memory the system would give it".into(),
+        };
+        let lost = st
+            .settle_dead_worker(&w, status, &about, &memory_limit)
+            .lost;
         let sends = st.dispatch();
         let live =
             !self.stopping && matches!(st.phase, Phase::Starting | Phase::Running | Phase::Closed);
@@ -1023,23 +1006,53 @@ impl Supervisor {
         }
     }
 
-    /// Stops and reaps every worker (SIGTERM, then SIGKILL for those still
-    /// there after the kill grace), ends every task, and sets a final phase.
+    /// Ends the process group of a worker that exited, so that nothing its
+    /// handler started outlives it: SIGKILL to the group, then the reap.
+    /// A worker being stopped whose group has other members keeps its
+    /// zombie (an [`Anchor`]) until its kill grace ends, so those members
+    /// get the whole grace after the SIGTERM, as the worker did (with no
+    /// member left, none can appear: only a member can fork one). A fork server's worker is
+    /// reaped by the server, which ends its group first (worker/forkserver.rs).
+    fn end_group_of(&mut self, slot: usize, link: &Link, stopping: bool) {
+        if !link.ours() {
+            return;
+        }
+        let grace_left = stopping && !self.shared.limits.kill_grace.is_zero();
+        if grace_left && sys::group_has_others(link.pid) {
+            self.anchors.push(Anchor {
+                slot,
+                generation: link.generation,
+                pid: link.pid,
+            });
+            return;
+        }
+        end_group(link.pid);
+    }
+
+    /// Stops and reaps every worker, ends every task, and sets a final
+    /// phase: SIGTERM to every group, SIGKILL to every group after the kill
+    /// grace (to a worker's group whether or not the worker is still there:
+    /// until it is reaped, its zombie keeps the group id from being
+    /// reused), then the reaps, then a wait for the groups to be empty.
     fn stop_all(&mut self, phase: Phase, message: &str) {
-        // Workers reaped already (while a waiting thread read their
-        // channel) are neither signalled nor waited for again.
         let grace = self.shared.limits.kill_grace;
         let first = first_stop_signal(grace);
-        for link in self.links.iter().flatten().filter(|l| l.dead.is_none()) {
+        for link in self.links.iter().flatten() {
             signal_link(link, first, true);
         }
+        for anchor in &self.anchors {
+            sys::signal_group(anchor.pid, first);
+        }
         let deadline = Instant::now() + grace;
-        for link in self.links.iter().flatten().filter(|l| l.dead.is_none()) {
-            if first != libc::SIGKILL && !wait_gone(link, deadline) {
-                signal_link(link, libc::SIGKILL, true);
+        if first != libc::SIGKILL {
+            for link in self.links.iter().flatten() {
+                wait_gone(link, deadline);
             }
         }
-        for link in self.links.drain(..).flatten().filter(|l| l.dead.is_none()) {
+        let mut groups = Vec::new();
+        for link in self.links.drain(..).flatten() {
+            signal_link(&link, libc::SIGKILL, true);
+            groups.push(link.pid);
             match (link.reaper, &link.pidfd) {
                 (Reaper::Pool, _) => {
                     sys::reap_blocking(link.pid);
@@ -1049,8 +1062,13 @@ impl Supervisor {
                 (Reaper::Server(_), None) => {}
             }
         }
+        for anchor in self.anchors.drain(..) {
+            groups.push(anchor.pid);
+            end_group(anchor.pid);
+        }
         // The fork server reaps what is left, then exits and is reaped.
         self.launcher.shutdown();
+        wait_groups_empty(&groups);
         let mut st = self.shared.state.lock();
         st.finish_all(Outcome::Abandoned, message);
         st.workers.clear();
@@ -1059,10 +1077,37 @@ impl Supervisor {
     }
 }
 
+/// How long [`wait_groups_empty`] waits for the members of stopped groups
+/// to be reaped by their new parent (init, or a subreaper).
+const GROUPS_EMPTY_WAIT: Duration = Duration::from_secs(2);
+
+/// SIGKILL to the group of our exited, unreaped child `pid` (its zombie
+/// holds the group id), then the reap.
+fn end_group(pid: libc::pid_t) {
+    sys::signal_group(pid, libc::SIGKILL);
+    sys::reap_blocking(pid);
+}
+
+/// Waits (a while at most) until no process of the groups `pgids` is left.
+/// Every member was sent SIGKILL and, its leader reaped, is reaped by
+/// init; only a checking signal is sent now, so an id reused meanwhile is
+/// harmless.
+fn wait_groups_empty(pgids: &[libc::pid_t]) {
+    let deadline = Instant::now() + GROUPS_EMPTY_WAIT;
+    for &pgid in pgids {
+        while sys::group_exists(pgid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 /// Waits until a worker has exited (not reaped), or `deadline` passed.
 /// Returns whether it exited.
 fn wait_gone(link: &Link, deadline: Instant) -> bool {
     loop {
+        if link.dead.is_some() {
+            return true;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         let ms = left.as_millis().min(i32::MAX as u128) as i32;
         match &link.pidfd {
@@ -1073,7 +1118,7 @@ fn wait_gone(link: &Link, deadline: Instant) -> bool {
             }
             // Without a pidfd: look every few ms (old kernels only).
             None if link.ours() => {
-                if sys::has_exited(link.pid) {
+                if sys::exit_status_unreaped(link.pid).is_some() {
                     return true;
                 }
                 std::thread::sleep(Duration::from_millis(ms.clamp(0, 5) as u64));
@@ -1095,14 +1140,16 @@ fn first_stop_signal(grace: Duration) -> i32 {
     }
 }
 
-/// Sends `sig` to a worker (not reaped) through its pidfd (or pid), and to
-/// its process group when `group`.
+/// Sends `sig` to a worker through its pidfd (or pid), and to its process
+/// group when `group`. Our own child is not reaped before its tasks are
+/// settled and its group ended, so its pid and group id are ours to signal
+/// even after it exited. A fork server's worker may be reaped by the
+/// server at any time: its group is signalled only while its pidfd says it
+/// has not exited.
 fn signal_link(link: &Link, sig: i32, group: bool) {
     match &link.pidfd {
         Some(p) => {
             let _ = sys::pidfd_send_signal(p.as_raw_fd(), sig);
-            // A fork server's worker may have been reaped by the server
-            // already: then its group id may be another process's.
             if !link.ours() && (link.exited || sys::pidfd_exited(p.as_raw_fd())) {
                 return;
             }
@@ -1117,9 +1164,7 @@ fn signal_link(link: &Link, sig: i32, group: bool) {
         },
     }
     if group {
-        // SAFETY: the worker leads its own group and is not reaped, so the
-        // group id cannot belong to anyone else.
-        unsafe { libc::kill(-link.pid, sig) };
+        sys::signal_group(link.pid, sig);
     }
 }
 
@@ -1294,6 +1339,9 @@ fn apply_result(
         ));
     };
     w.tasks.remove(at);
+    if at == 0 {
+        w.front_since = clock.ns;
+    }
     w.done += 1;
     if w.acked == Some(id) {
         w.acked = None;

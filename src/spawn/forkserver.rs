@@ -231,6 +231,57 @@ impl ForkServerLauncher {
     }
 }
 
+/// Why a FORKED reply was not taken.
+enum Refused {
+    /// What the server said is false.
+    Lie(String),
+    /// The worker exited (and was reaped) before it could be checked.
+    Gone,
+}
+
+/// Checks what a fork server says it forked against what the kernel says:
+/// a real pid, the one its pidfd refers to, a child of the server that
+/// leads its own process group. Only then may the pool signal that pid
+/// and its group, or set limits on it. A worker that is gone already
+/// (reaped by the server) is refused too, but is no lie.
+fn check_forked(
+    pid: libc::pid_t,
+    pidfd: Option<&OwnedFd>,
+    server: libc::pid_t,
+) -> std::result::Result<(), Refused> {
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    if pid <= 0 || pid == me || pid == server {
+        return Err(Refused::Lie(format!(
+            "it named pid {pid} as its new worker"
+        )));
+    }
+    if let Some(fd) = pidfd {
+        match sys::pidfd_pid(fd.as_raw_fd()) {
+            Some(p) if p == pid => {}
+            Some(-1) => return Err(Refused::Gone),
+            other => {
+                return Err(Refused::Lie(format!(
+                    "it named pid {pid} but passed a pidfd of {}",
+                    other.map_or("no process".into(), |p| format!("pid {p}"))
+                )))
+            }
+        }
+    }
+    match sys::parent_and_group(pid) {
+        Some((parent, group)) if parent == server && group == pid => Ok(()),
+        Some((parent, group)) => Err(Refused::Lie(format!(
+            "it named pid {pid}, whose parent is {parent} and process group {group}, not a \
+             child of the server leading its own group"
+        ))),
+        // Gone between the two looks: its pidfd (checked above) was its own.
+        None if pidfd.is_some() => Err(Refused::Gone),
+        None => Err(Refused::Lie(format!(
+            "it named pid {pid}, which does not exist"
+        ))),
+    }
+}
+
 /// "the fork server 12 exited with code 3".
 fn describe(pid: libc::pid_t, status: ExitStatus) -> String {
     match status {
@@ -265,6 +316,28 @@ impl Launcher for ForkServerLauncher {
         }
         match reply {
             Some(Ok((pid, pidfd))) => {
+                let server_pid = self.server.as_ref().map_or(0, |s| s.pid);
+                match check_forked(pid, pidfd.as_ref(), server_pid) {
+                    Ok(()) => {}
+                    Err(Refused::Gone) => {
+                        return Err(io::Error::other(format!(
+                            "worker {pid} exited before the pool could take it"
+                        )))
+                    }
+                    Err(Refused::Lie(lie)) => {
+                        // Never signal or limit what a server names without
+                        // the kernel's word for it: the server is stopped
+                        // (its pidfd reports the end) and a new one started.
+                        if let Some(s) = &mut self.server {
+                            s.last_words = Some(format!("the pool stopped it: {lie}"));
+                            // SAFETY: our own unreaped child.
+                            unsafe { libc::kill(s.pid, libc::SIGKILL) };
+                        }
+                        return Err(io::Error::other(format!(
+                            "the fork server lied about a worker: {lie}"
+                        )));
+                    }
+                }
                 let pidfd = if self.use_pidfd { pidfd } else { None };
                 Ok(channel.started(pid, pidfd, Reaper::Server(server_number)))
             }

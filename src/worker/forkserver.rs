@@ -92,10 +92,12 @@ pub(crate) fn serve_forks(control: RawFd, handler: &Handler, max_frame: usize) -
             }
         }
     };
-    // Nothing is left to report to: every worker still there goes now.
+    // Nothing is left to report to: every worker still there goes now,
+    // with whatever is left in its process group.
     for child in &children {
         // SAFETY: our own unreaped child.
         unsafe { libc::kill(child.pid, libc::SIGKILL) };
+        sys::signal_group(child.pid, libc::SIGKILL);
     }
     for child in children {
         sys::reap_blocking(child.pid);
@@ -114,9 +116,12 @@ fn report_exits(control: RawFd, children: &mut Vec<Child>) -> std::io::Result<()
         let c = &children[i];
         let exited = match &c.pidfd {
             Some(p) => sys::pidfd_exited(p.as_raw_fd()),
-            None => true, // polled: waitpid(WNOHANG) tells
+            None => sys::exit_status_unreaped(c.pid).is_some(), // polled
         };
         let status = if exited {
+            // Before the reap, while the zombie still holds the group id:
+            // nothing the worker's handler started outlives it.
+            sys::signal_group(c.pid, libc::SIGKILL);
             sys::try_reap_raw(c.pid)
         } else {
             None

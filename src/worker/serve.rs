@@ -83,8 +83,9 @@ pub(crate) fn serve(
                 )
             }
         };
-        // The start is recorded before the cancel list is read: see
-        // src/control.rs for why that order settles a cancel race.
+        // `running`, then the progress page, then the cancel list: see
+        // src/control.rs for why that order settles cancels and stops.
+        control.begin_task(id);
         progress.mark_started(id);
         reply.reset();
         let frame = if control.claim_cancel(id) {
@@ -99,6 +100,11 @@ pub(crate) fn serve(
             }
             reply.finish(id, returned, max_frame)
         };
+        if !control.end_task(id) {
+            // The pool is stopping this worker for this task: start nothing
+            // more (the stop must not hit the next one), and wait for it.
+            park_until_stopped();
+        }
         if sys::write_all(results, frame).is_err() {
             return EXIT_PARENT_GONE;
         }
@@ -108,6 +114,15 @@ pub(crate) fn serve(
             protocol::release_large_buffer(&mut inbuf, 0, used);
             start = 0;
         }
+    }
+}
+
+/// Waits for the pool's stop (SIGTERM, then SIGKILL), whatever handler the
+/// program has for SIGTERM.
+fn park_until_stopped() -> ! {
+    loop {
+        // SAFETY: pause has no preconditions.
+        unsafe { libc::pause() };
     }
 }
 
