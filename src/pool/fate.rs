@@ -302,3 +302,273 @@ fn cancel_on_worker(w: &Worker, id: u64, acked: bool) -> CancelSeen {
         StopClaim::Finished => CancelSeen::Finished,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{AsRawFd, OwnedFd};
+
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::area::Area;
+    use crate::pool::state::WorkerFds;
+    use crate::pool::task::{Task, TimeLimits};
+
+    /// A running state with one ready worker (no process: the rules need
+    /// none), and the fds it uses.
+    struct Fixture {
+        st: State,
+        _fds: Vec<OwnedFd>,
+    }
+
+    fn fixture(control: bool) -> Fixture {
+        let results = sys::eventfd().unwrap();
+        let wake = sys::eventfd().unwrap();
+        let mut st = State::new(results.as_raw_fd(), -1, wake.as_raw_fd(), 16).unwrap();
+        st.phase = Phase::Running;
+        st.target = 1;
+        let mut f = Fixture {
+            st,
+            _fds: vec![results, wake],
+        };
+        f.add_worker(control);
+        f
+    }
+
+    impl Fixture {
+        fn add_worker(&mut self, control: bool) -> usize {
+            let (a, b) = sys::socketpair().unwrap();
+            let generation = self.st.workers.len() as u32 + 1;
+            let mut w = Worker::new(
+                generation,
+                1000 + generation as i32,
+                WorkerFds {
+                    channel: Arc::new(a),
+                    results: Arc::new(b),
+                    area: Arc::new(Area::new(4096).unwrap()),
+                    pidfd: None,
+                    inbox: Arc::new(Mutex::new(Vec::new())),
+                },
+                None,
+            );
+            w.ready = true;
+            w.control = control;
+            self.st.workers.push(Some(w));
+            let slot = self.st.workers.len() - 1;
+            self.st.worker_free(slot);
+            slot
+        }
+
+        fn worker(&mut self, slot: usize) -> &mut Worker {
+            self.st.workers[slot].as_mut().unwrap()
+        }
+
+        /// Submits task `id` the way `Pool::submit` does.
+        fn submit(&mut self, id: u64) {
+            let frame = Arc::new(protocol::encode_task(id, b"x"));
+            let task = Task::new(frame, None, id * 10, TimeLimits::default());
+            self.st.tasks.insert(id, task);
+            match self.st.pick_worker() {
+                Some(slot) => {
+                    let generation = self.worker(slot).generation;
+                    if self.st.assign(slot, id).is_some() {
+                        self.st.direct_done(slot, generation, None);
+                    }
+                }
+                None => self.st.queue.push_back(id),
+            }
+        }
+
+        /// The worker in `slot` starts task `id`, as billiard's loop does.
+        fn start(&mut self, slot: usize, id: u64) {
+            let area = self.worker(slot).area.clone();
+            area.control().begin_task(id);
+            area.progress().mark_started(id);
+        }
+
+        /// The worker in `slot` dies with `status`; settles its tasks.
+        fn die(&mut self, slot: usize, status: sys::ExitStatus) -> Settled {
+            let w = self.st.workers[slot].take().unwrap();
+            self.st.idle.retain(|&s| s != slot);
+            self.st
+                .settle_dead_worker(&w, status, "worker died", "no limit")
+        }
+
+        fn result(&mut self, id: u64) -> TaskResult {
+            self.st.take_done(Some(id)).expect("a result")
+        }
+    }
+
+    const KILLED: sys::ExitStatus = sys::ExitStatus::Signal(libc::SIGKILL);
+
+    #[test]
+    fn a_task_that_never_started_goes_back_to_the_queue_every_time_its_worker_dies() {
+        let mut f = fixture(true);
+        f.submit(7);
+        for round in 0..5 {
+            let slot = f.st.workers.iter().position(Option::is_some).unwrap();
+            let settled = f.die(slot, KILLED);
+            assert!(settled.lost.is_empty());
+            assert_eq!(f.st.queue, [7], "round {round}: requeued");
+            assert!(f.st.take_done(None).is_none(), "round {round}: no result");
+            f.add_worker(true);
+            assert!(
+                f.st.queue.is_empty(),
+                "round {round}: the new worker took it"
+            );
+        }
+    }
+
+    #[test]
+    fn a_task_that_started_ends_worker_lost_and_the_ones_behind_it_are_requeued_in_order() {
+        let mut f = fixture(true);
+        for id in [1, 2, 3] {
+            f.submit(id);
+        }
+        f.start(0, 1);
+        let settled = f.die(0, KILLED);
+        assert_eq!(settled.lost, [1]);
+        let r = f.result(1);
+        assert_eq!(
+            (r.outcome, r.signal, r.tag),
+            (Outcome::WorkerLost, Some(9), 10)
+        );
+        assert_eq!(r.text(), "worker died while running task 1");
+        assert_eq!(f.st.queue, [2, 3]);
+    }
+
+    #[test]
+    fn a_task_that_never_started_is_abandoned_not_lost_when_the_pool_stops_first() {
+        let mut f = fixture(true);
+        f.submit(4);
+        f.st.phase = Phase::Failing;
+        f.die(0, KILLED);
+        let r = f.result(4);
+        assert_eq!(r.outcome, Outcome::Abandoned, "{}", r.text());
+        assert!(f.st.queue.is_empty());
+    }
+
+    #[test]
+    fn a_stopped_workers_task_gets_the_stops_outcome_and_the_unstarted_ones_run_elsewhere() {
+        let mut f = fixture(true);
+        f.submit(1);
+        f.submit(2);
+        f.start(0, 1);
+        f.worker(0).stop = Some(Stop::TimeLimit {
+            task: 1,
+            limit: Duration::from_millis(5),
+        });
+        f.die(0, sys::ExitStatus::Signal(libc::SIGTERM));
+        assert_eq!(f.result(1).outcome, Outcome::TimeLimit);
+        assert_eq!(f.st.queue, [2]);
+    }
+
+    #[test]
+    fn a_queued_task_is_cancelled_at_once_and_an_unknown_one_is_not_found() {
+        let mut f = fixture(true);
+        f.st.workers[0].as_mut().unwrap().ready = false; // takes nothing
+        f.st.idle.clear();
+        f.submit(5);
+        f.st.cancel(5, Duration::ZERO).unwrap();
+        let r = f.result(5);
+        assert_eq!(r.outcome, Outcome::Cancelled);
+        assert!(r.text().contains("queue"), "{}", r.text());
+        assert!(f.st.queue.is_empty());
+        assert!(matches!(
+            f.st.cancel(5, Duration::ZERO),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            f.st.cancel(99, Duration::ZERO),
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_task_sent_but_not_started_is_cancelled_at_once_and_the_worker_will_skip_it() {
+        let mut f = fixture(true);
+        f.submit(1);
+        f.submit(2);
+        f.start(0, 1);
+        f.st.cancel(2, Duration::from_secs(1)).unwrap();
+        assert_eq!(f.result(2).outcome, Outcome::Cancelled);
+        let w = f.worker(0);
+        assert!(w.stop.is_none(), "the worker runs on");
+        assert!(
+            w.area.control().claim_cancel(2),
+            "the worker finds it in the list"
+        );
+    }
+
+    #[test]
+    fn a_running_task_is_cancelled_by_a_claimed_stop_and_its_worker_starts_nothing_more() {
+        let mut f = fixture(true);
+        f.submit(1);
+        f.submit(2);
+        f.start(0, 1);
+        f.st.cancel(1, Duration::from_secs(1)).unwrap();
+        assert!(
+            f.st.take_done(None).is_none(),
+            "ends when the worker is gone"
+        );
+        assert_eq!(f.st.stop_requests, [(0, 1)]);
+        let w = f.worker(0);
+        assert_eq!(w.stop, Some(Stop::Cancel { task: 1 }));
+        assert!(
+            !w.area.control().end_task(1),
+            "the worker must not go on to task 2"
+        );
+        assert_eq!(f.st.pick_worker(), None, "a stopping worker takes nothing");
+        f.die(0, sys::ExitStatus::Signal(libc::SIGTERM));
+        assert_eq!(f.result(1).outcome, Outcome::Cancelled);
+        assert_eq!(f.st.queue, [2], "the next task was not hit");
+    }
+
+    #[test]
+    fn a_task_cancelled_as_it_finishes_is_cancelled_and_its_worker_is_not_stopped() {
+        let mut f = fixture(true);
+        f.submit(1);
+        f.submit(2);
+        f.start(0, 1);
+        assert!(
+            f.worker(0).area.control().end_task(1),
+            "the worker finished it"
+        );
+        f.start(0, 2);
+        f.st.cancel(1, Duration::from_secs(1)).unwrap();
+        let r = f.result(1);
+        assert_eq!(r.outcome, Outcome::Cancelled);
+        assert!(r.text().contains("dropped"), "{}", r.text());
+        assert!(f.worker(0).stop.is_none());
+        assert!(f.st.stop_requests.is_empty(), "task 2 runs on");
+    }
+
+    #[test]
+    fn a_worker_without_the_control_page_holds_one_task_and_is_stopped_only_for_it() {
+        let mut f = fixture(false);
+        f.submit(1);
+        f.submit(2);
+        assert_eq!(f.worker(0).tasks, [1], "a window of one");
+        assert_eq!(f.st.queue, [2]);
+        f.st.cancel(1, Duration::from_secs(1)).unwrap();
+        assert_eq!(f.result(1).outcome, Outcome::Cancelled, "not acknowledged");
+        assert!(f.worker(0).stop.is_none());
+    }
+
+    #[test]
+    fn a_hard_limit_stops_a_worker_only_while_its_task_runs() {
+        let mut f = fixture(true);
+        f.submit(1);
+        f.start(0, 1);
+        assert!(State::may_stop_for(f.worker(0), 1, true));
+        let mut f = fixture(true);
+        f.submit(1);
+        f.start(0, 1);
+        assert!(f.worker(0).area.control().end_task(1));
+        assert!(!State::may_stop_for(f.worker(0), 1, true), "it finished");
+        assert!(
+            State::may_stop_for(f.worker(0), 2, false),
+            "a task never seen to start is the one the worker hangs in"
+        );
+    }
+}

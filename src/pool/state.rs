@@ -147,6 +147,58 @@ pub(crate) struct Worker {
     pub last_words: Option<String>,
 }
 
+/// What the pool holds of a new worker's process: its channel, results
+/// pipe, area, pidfd and inbox (shared with the supervisor's view).
+pub(crate) struct WorkerFds {
+    pub channel: Arc<OwnedFd>,
+    pub results: Arc<OwnedFd>,
+    pub area: Arc<Area>,
+    pub pidfd: Option<Arc<OwnedFd>>,
+    pub inbox: super::reader::Inbox,
+}
+
+impl Worker {
+    /// A worker just started: not ready until its HELLO.
+    pub(crate) fn new(
+        generation: u32,
+        pid: libc::pid_t,
+        fds: WorkerFds,
+        max_tasks: Option<u64>,
+    ) -> Worker {
+        Worker {
+            generation,
+            pid,
+            channel: fds.channel,
+            results: fds.results,
+            area: fds.area,
+            pidfd: fds.pidfd,
+            front_since: 0,
+            ready: false,
+            area_tasks: false,
+            control: false,
+            given: 0,
+            done: 0,
+            max_tasks,
+            retiring: None,
+            task_region: None,
+            task_region_used: 0,
+            inbox: fds.inbox,
+            reading: None,
+            missed_edge: false,
+            applying: false,
+            dead: false,
+            tasks: Vec::new(),
+            acked: None,
+            outbox: VecDeque::new(),
+            outbox_sent: 0,
+            direct_sending: false,
+            out_armed: false,
+            stop: None,
+            last_words: None,
+        }
+    }
+}
+
 /// Turns EPOLLOUT on or off for a worker's task socket. Called under the
 /// state lock, so that turning it on and off cannot be reordered between
 /// threads.

@@ -12,7 +12,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::reader::{pump, Inbox};
 use super::result::Outcome;
-use super::state::{Phase, Reader, Send, State, Worker};
+use super::state::{Phase, Reader, Send, State, Worker, WorkerFds};
 use super::task::{describe_duration, Stop};
 use super::timers::Due;
 use crate::area::Area;
@@ -582,37 +582,18 @@ impl Supervisor {
         if st.workers.len() <= slot {
             st.workers.resize_with(slot + 1, || None);
         }
-        st.workers[slot] = Some(Worker {
+        st.workers[slot] = Some(Worker::new(
             generation,
-            pid: started.pid,
-            channel: channel.clone(),
-            results: results.clone(),
-            area: area.clone(),
-            pidfd: pidfd.clone(),
-            front_since: 0,
-            ready: false,
-            area_tasks: false,
-            control: false,
-            given: 0,
-            done: 0,
+            started.pid,
+            WorkerFds {
+                channel: channel.clone(),
+                results: results.clone(),
+                area: area.clone(),
+                pidfd: pidfd.clone(),
+                inbox: inbox.clone(),
+            },
             max_tasks,
-            retiring: None,
-            task_region: None,
-            task_region_used: 0,
-            inbox: inbox.clone(),
-            reading: None,
-            missed_edge: false,
-            applying: false,
-            dead: false,
-            tasks: Vec::new(),
-            acked: None,
-            outbox: std::collections::VecDeque::new(),
-            outbox_sent: 0,
-            direct_sending: false,
-            out_armed: false,
-            stop: None,
-            last_words: None,
-        });
+        ));
         drop(st);
         self.emit(Event::WorkerStarted { pid: started.pid });
         self.links[slot] = Some(Link {
