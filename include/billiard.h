@@ -335,9 +335,10 @@ typedef struct billiard_event {
 /**
  * Called on the pool's own thread for each event, with the user data
  * given to billiard_config_set_event_callback. Keep it short: the pool
- * waits for it. From inside it, pool calls that would block (a wait with
- * a timeout, a blocking submit, join, terminate, free) fail with
- * BILLIARD_EINVAL instead of deadlocking; the others work.
+ * waits for it. From inside it, calls on the same pool that would block
+ * (a wait with a timeout, a blocking submit, join, terminate, free) fail
+ * with BILLIARD_EINVAL instead of deadlocking; the others work, and so
+ * does every call on another pool (one created there may be freed there).
  */
 typedef void (*billiard_event_callback)(void *user_data, const struct billiard_event *event);
 
@@ -747,9 +748,10 @@ int billiard_pool_terminate(struct billiard_pool *pool);
  * none of its fds is open. Uncollected results are freed; results already
  * collected stay valid. NULL is a no-op. Must be the last call on `pool`:
  * threads blocked in billiard_pool_wait return, but no thread may enter a
- * pool function after this starts. Called from the event callback, it
- * does nothing (it would wait for the thread running the callback) and
- * records why in billiard_last_error().
+ * pool function after this starts. Called from this pool's own event
+ * callback, it does nothing (it would wait for the thread running the
+ * callback) and records why in billiard_last_error(); other pools may be
+ * freed there.
  */
 void billiard_pool_free(struct billiard_pool *pool);
 

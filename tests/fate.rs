@@ -307,3 +307,59 @@ fn a_lying_fork_server_is_stopped_never_obeyed() {
     bystander.kill().unwrap();
     bystander.wait().unwrap();
 }
+
+/// Inside a pool's event handler, a call that would wait for that pool's
+/// supervisor fails; pools created there may be used, terminated and
+/// freed there, and leave nothing behind.
+#[test]
+fn the_event_handler_may_free_other_pools_but_not_wait_for_its_own() {
+    use std::sync::{Arc, Mutex, OnceLock, Weak};
+    type Seen = (Option<Error>, Vec<i32>, Vec<String>);
+    let own: Arc<OnceLock<Weak<Pool>>> = Arc::new(OnceLock::new());
+    let seen: Arc<Mutex<Option<Seen>>> = Arc::new(Mutex::new(None));
+    let (own2, seen2) = (own.clone(), seen.clone());
+    let cfg = config(1).on_event(move |event| {
+        let billiard::Event::WorkerExited { .. } = event else {
+            return;
+        };
+        let Some(me) = own2.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        if seen2.lock().unwrap().is_some() {
+            return;
+        }
+        let refused = me.terminate().err();
+        let inner = Pool::new(config(2)).unwrap();
+        let pids = inner.worker_pids();
+        let texts = (0..3)
+            .map(|i| submit_and_wait(&inner, &format!("echo:{i}")))
+            .collect();
+        inner.terminate().unwrap();
+        drop(inner);
+        *seen2.lock().unwrap() = Some((refused, pids, texts));
+    });
+    let pool = Arc::new(Pool::new(cfg).unwrap());
+    own.set(Arc::downgrade(&pool)).unwrap();
+    let id = submit(&pool, "exit:1");
+    assert_eq!(
+        pool.wait_task(id, LONG).unwrap().outcome,
+        Outcome::WorkerLost
+    );
+    assert!(eventually(Duration::from_secs(30), || seen
+        .lock()
+        .unwrap()
+        .is_some()));
+    let (refused, pids, texts) = seen.lock().unwrap().take().unwrap();
+    assert!(
+        matches!(refused, Some(Error::InvalidArgument(_))),
+        "terminate of its own pool from the handler: {refused:?}"
+    );
+    assert_eq!(texts, ["0", "1", "2"]);
+    assert_eq!(pids.len(), 2);
+    for pid in pids {
+        assert!(
+            !exists(pid),
+            "worker {pid} of a pool freed in the handler is left"
+        );
+    }
+}

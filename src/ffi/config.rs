@@ -513,9 +513,10 @@ pub struct billiard_event {
 
 /// Called on the pool's own thread for each event, with the user data
 /// given to billiard_config_set_event_callback. Keep it short: the pool
-/// waits for it. From inside it, pool calls that would block (a wait with
-/// a timeout, a blocking submit, join, terminate, free) fail with
-/// BILLIARD_EINVAL instead of deadlocking; the others work.
+/// waits for it. From inside it, calls on the same pool that would block
+/// (a wait with a timeout, a blocking submit, join, terminate, free) fail
+/// with BILLIARD_EINVAL instead of deadlocking; the others work, and so
+/// does every call on another pool (one created there may be freed there).
 pub type billiard_event_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const billiard_event)>;
 

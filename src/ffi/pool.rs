@@ -267,16 +267,19 @@ pub unsafe extern "C" fn billiard_pool_terminate(pool: *mut billiard_pool) -> c_
 /// none of its fds is open. Uncollected results are freed; results already
 /// collected stay valid. NULL is a no-op. Must be the last call on `pool`:
 /// threads blocked in billiard_pool_wait return, but no thread may enter a
-/// pool function after this starts. Called from the event callback, it
-/// does nothing (it would wait for the thread running the callback) and
-/// records why in billiard_last_error().
+/// pool function after this starts. Called from this pool's own event
+/// callback, it does nothing (it would wait for the thread running the
+/// callback) and records why in billiard_last_error(); other pools may be
+/// freed there.
 #[no_mangle]
 pub unsafe extern "C" fn billiard_pool_free(pool: *mut billiard_pool) {
     boundary!((), {
         if pool.is_null() {
             return;
         }
-        if let Err(e) = crate::pool::refuse_in_event_handler("billiard_pool_free") {
+        // SAFETY: pool came from billiard_pool_new and is not freed yet.
+        let own = unsafe { &(*pool).pool }.refuse_in_own_event_handler("billiard_pool_free");
+        if let Err(e) = own {
             fail(e);
             return;
         }

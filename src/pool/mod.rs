@@ -5,6 +5,7 @@
 //! the task to that worker's channel from the submitting thread itself; a
 //! result is handed straight to one waiting thread.
 
+mod callback;
 mod fate;
 mod ids;
 mod reader;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use callback::refuse_in_event_handler;
 use reader::SessionEnd;
 pub use result::{Outcome, TaskResult};
 pub use state::{Counts, WorkerState};
@@ -132,31 +134,6 @@ pub struct WorkerInfo {
     pub rss: u64,
 }
 
-thread_local! {
-    static IN_EVENT_HANDLER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs the host's event handler, marking the thread so that blocking pool
-/// calls made from inside it fail instead of deadlocking. A panic in a Rust
-/// handler is caught: the supervisor keeps running.
-pub(crate) fn in_event_handler(f: impl FnOnce()) {
-    IN_EVENT_HANDLER.with(|c| c.set(true));
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    IN_EVENT_HANDLER.with(|c| c.set(false));
-}
-
-/// Fails a call that would block when made from the event handler: the
-/// supervisor that must wake it is the thread running the handler.
-pub(crate) fn refuse_in_event_handler(what: &str) -> Result<()> {
-    if IN_EVENT_HANDLER.with(|c| c.get()) {
-        return Err(Error::InvalidArgument(format!(
-            "{what} would block, and it was called from the event handler, which runs on the \
-             thread it would wait for"
-        )));
-    }
-    Ok(())
-}
-
 /// A pool of worker processes. Every method may be called from any thread at
 /// once (`Pool` is `Send + Sync`). Dropping it terminates the workers and
 /// reaps them: afterwards no child process of the pool exists.
@@ -174,6 +151,18 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
+    /// This pool's identity, for [`callback`]: where its shared state lives.
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
+    /// Fails with [`Error::InvalidArgument`] when called from this pool's
+    /// own event handler, for a call (`what`) that would wait for the
+    /// thread running it. Other pools' handlers may call anything.
+    pub(crate) fn refuse_in_own_event_handler(&self, what: &str) -> Result<()> {
+        refuse_in_event_handler(what, self.id())
+    }
+
     /// Starts the workers and returns once every one of them is ready, or
     /// fails with [`Error::Spawn`] (and no worker left behind).
     pub fn new(config: Config) -> Result<Pool> {
@@ -369,7 +358,7 @@ impl Pool {
             if opts.nonblocking {
                 return Err(Error::Full(st.waiting()));
             }
-            refuse_in_event_handler("a submit to a full queue")?;
+            refuse_in_event_handler("a submit to a full queue", self.id())?;
             st.blocked_submitters += 1;
             self.shared.changed.wait(st);
             st.blocked_submitters -= 1;
@@ -405,7 +394,7 @@ impl Pool {
         if timeout == Some(Duration::ZERO) {
             return Err(Error::TimedOut);
         }
-        refuse_in_event_handler("a wait with a timeout")?;
+        refuse_in_event_handler("a wait with a timeout", self.id())?;
         let (waiter, wake) = st.add_waiter(want);
         // Spin only while no task waits for a worker: with a backlog,
         // results come steadily and the CPU a spinning thread takes is
@@ -496,7 +485,7 @@ impl Pool {
     /// a pool that was not closed, [`Error::TimedOut`] if time runs out first.
     pub fn join(&self, timeout: Option<Duration>) -> Result<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        refuse_in_event_handler("join")?;
+        refuse_in_event_handler("join", self.id())?;
         let mut st = self.shared.state.lock();
         if st.phase == Phase::Running {
             return Err(Error::InvalidArgument(
@@ -521,7 +510,7 @@ impl Pool {
     /// Stops now: kills every worker, reaps it, and ends every unfinished
     /// task as [`Outcome::Abandoned`]. Returns when no worker is left.
     pub fn terminate(&self) -> Result<()> {
-        refuse_in_event_handler("terminate")?;
+        refuse_in_event_handler("terminate", self.id())?;
         let mut st = self.shared.state.lock();
         if !st.phase.is_final() {
             self.shared.set_phase(&mut st, Phase::Terminating);
@@ -648,7 +637,7 @@ impl Pool {
     /// Afterwards no child process of the pool exists. Idempotent. Does
     /// nothing when called from the event handler (it would wait for itself).
     pub fn shutdown(&self) {
-        if refuse_in_event_handler("shutdown").is_err() {
+        if refuse_in_event_handler("shutdown", self.id()).is_err() {
             return;
         }
         let _ = self.terminate();

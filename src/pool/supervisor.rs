@@ -244,7 +244,8 @@ impl Supervisor {
     /// Calls the host's event handler, if any, with no lock held.
     fn emit(&self, event: Event) {
         if let Some(handler) = &self.shared.on_event {
-            super::in_event_handler(|| handler(&event));
+            let pool = Arc::as_ptr(&self.shared) as usize;
+            super::callback::in_event_handler(pool, || handler(&event));
         }
     }
 
