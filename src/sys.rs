@@ -483,6 +483,16 @@ pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usiz
     }
 }
 
+/// One `poll`, returning early (0) when a signal interrupts it, so that
+/// the caller looks at its deadline again: a signal sent again and again
+/// (a language runtime interrupting a blocked thread) must not keep
+/// restarting the full timeout.
+pub(crate) fn poll_once(fds: &mut [libc::pollfd], timeout_ms: i32) -> usize {
+    // SAFETY: fds is a valid array of pollfd.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    r.max(0) as usize
+}
+
 /// Whether `fd` is an open file descriptor.
 pub(crate) fn fd_is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only reads the descriptor's flags.

@@ -188,9 +188,18 @@ func take(r *C.billiard_result) *Result {
 
 // Pool is a pool of worker processes. Its methods may be called from any
 // goroutine. Close it when done; a finalizer closes a Pool that is lost.
+//
+// The close rule: every call enters a gate; Close shuts it (later calls
+// fail with ErrClosed), terminates the pool (the library wakes every
+// waiting call and blocked Submit), waits for the calls in flight to
+// return, and only then frees the pool.
 type Pool struct {
-	mu  sync.RWMutex     // Close takes it to write: no call is inside the C pool then
-	ptr *C.billiard_pool // nil once closed
+	ptr      *C.billiard_pool // set once by New; freed by Close
+	mu       sync.Mutex
+	idle     sync.Cond // signalled when inFlight drops to 0
+	inFlight int
+	closed   bool
+	freed    bool
 }
 
 // New starts a pool whose workers run argv (argv[0] is the program: a
@@ -269,6 +278,7 @@ func New(argv []string, opts *Options) (*Pool, error) {
 		}
 	}
 	p := &Pool{}
+	p.idle.L = &p.mu
 	if err := call(func() C.int { return C.billiard_pool_new(cfg, &p.ptr) }); err != nil {
 		return nil, err
 	}
@@ -276,14 +286,25 @@ func New(argv []string, opts *Options) (*Pool, error) {
 	return p, nil
 }
 
-// use runs f with the pool's handle, or fails with ErrClosed after Close.
+// use runs f with the pool's handle inside the gate, or fails with
+// ErrClosed once Close has started.
 func (p *Pool) use(f func(*C.billiard_pool) C.int) error {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.ptr == nil {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
 		return &Error{Code: int(C.BILLIARD_ECLOSED), Name: "BILLIARD_ECLOSED",
 			Message: "the pool was closed"}
 	}
+	p.inFlight++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inFlight--
+		if p.inFlight == 0 {
+			p.idle.Broadcast()
+		}
+		p.mu.Unlock()
+	}()
 	return call(func() C.int { return f(p.ptr) })
 }
 
@@ -391,18 +412,27 @@ func (p *Pool) Fd() int {
 	return fd
 }
 
-// Workers returns the pids of the pool's workers now.
+// Workers returns the pids of all the pool's workers now.
 func (p *Pool) Workers() ([]int, error) {
-	infos := make([]C.billiard_worker_info, 256)
-	var n C.size_t
-	err := p.use(func(pool *C.billiard_pool) C.int {
-		return C.billiard_pool_workers(pool, &infos[0], C.size_t(len(infos)), &n)
-	})
-	pids := []int{}
-	for i := 0; i < int(n) && i < len(infos); i++ {
-		pids = append(pids, int(infos[i].pid))
+	infos := make([]C.billiard_worker_info, 64)
+	for {
+		var n C.size_t
+		err := p.use(func(pool *C.billiard_pool) C.int {
+			return C.billiard_pool_workers(pool, &infos[0], C.size_t(len(infos)), &n)
+		})
+		if err != nil {
+			return []int{}, err
+		}
+		if int(n) > len(infos) {
+			infos = make([]C.billiard_worker_info, int(n)+16)
+			continue
+		}
+		pids := make([]int, 0, int(n))
+		for i := 0; i < int(n); i++ {
+			pids = append(pids, int(infos[i].pid))
+		}
+		return pids, nil
 	}
-	return pids, err
 }
 
 // Shutdown stops taking tasks, lets queued and running ones finish (their
@@ -426,16 +456,30 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 }
 
 // Close stops every worker now (unfinished tasks end Abandoned), reaps
-// them and frees the pool: afterwards no worker process exists. Calls
-// after Close fail with ErrClosed; Close itself is idempotent.
+// them and frees the pool: afterwards no worker process exists. Calls in
+// flight on other goroutines return at once (a Wait with its result or
+// ErrNotFound, a blocked Submit with ErrClosed); calls after Close fail
+// with ErrClosed. Close is idempotent, and returns once the pool is freed.
 func (p *Pool) Close() error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ptr == nil {
-		return nil
+	first := !p.closed
+	p.closed = true
+	p.mu.Unlock()
+	if first {
+		runtime.SetFinalizer(p, nil)
+		C.billiard_pool_terminate(p.ptr)
 	}
-	runtime.SetFinalizer(p, nil)
-	C.billiard_pool_free(p.ptr)
-	p.ptr = nil
+	p.mu.Lock()
+	for p.inFlight > 0 || (!first && !p.freed) {
+		p.idle.Wait()
+	}
+	p.mu.Unlock()
+	if first {
+		C.billiard_pool_free(p.ptr)
+		p.mu.Lock()
+		p.freed = true
+		p.idle.Broadcast()
+		p.mu.Unlock()
+	}
 	return nil
 }

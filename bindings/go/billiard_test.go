@@ -323,3 +323,76 @@ func TestFdIsReadableWhileResultsWait(t *testing.T) {
 		t.Fatal("a closed pool still gives its fd")
 	}
 }
+
+// One close rule: Close terminates (waking every Wait, even one on
+// context.Background(), and every blocked Submit), waits for the calls in
+// flight, then frees; calls afterwards fail with ErrClosed. Before, Close
+// waited for a Wait(context.Background()) to end (forever).
+func TestCloseWhileOthersWaitAndSubmit(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		pool := newPool(t, &billiard.Options{MaxQueued: 4})
+		pids, _ := pool.Workers()
+		done := make(chan error, 13)
+		for i := 0; i < 13; i++ {
+			go func(i int) {
+				for {
+					var err error
+					if i == 12 {
+						// A wait with no deadline for a task that would
+						// run for an hour.
+						var id uint64
+						if id, err = pool.Submit([]byte("sleep:1h")); err == nil {
+							_, err = pool.WaitTask(context.Background(), id)
+						}
+					} else if i%2 == 0 {
+						var id uint64
+						if id, err = pool.Submit([]byte("sleep:50ms")); err == nil {
+							_, err = pool.WaitTask(context.Background(), id)
+						}
+					} else {
+						_, err = pool.Wait(context.Background())
+						if errors.Is(err, billiard.ErrNotFound) {
+							err = nil
+						}
+						if err == nil {
+							_, err = pool.Workers()
+						}
+					}
+					if err != nil {
+						if errors.Is(err, billiard.ErrClosed) || errors.Is(err, billiard.ErrNotFound) {
+							err = nil
+						}
+						done <- err
+						return
+					}
+				}
+			}(i)
+		}
+		time.Sleep(200 * time.Millisecond)
+		closed := make(chan struct{})
+		go func() { pool.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("Close hung behind calls in flight")
+		}
+		for i := 0; i < 13; i++ {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("a call failed: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("a goroutine hung after Close")
+			}
+		}
+		if _, err := pool.Submit([]byte("echo:late")); !errors.Is(err, billiard.ErrClosed) {
+			t.Fatalf("Submit after Close: %v", err)
+		}
+		for _, pid := range pids {
+			if alive(pid) {
+				t.Fatalf("worker %d outlived Close", pid)
+			}
+		}
+	}
+}

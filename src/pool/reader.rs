@@ -182,7 +182,7 @@ impl ReaderSession {
                     events: libc::POLLIN,
                     revents: 0,
                 });
-            let _ = sys::poll(&mut fds, wait_ms);
+            sys::poll_once(&mut fds, wait_ms);
             if fds[1].revents != 0 {
                 // It exited: what it wrote before is read once more, then
                 // the supervisor takes over.

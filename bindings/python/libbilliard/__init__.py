@@ -15,11 +15,13 @@ No library thread ever calls into Python.
 """
 import asyncio
 import collections
+import contextlib
 import ctypes
 import enum
 import math
 import os
 import sys
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -190,6 +192,45 @@ def _sliced(timeout, call):
             return rc
 
 
+class _Gate:
+    """The close rule: calls into the library enter the gate; closing shuts
+    it (later calls raise Closed), then waits for the calls in flight,
+    which the library's terminate has woken, before the pool is freed. So
+    no thread is ever inside a pool that another thread frees."""
+
+    def __init__(self):
+        self._cv = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def enter(self, ptr):
+        with self._cv:
+            if self._closed:
+                raise Closed(_lib.ECLOSED, "the pool was shut down")
+            self._in_flight += 1
+        try:
+            yield ptr
+        finally:
+            with self._cv:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._cv.notify_all()
+
+    def shut(self):
+        """Refuses new calls; True for the first caller only."""
+        with self._cv:
+            first = not self._closed
+            self._closed = True
+            return first
+
+    def drain(self):
+        """Waits until no call is in flight."""
+        with self._cv:
+            while self._in_flight:
+                self._cv.wait()
+
+
 class Task:
     """A submitted task: a handle like concurrent.futures.Future.
 
@@ -204,13 +245,14 @@ class Task:
     def result(self, timeout=None):
         """Waits for this task's Result (``timeout`` in seconds; None waits
         forever). Raises Timeout, or NotFound if it was collected already."""
-        return self.pool._wait(timeout, lambda ms, out: lib.billiard_task_wait(
-            self.pool._handle(), self.id, ms, out))
+        return self.pool._wait(timeout, lambda h, ms, out: lib.billiard_task_wait(
+            h, self.id, ms, out))
 
     def cancel(self):
         """Cancels the task; True if it was pending (it then ends CANCELLED),
         False if it had finished already."""
-        rc = lib.billiard_task_cancel(self.pool._handle(), self.id)
+        with self.pool._call() as h:
+            rc = lib.billiard_task_cancel(h, self.id)
         if rc == _lib.ENOTFOUND:
             return False
         _check(rc)
@@ -238,8 +280,9 @@ class _AsyncBridge:
 
     def drain(self):
         out = ctypes.c_void_p()
-        while lib.billiard_pool_wait(self.pool._handle(), 0, ctypes.byref(out)) == 0:
-            self.deliver(_take(out))
+        with self.pool._call() as h:
+            while lib.billiard_pool_wait(h, 0, ctypes.byref(out)) == 0:
+                self.deliver(_take(out))
 
     def deliver(self, result):
         future = self.by_task.pop(result.task_id, None)
@@ -341,14 +384,16 @@ class Pool:
         self._ptr = handle.value
         self._fd = lib.billiard_pool_fd(self._ptr)
         self._async = None
+        self._gate = _Gate()
         # The safety net: frees the pool (stopping its workers) if it is
-        # dropped without shutdown().
+        # dropped without shutdown() (no call can be in flight then: a
+        # call holds the pool).
         self._finalizer = weakref.finalize(self, lib.billiard_pool_free, self._ptr)
 
-    def _handle(self):
-        if not self._finalizer.alive:
-            raise Closed(_lib.ECLOSED, "the pool was shut down")
-        return self._ptr
+    def _call(self):
+        """``with pool._call() as handle``: a call into the library that
+        shutdown() waits for (Closed once it has started)."""
+        return self._gate.enter(self._ptr)
 
     def submit(self, data, *, tag=0, soft_time_limit=None, hard_time_limit=None, block=True):
         """Submits ``data`` (bytes-like; str is encoded as UTF-8) and returns
@@ -368,8 +413,8 @@ class Pool:
             opts.hard_time_limit_ms = _limit_ms(hard_time_limit)
             opts = ctypes.byref(opts)
         task_id = ctypes.c_uint64()
-        _check(lib.billiard_pool_submit(self._handle(), data, len(data), opts,
-                                        ctypes.byref(task_id)))
+        with self._call() as h:
+            _check(lib.billiard_pool_submit(h, data, len(data), opts, ctypes.byref(task_id)))
         return Task(self, task_id.value)
 
     def map(self, items, timeout=None):
@@ -382,8 +427,7 @@ class Pool:
         """The next finished task's Result, whichever it is; None when no
         task is pending and no result waits. Raises Timeout."""
         try:
-            return self._wait(timeout, lambda ms, out: lib.billiard_pool_wait(
-                self._handle(), ms, out))
+            return self._wait(timeout, lib.billiard_pool_wait)
         except NotFound:
             return None
 
@@ -396,8 +440,10 @@ class Pool:
             yield result
 
     def _wait(self, timeout, call):
+        """``call(handle, ms, out)`` in slices, inside the gate."""
         out = ctypes.c_void_p()
-        rc = _sliced(timeout, lambda ms: call(ms, ctypes.byref(out)))
+        with self._call() as h:
+            rc = _sliced(timeout, lambda ms: call(h, ms, ctypes.byref(out)))
         if rc != 0:
             raise _error(rc)
         return _take(out)
@@ -416,54 +462,75 @@ class Pool:
 
     def fileno(self):
         """The pool's fd: readable while results wait (for select/selectors)."""
-        self._handle()
-        return self._fd
+        with self._call():
+            return self._fd
 
     def stats(self):
         """The pool's counters as a dict (see billiard_stats)."""
         stats = Stats()
         stats.struct_size = ctypes.sizeof(Stats)
-        _check(lib.billiard_pool_stats(self._handle(), ctypes.byref(stats)))
+        with self._call() as h:
+            _check(lib.billiard_pool_stats(h, ctypes.byref(stats)))
         out = {name: getattr(stats, name) for name, _ in Stats._fields_
                if name not in ("struct_size", "reserved", "outcomes")}
         out["outcomes"] = {o: stats.outcomes[o] for o in Outcome}
         return out
 
     def worker_pids(self):
-        """The pids of the pool's workers now."""
-        infos = (WorkerInfo * 1024)()
-        count = ctypes.c_size_t()
-        _check(lib.billiard_pool_workers(self._handle(), infos, 1024, ctypes.byref(count)))
-        return [infos[i].pid for i in range(min(count.value, 1024))]
+        """The pids of the pool's workers now (all of them: the list grows
+        to what the library reports)."""
+        room = 64
+        with self._call() as h:
+            while True:
+                infos = (WorkerInfo * room)()
+                count = ctypes.c_size_t()
+                _check(lib.billiard_pool_workers(h, infos, room, ctypes.byref(count)))
+                if count.value <= room:
+                    return [infos[i].pid for i in range(count.value)]
+                room = count.value + 16
 
     def resize(self, workers):
-        _check(lib.billiard_pool_resize(self._handle(), workers))
+        with self._call() as h:
+            _check(lib.billiard_pool_resize(h, workers))
 
     def close(self):
         """Takes no more tasks; those queued and running still finish."""
-        _check(lib.billiard_pool_close(self._handle()))
+        with self._call() as h:
+            _check(lib.billiard_pool_close(h))
 
     def join(self, timeout=None):
         """After close(): waits until every task finished and every worker
         is reaped (Timeout if it takes longer)."""
-        _check(_sliced(timeout, lambda ms: lib.billiard_pool_join(self._handle(), ms)))
+        with self._call() as h:
+            _check(_sliced(timeout, lambda ms: lib.billiard_pool_join(h, ms)))
 
     def terminate(self):
         """Stops every worker now; unfinished tasks end ABANDONED."""
-        _check(lib.billiard_pool_terminate(self._handle()))
+        with self._call() as h:
+            _check(lib.billiard_pool_terminate(h))
 
     def shutdown(self, wait=True):
         """Closes the pool for good: with ``wait``, lets queued and running
         tasks finish first; then stops and reaps every worker and frees
-        the pool. Uncollected results are dropped. Idempotent."""
-        if not self._finalizer.alive:
-            return
+        the pool. Uncollected results are dropped. Idempotent, and safe
+        while other threads are inside the pool: they are woken (their
+        waits end, blocked submits raise Closed) and the pool is freed once
+        they are out; calls made afterwards raise Closed."""
         if self._async is not None:
             self._async.detach()
             self._async = None
         if wait:
-            self.close()
-            self.join()
+            try:
+                self.close()
+                self.join()
+            except Closed:
+                pass
+        if not self._gate.shut():
+            self._gate.drain()
+            return
+        # Terminate first: the library wakes every waiter and blocked submit.
+        lib.billiard_pool_terminate(self._ptr)
+        self._gate.drain()
         self._finalizer()
 
     def __enter__(self):

@@ -291,3 +291,62 @@ def test_readme_example_runs(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "OK b'HELLO'\nOK b'WORLD'\n"
+
+
+def test_shutdown_while_other_threads_wait_and_submit_never_frees_the_pool_under_them():
+    """One close rule: shutdown terminates (waking every waiter and blocked
+    submit), waits for the calls in flight, then frees; later calls raise
+    Closed. Without it this segfaulted or corrupted the heap."""
+    for _ in range(9):
+        pool = libbilliard.Pool(WORKER, workers=2, max_queued=4)
+        pids = pool.worker_pids()
+        errors = []
+        start = threading.Barrier(17)
+
+        def waiter():
+            start.wait()
+            try:
+                while True:
+                    try:
+                        pool.wait(timeout=0.001)
+                    except libbilliard.Timeout:
+                        pass
+                    pool.stats()
+                    pool.worker_pids()
+            except libbilliard.Closed:
+                pass
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        def submitter():
+            start.wait()
+            try:
+                while True:
+                    task = pool.submit(b"sleep:0.05")
+                    task.result(timeout=5)
+            except libbilliard.Closed:
+                pass
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=waiter) for _ in range(12)]
+        threads += [threading.Thread(target=submitter) for _ in range(4)]
+        for t in threads:
+            t.start()
+        start.wait()
+        time.sleep(0.1)
+        pool.shutdown(wait=False)
+        for t in threads:
+            t.join(timeout=30)
+            assert not t.is_alive(), "a thread hung after shutdown"
+        assert not errors, errors
+        with pytest.raises(libbilliard.Closed):
+            pool.submit(b"echo:late")
+        with pytest.raises(libbilliard.Closed):
+            pool.wait(timeout=0)
+        assert not any(alive(pid) for pid in pids)
+
+
+def test_worker_pids_lists_every_worker_however_many():
+    with libbilliard.Pool(WORKER, workers=70) as big:
+        assert len(set(big.worker_pids())) == 70

@@ -6,6 +6,7 @@
 # `blocking: true`, so they release the GVL; no library thread ever calls
 # into Ruby.
 require "ffi"
+require "monitor"
 
 module Billiard
   # The ABI this binding is written for (BILLIARD_ABI_VERSION / BILLIARD_SONAME).
@@ -67,6 +68,7 @@ module Billiard
     attach_function :billiard_pool_close, [:pointer], :int
     attach_function :billiard_pool_join, %i[pointer int64], :int, blocking: true
     attach_function :billiard_pool_free, [:pointer], :void, blocking: true
+    attach_function :billiard_pool_terminate, [:pointer], :int, blocking: true
     attach_function :billiard_pool_stats, %i[pointer pointer], :int
     attach_function :billiard_pool_workers, %i[pointer pointer size_t pointer], :int
     attach_function :billiard_result_task_id, [:pointer], :uint64
@@ -212,12 +214,11 @@ module Billiard
       value
     end
 
-    # Frees the pool at +holder+ unless close did; runs as a finalizer.
-    def self.finalizer(holder)
-      proc do
-        ptr = holder.shift
-        Lib.billiard_pool_free(ptr) if ptr
-      end
+    # Frees a pool pointer: FFI::AutoPointer's releaser, called once, by
+    # close or by the garbage collector (no call can be in flight then: a
+    # call holds the pool).
+    def self.release(ptr)
+      Lib.billiard_pool_free(ptr)
     end
 
     # Options (seconds for times): workers (0: one per CPU), start_method
@@ -254,10 +255,15 @@ module Billiard
       ensure
         Lib.billiard_config_free(cfg)
       end
-      # The pool's pointer, in an Array the finalizer shares: empty once freed.
-      @holder = [out.read_pointer]
+      @ptr = FFI::AutoPointer.new(out.read_pointer, self.class.method(:release))
       @io = nil
-      ObjectSpace.define_finalizer(self, self.class.finalizer(@holder))
+      # The close rule: calls enter the gate; close shuts it (later calls
+      # raise ClosedError), terminates (the library wakes every waiter and
+      # blocked submit), waits for the calls in flight, then frees.
+      @gate = Monitor.new
+      @gate_idle = @gate.new_cond
+      @in_flight = 0
+      @closed = false
     end
 
     # Submits +data+ (a String, sent as bytes) and returns its task id.
@@ -271,21 +277,21 @@ module Billiard
       opts[:soft_time_limit_ms] = limit_ms(soft_time_limit)
       opts[:hard_time_limit_ms] = limit_ms(hard_time_limit)
       id = FFI::MemoryPointer.new(:uint64)
-      Billiard.check(Lib.billiard_pool_submit(handle, data, data.bytesize, opts, id))
+      call { |h| Billiard.check(Lib.billiard_pool_submit(h, data, data.bytesize, opts, id)) }
       id.read(:uint64)
     end
 
     # The next finished task's Result, whichever; nil when no task is
     # pending and no result waits. Raises TimeoutError after +timeout+ s.
     def wait(timeout = nil)
-      take(timeout) { |ms, out| Lib.billiard_pool_wait(handle, ms, out) }
+      take(timeout) { |h, ms, out| Lib.billiard_pool_wait(h, ms, out) }
     rescue NotFoundError
       nil
     end
 
     # The Result of task +id+ (NotFoundError if it is not pending).
     def wait_task(id, timeout = nil)
-      take(timeout) { |ms, out| Lib.billiard_task_wait(handle, id, ms, out) }
+      take(timeout) { |h, ms, out| Lib.billiard_task_wait(h, id, ms, out) }
     end
 
     # Yields every Result until none is pending.
@@ -297,7 +303,7 @@ module Billiard
 
     # Cancels task +id+: true if it was pending (it ends :cancelled).
     def cancel(id)
-      rc = Lib.billiard_task_cancel(handle, id)
+      rc = call { |h| Lib.billiard_task_cancel(h, id) }
       return false if rc == ENOTFOUND
 
       Billiard.check(rc)
@@ -308,56 +314,88 @@ module Billiard
     # duplicate of the pool's fd, closed with the pool.
     def io
       @io ||= begin
-        raw = IO.for_fd(Lib.billiard_pool_fd(handle), autoclose: false)
+        raw = IO.for_fd(call { |h| Lib.billiard_pool_fd(h) }, autoclose: false)
         raw.dup.tap { raw.autoclose = false }
       end
     end
 
-    # The pids of the pool's workers now.
+    # The pids of the pool's workers now: all of them (the list grows to
+    # what the library reports).
     def worker_pids
-      infos = FFI::MemoryPointer.new(Lib::WorkerInfo, 256)
+      room = 64
       count = FFI::MemoryPointer.new(:size_t)
-      Billiard.check(Lib.billiard_pool_workers(handle, infos, 256, count))
-      Array.new([count.read(:size_t), 256].min) { |i| Lib::WorkerInfo.new(infos[i])[:pid] }
+      loop do
+        infos = FFI::MemoryPointer.new(Lib::WorkerInfo, room)
+        call { |h| Billiard.check(Lib.billiard_pool_workers(h, infos, room, count)) }
+        n = count.read(:size_t)
+        return Array.new(n) { |i| Lib::WorkerInfo.new(infos[i])[:pid] } if n <= room
+
+        room = n + 16
+      end
     end
 
     # Counters (billiard_stats) as a Hash.
     def stats
       stats = Lib::Stats.new
       stats[:struct_size] = Lib::Stats.size
-      Billiard.check(Lib.billiard_pool_stats(handle, stats))
+      call { |h| Billiard.check(Lib.billiard_pool_stats(h, stats)) }
       %i[workers busy idle target queued running uncollected restarts recycles]
         .to_h { |k| [k, stats[k]] }
     end
 
     # Closes the pool for good: with +wait+, queued and running tasks
     # finish first; then every worker is stopped and reaped, and the pool
-    # freed. Idempotent.
+    # freed. Idempotent, and safe while other threads are inside the pool:
+    # they are woken (waits end, blocked submits raise ClosedError) and the
+    # pool is freed once they are out; later calls raise ClosedError.
     def close(wait: true)
-      return if @holder.empty?
-
       if wait
-        Billiard.check(Lib.billiard_pool_close(handle))
-        Billiard.check(Billiard.sliced(nil) { |ms| Lib.billiard_pool_join(handle, ms) })
+        begin
+          call { |h| Billiard.check(Lib.billiard_pool_close(h)) }
+          call { |h| Billiard.check(Billiard.sliced(nil) { |ms| Lib.billiard_pool_join(h, ms) }) }
+        rescue ClosedError
+          nil
+        end
       end
+      first = @gate.synchronize { !@closed.tap { @closed = true } }
+      # Terminate first: the library wakes every waiter and blocked submit.
+      Lib.billiard_pool_terminate(@ptr) if first
+      @gate.synchronize { @gate_idle.wait_while { @in_flight.positive? } }
+      return unless first
+
       @io&.close
-      Lib.billiard_pool_free(@holder.shift)
-      ObjectSpace.undefine_finalizer(self)
+      @ptr.free
     end
 
     def closed?
-      @holder.empty?
+      @gate.synchronize { @closed }
     end
 
     private
 
-    def handle
-      @holder.first or raise ClosedError.new(ECLOSED, "the pool was closed")
+    # Runs the block with the pool's pointer, inside the gate. Interrupts
+    # (Thread#raise, Ctrl-C) land only in the block, never in the count.
+    def call
+      Thread.handle_interrupt(Object => :never) do
+        @gate.synchronize do
+          raise ClosedError.new(ECLOSED, "the pool was closed") if @closed
+
+          @in_flight += 1
+        end
+        begin
+          Thread.handle_interrupt(Object => :immediate) { yield @ptr }
+        ensure
+          @gate.synchronize do
+            @in_flight -= 1
+            @gate_idle.broadcast if @in_flight.zero?
+          end
+        end
+      end
     end
 
     def take(timeout)
       out = FFI::MemoryPointer.new(:pointer)
-      Billiard.check(Billiard.sliced(timeout) { |ms| yield ms, out })
+      call { |h| Billiard.check(Billiard.sliced(timeout) { |ms| yield h, ms, out }) }
       Result.take(out.read_pointer)
     end
 

@@ -196,6 +196,45 @@ class PoolTest < Minitest::Test
     refute(pids.any? { |pid| alive?(pid) })
   end
 
+  # One close rule: close terminates (waking every waiter and blocked
+  # submit), waits for the calls in flight, then frees; later calls raise
+  # ClosedError. Without it this crashed or corrupted the heap.
+  def test_close_while_other_threads_wait_and_submit_never_frees_the_pool_under_them
+    5.times do
+      pool = Billiard::Pool.new(WORKER, workers: 2, max_queued: 4)
+      pids = pool.worker_pids
+      errors = Queue.new
+      threads = Array.new(6) do |i|
+        Thread.new do
+          loop do
+            if i.even?
+              pool.wait_task(pool.submit("sleep:0.05"), 5)
+            else
+              begin
+                pool.wait(0.001)
+              rescue Billiard::TimeoutError
+                nil
+              end
+              pool.stats
+              pool.worker_pids
+            end
+          end
+        rescue Billiard::ClosedError
+          nil
+        rescue Exception => e # rubocop:disable Lint/RescueException
+          errors << e
+        end
+      end
+      sleep 0.2
+      pool.close(wait: false)
+      threads.each { |t| assert t.join(30), "a thread hung after close" }
+      assert errors.empty?, errors.size.times.map { errors.pop }.inspect
+      assert_raises(Billiard::ClosedError) { pool.submit("echo:late") }
+      assert_raises(Billiard::ClosedError) { pool.wait(0) }
+      refute(pids.any? { |pid| alive?(pid) })
+    end
+  end
+
   def test_finalizer_frees_a_dropped_pool
     # Made on another thread, so that no stack slot of this one keeps it.
     pids = Thread.new { Billiard::Pool.new(WORKER, workers: 2).worker_pids }.value
