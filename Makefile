@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make quickstart   build the library and run examples/quickstart.c
 #   make test         build the library and run every test (Rust, C, bindings)
+#   make test-loaded  the same, beside a CPU hog on every core
 # Installing (release build; needs only cargo, make and a C compiler):
 #   make install PREFIX=/usr/local [DESTDIR=...]   and   make uninstall
 # and the benchmark (docs/PERFORMANCE.md):
@@ -15,7 +16,7 @@ CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Iinclude
 LDLIBS  := -L$(OUTDIR) -Wl,-rpath,$(abspath $(OUTDIR)) -lbilliard -pthread
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
-.PHONY: lib quickstart examples test bench bench-quick bench-setup release-lib clean \
+.PHONY: lib quickstart examples test test-loaded bench bench-quick bench-setup release-lib clean \
 	install uninstall test-c-checked test-bindings test-python python-tests \
 	test-go test-ruby
 
@@ -30,6 +31,11 @@ quickstart: build/quickstart
 	./build/quickstart
 
 examples: build/quickstart build/poll_fd
+
+# The whole suite beside a CPU hog on every core (tests/scripts/loaded):
+# timing in tests only bounds behaviour, so this must pass too.
+test-loaded:
+	tests/scripts/loaded $(MAKE) test
 
 # Every test: Rust and C, the C tests again under the sanitizers and
 # valgrind, then each binding's own tests. A step whose toolchain is missing

@@ -136,16 +136,17 @@ fn a_hard_time_limit_stops_the_task_and_a_new_worker_takes_over() {
 
 #[test]
 fn the_clock_starts_when_the_worker_starts_the_task_not_when_it_is_sent() {
-    // Three 150 ms tasks sent at once to one worker: the third is sent at
-    // once but starts after 300 ms; a 400 ms limit must not stop any.
+    // Ten 100 ms tasks sent at once to one worker: the last is sent at
+    // once but ends a second later; a 700 ms limit (7 times a task, so a
+    // loaded machine's delays do not reach it) must not stop any.
     let cfg = config(1)
-        .prefetch(4)
+        .prefetch(16)
         .unwrap()
-        .hard_time_limit(Some(ms(400)))
+        .hard_time_limit(Some(ms(700)))
         .unwrap();
     let pool = Pool::new(cfg).unwrap();
-    let ids: Vec<u64> = (0..3)
-        .map(|_| pool.submit(b"sleep:150", &TaskOptions::default()).unwrap())
+    let ids: Vec<u64> = (0..10)
+        .map(|_| pool.submit(b"sleep:100", &TaskOptions::default()).unwrap())
         .collect();
     for id in ids {
         let r = pool.wait_task(id, LONG).unwrap();

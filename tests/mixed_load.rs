@@ -79,7 +79,16 @@ fn every_task_gets_one_right_result_under_mixed_load_and_kills() {
                     assert_eq!(r.task_id, id);
                     match r.outcome {
                         Outcome::Ok => {
-                            assert!(r.data == data, "task {id}: wrong bytes back");
+                            assert!(
+                                r.data == data,
+                                "task {id}: wrong bytes back ({} bytes for {}, got {:?}, sent {:?}, first difference at {:?}, pid {})",
+                                r.data.len(),
+                                data.len(),
+                                &r.data[..8.min(r.data.len())],
+                                &data[..8.min(data.len())],
+                                r.data.iter().zip(&data).position(|(a, b)| a != b),
+                                r.pid
+                            );
                             ok += 1;
                         }
                         Outcome::WorkerLost => lost += 1,

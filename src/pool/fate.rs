@@ -571,4 +571,27 @@ mod tests {
             "a task never seen to start is the one the worker hangs in"
         );
     }
+
+    #[test]
+    fn a_large_payload_is_in_the_area_before_its_task_exists() {
+        let mut f = fixture(true);
+        f.worker(0).area_tasks = true;
+        let reserved = f.st.reserve_idle_area(100_000).expect("an idle worker");
+        assert_eq!(
+            f.st.pick_worker(),
+            None,
+            "a reserved worker takes nothing else"
+        );
+        // The worker dies while the submitter copies: no task of it is
+        // settled, whatever the area holds.
+        f.die(0, KILLED);
+        assert!(f.st.tasks.is_empty() && f.st.queue.is_empty());
+        let frame = Arc::new(protocol::encode_task(1, b"x"));
+        f.st.tasks
+            .insert(1, Task::new(frame, Some(1), 0, TimeLimits::default()));
+        assert!(
+            f.st.assign_reserved(&reserved, 1).is_none(),
+            "the submitter sends the payload in a frame instead"
+        );
+    }
 }

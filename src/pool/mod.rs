@@ -272,13 +272,7 @@ impl Pool {
         self.admit(&mut st, opts)?;
         st.tasks
             .insert(id, Task::new(frame, None, opts.tag, limits));
-        let send = match st.pick_worker() {
-            Some(slot) => st.assign(slot, id),
-            None => {
-                st.queue.push_back(id);
-                None
-            }
-        };
+        let send = st.place(id);
         drop(st);
         if let Some(send) = send {
             self.shared.send(send);
@@ -289,7 +283,8 @@ impl Pool {
     /// Submits a large payload through the shared area of an idle worker:
     /// copied once, into memory the worker maps, instead of into a frame
     /// and through the channel. `None` when no idle worker has its area
-    /// free (the caller sends the payload through a channel instead).
+    /// free, or the pool stopped meanwhile (the caller sends the payload
+    /// through a channel instead, or fails as the pool's state says).
     fn submit_through_area(
         &self,
         data: &[u8],
@@ -298,39 +293,42 @@ impl Pool {
     ) -> Result<Option<u64>> {
         let mut st = self.shared.state.lock();
         self.admit(&mut st, opts)?;
-        let Some(slot) = st.take_idle_area_worker() else {
+        let Some(reserved) = st.reserve_idle_area(data.len()) else {
             return Ok(None);
         };
+        drop(st);
+        // The payload is in the area before the task exists (see
+        // State::reserve_idle_area).
+        let written = reserved.area.write_task(data).is_ok();
+        let mut st = self.shared.state.lock();
+        if !written || st.phase != Phase::Running {
+            let send = st.release_reserved(&reserved);
+            drop(st);
+            if let Some(send) = send {
+                self.shared.send(send);
+            }
+            return Ok(None);
+        }
         let id = self.shared.next_task.fetch_add(1, Ordering::Relaxed);
         let at = area::TASK_OFFSET as u64;
         let frame = Arc::new(protocol::encode_task_shm(id, at, data.len() as u64));
         st.tasks
             .insert(id, Task::new(frame, Some(data.len()), opts.tag, limits));
-        let Some((mut send, area)) = st.assign_through_area(slot, id, data.len()) else {
-            // Unreachable (the slot came from the idle list under this
-            // lock), but never leave the task stranded: it waits in the
-            // queue with its payload in the frame.
-            if let Some(t) = st.tasks.get_mut(&id) {
-                t.frame = Some(Arc::new(protocol::encode_task(id, data)));
-                t.in_area = None;
+        let send = match st.assign_reserved(&reserved, id) {
+            Some(send) => Some(send),
+            None => {
+                // Its worker went away meanwhile: the payload goes in a frame.
+                if let Some(t) = st.tasks.get_mut(&id) {
+                    t.frame = Some(Arc::new(protocol::encode_task(id, data)));
+                    t.in_area = None;
+                }
+                st.place(id)
             }
-            st.queue.push_back(id);
-            return Ok(Some(id));
         };
         drop(st);
-        if area.write_task(data).is_err() {
-            // No memory to map the region: send the payload in the frame.
-            let full = Arc::new(protocol::encode_task(id, data));
-            let mut st = self.shared.state.lock();
-            if let Some(t) = st.tasks.get_mut(&id) {
-                t.frame = Some(full.clone());
-                t.in_area = None;
-            }
-            st.task_region_done(slot, id);
-            drop(st);
-            send.frame = full;
+        if let Some(send) = send {
+            self.shared.send(send);
         }
-        self.shared.send(send);
         Ok(Some(id))
     }
 

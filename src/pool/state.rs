@@ -91,6 +91,9 @@ pub(crate) struct Worker {
     /// When the first task it holds became the first (CLOCK_MONOTONIC ns):
     /// the start of that task's time limits if it never reports starting.
     pub front_since: u64,
+    /// Its task region is reserved by a submitting thread copying a large
+    /// payload there ([`State::reserve_idle_area`]): it takes nothing else.
+    pub area_reserved: bool,
     /// Said hello: may take tasks.
     pub ready: bool,
     /// Said in its HELLO that it takes TASK_SHM frames.
@@ -173,6 +176,7 @@ impl Worker {
             area: fds.area,
             pidfd: fds.pidfd,
             front_since: 0,
+            area_reserved: false,
             ready: false,
             area_tasks: false,
             control: false,
@@ -233,6 +237,14 @@ pub(crate) fn watch_results(epoll_fd: RawFd, slot: usize, w: &Worker) {
     };
     let token = super::supervisor::results_token(slot, w.generation);
     rewatch(epoll_fd, &w.results, events, token);
+}
+
+/// A worker's task region, reserved by a submitting thread
+/// ([`State::reserve_idle_area`]).
+pub(crate) struct AreaReservation {
+    pub slot: usize,
+    pub generation: u32,
+    pub area: Arc<Area>,
 }
 
 /// Adds a task to those worker `w` holds; a task that is the first it
@@ -505,16 +517,22 @@ impl State {
             .iter()
             .enumerate()
             .filter_map(|(i, w)| w.as_ref().map(|w| (i, w)))
-            .filter(|(_, w)| State::serving(w) && w.tasks.len() < self.window(w))
+            .filter(|(_, w)| {
+                State::serving(w) && !w.area_reserved && w.tasks.len() < self.window(w)
+            })
             .min_by_key(|(_, w)| w.tasks.len())
             .map(|(i, _)| i)
     }
 
-    /// An idle worker whose task region is free, taken off the idle list,
-    /// for a large payload: nothing is in flight to it and nobody writes to
-    /// its channel, so the TASK_SHM frame can be held back until the
-    /// payload has been copied.
-    pub(crate) fn take_idle_area_worker(&mut self) -> Option<usize> {
+    /// Reserves the task region of an idle worker for a large payload of
+    /// `len` bytes: the worker is taken off the idle list, given nothing
+    /// else, and nobody writes to its channel, until the submitting thread,
+    /// having copied the payload there (without the lock), hands it the
+    /// task ([`State::assign_reserved`]) or gives the reservation back
+    /// ([`State::release_reserved`]). The payload is thus in the area
+    /// before the task exists: a worker that dies at any moment never
+    /// leaves a task whose payload is not where the pool rebuilds it from.
+    pub(crate) fn reserve_idle_area(&mut self, len: usize) -> Option<AreaReservation> {
         let workers = &self.workers;
         let at = self.idle.iter().rposition(|&slot| {
             workers[slot].as_ref().is_some_and(|w| {
@@ -526,35 +544,48 @@ impl State {
                     && !w.direct_sending
             })
         })?;
-        Some(self.idle.remove(at))
+        let slot = self.idle.remove(at);
+        let w = self.workers[slot].as_mut()?;
+        w.area_reserved = true;
+        w.direct_sending = true;
+        w.task_region_used = w.task_region_used.max(len);
+        Some(AreaReservation {
+            slot,
+            generation: w.generation,
+            area: w.area.clone(),
+        })
     }
 
-    /// Hands a task whose payload goes into the task region of the idle
-    /// worker in `slot` (from [`State::take_idle_area_worker`]) to that
-    /// worker. The caller copies the payload into the area, then sends the
-    /// returned frame itself (and reports with [`State::direct_done`]);
-    /// until then nobody else writes to the channel.
-    pub(crate) fn assign_through_area(
-        &mut self,
-        slot: usize,
-        task_id: u64,
-        len: usize,
-    ) -> Option<(Send, Arc<Area>)> {
-        let (frame, generation) = self.hand_over(task_id, slot)?;
-        let w = self.workers.get_mut(slot)?.as_mut()?;
+    /// Hands task `task_id`, whose payload the caller copied into the
+    /// reserved region, to the reserved worker. The caller sends the
+    /// returned frame itself (and reports with [`State::direct_done`]).
+    /// `None` if the worker is gone: the payload must travel in a frame.
+    pub(crate) fn assign_reserved(&mut self, r: &AreaReservation, task_id: u64) -> Option<Send> {
+        let w = self.worker_mut(r.slot, r.generation)?;
+        if !std::mem::take(&mut w.area_reserved) {
+            return None;
+        }
+        let (frame, generation) = self.hand_over(task_id, r.slot)?;
+        let w = self.workers.get_mut(r.slot)?.as_mut()?;
         push_task(w, task_id);
         w.task_region = Some(task_id);
-        w.task_region_used = w.task_region_used.max(len);
-        w.direct_sending = true;
         let send = Send {
-            slot,
+            slot: r.slot,
             generation,
             channel: w.channel.clone(),
             frame,
         };
-        let area = w.area.clone();
-        self.count_given(slot);
-        Some((send, area))
+        self.count_given(r.slot);
+        Some(send)
+    }
+
+    /// Gives a reservation back unused; returns a frame the worker may now
+    /// take from the queue.
+    pub(crate) fn release_reserved(&mut self, r: &AreaReservation) -> Option<Send> {
+        let w = self.worker_mut(r.slot, r.generation)?;
+        w.area_reserved = false;
+        self.direct_done(r.slot, r.generation, None);
+        self.worker_free(r.slot)
     }
 
     /// Task `task_id`'s result arrived from the worker in `slot`: its task
@@ -686,6 +717,18 @@ impl State {
         }
     }
 
+    /// Hands a new task to a worker with room, or queues it; returns the
+    /// direct write, if any.
+    pub(crate) fn place(&mut self, task_id: u64) -> Option<Send> {
+        match self.pick_worker() {
+            Some(slot) => self.assign(slot, task_id),
+            None => {
+                self.queue.push_back(task_id);
+                None
+            }
+        }
+    }
+
     /// Gives queued tasks to workers with room; returns the direct writes.
     pub(crate) fn dispatch(&mut self) -> Vec<Send> {
         let mut out = Vec::new();
@@ -711,6 +754,9 @@ impl State {
             };
             if !State::serving(w) {
                 self.close_if_retired(slot);
+                return direct;
+            }
+            if w.area_reserved {
                 return direct;
             }
             if w.tasks.len() >= self.window(w) {
