@@ -163,6 +163,14 @@ static void recycling_and_memory(void) {
     billiard_pool_free(pool);
     return;
 #endif
+    if (getenv("BILLIARD_TEST_UNDER_VALGRIND") != NULL) {
+        /* valgrind's own memory lives under the worker's RLIMIT_AS too:
+         * which allocation fails first, the handler's or valgrind's (which
+         * then exits), depends on the layout, not on billiard. The step
+         * runs natively. */
+        billiard_pool_free(pool);
+        return;
+    }
     r = run(pool, "grow");
     CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_MEMORY_LIMIT);
     CHECK(billiard_result_signal(r) == SIGABRT);
