@@ -37,6 +37,8 @@ mod spawn;
 /// cbindgen:ignore
 mod sys;
 /// cbindgen:ignore
+mod watch;
+/// cbindgen:ignore
 pub mod worker;
 
 pub use config::{Config, Event, StartMethod};

@@ -324,7 +324,8 @@ mod tests {
     fn fixture(control: bool) -> Fixture {
         let results = sys::eventfd().unwrap();
         let wake = sys::eventfd().unwrap();
-        let mut st = State::new(results.as_raw_fd(), -1, wake.as_raw_fd(), 16).unwrap();
+        let epoll = Arc::new(crate::watch::Epoll::new().unwrap());
+        let mut st = State::new(results.as_raw_fd(), epoll, wake.as_raw_fd(), 16).unwrap();
         st.phase = Phase::Running;
         st.target = 1;
         let mut f = Fixture {

@@ -7,9 +7,12 @@
 
 mod callback;
 mod fate;
+mod frames;
 mod ids;
+mod life;
 mod reader;
 mod result;
+mod shared;
 mod state;
 mod supervisor;
 mod task;
@@ -26,10 +29,10 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use callback::refuse_in_event_handler;
 use reader::SessionEnd;
 pub use result::{Outcome, TaskResult};
+use shared::Shared;
 pub use state::{Counts, WorkerState};
 use state::{NoResult, Phase, State};
-pub(crate) use supervisor::LAUNCHER_TOKEN;
-use supervisor::{Shared, Supervisor, TIMER, WAKE};
+use supervisor::Supervisor;
 use task::{Task, TimeLimits};
 
 use crate::area;
@@ -38,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::protocol::{self, TASK_PREFIX};
 use crate::spawn;
 use crate::sys;
+use crate::watch::{Epoll, Token, INPUT};
 
 /// How long a waiting thread watches for its result before it sleeps, when
 /// the pool was made on more than one CPU (on one CPU it would only delay
@@ -174,33 +178,23 @@ impl Pool {
         }
         let wake_fd = sys::eventfd().map_err(|e| Error::io("eventfd", e))?;
         let results_fd = sys::eventfd().map_err(|e| Error::io("eventfd", e))?;
-        let epoll = sys::epoll_create().map_err(|e| Error::io("epoll_create1", e))?;
-        sys::epoll_ctl(
-            epoll.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            wake_fd.as_raw_fd(),
-            libc::EPOLLIN as u32,
-            WAKE,
-        )
-        .map_err(|e| Error::io("epoll_ctl", e))?;
-        let launcher = spawn::launcher_for(&config, epoll.as_raw_fd())?;
+        let epoll = Arc::new(Epoll::new().map_err(|e| Error::io("epoll_create1", e))?);
+        epoll
+            .add(wake_fd.as_raw_fd(), INPUT, Token::Wake)
+            .map_err(|e| Error::io("epoll_ctl", e))?;
+        let launcher = spawn::launcher_for(&config, epoll.clone())?;
         let limits = config.limits;
         let mut state = State::new(
             results_fd.as_raw_fd(),
-            epoll.as_raw_fd(),
+            epoll.clone(),
             wake_fd.as_raw_fd(),
             config.prefetch,
         )
         .map_err(|e| Error::io("timerfd_create", e))?;
         state.target = workers;
-        sys::epoll_ctl(
-            epoll.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            state.timers.fd(),
-            libc::EPOLLIN as u32,
-            TIMER,
-        )
-        .map_err(|e| Error::io("epoll_ctl", e))?;
+        epoll
+            .add(state.timers.fd(), INPUT, Token::Timer)
+            .map_err(|e| Error::io("epoll_ctl", e))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             changed: Condvar::new(),

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::state::{watch_results, Reader, State, Wake};
-use super::supervisor::{apply_frames, Shared};
+use super::frames::apply_frames;
+use super::shared::Shared;
+use super::state::{watch_results, Inbox, Reader, State, Wake};
 use crate::area::Area;
 use crate::protocol;
 use crate::sys;
@@ -39,12 +40,6 @@ use crate::sys;
 /// served by the supervisor, which then also sees its worker's death first
 /// hand instead of after a hand-over.
 const DIRECT_READ_WINDOW: Duration = Duration::from_millis(1);
-
-/// Bytes read from a worker's channel and not yet applied. Locked by
-/// whoever reads the channel (only one party at a time, by the role); a
-/// waiting thread holds it while it blocks reading, so nobody else may
-/// lock it without holding the role.
-pub(crate) type Inbox = Arc<Mutex<Vec<u8>>>;
 
 /// What a waiting thread needs to read one worker's channel.
 pub(crate) struct ReaderSession {
@@ -100,7 +95,7 @@ impl State {
             return None;
         }
         w.reading = Some(Reader::Waiter);
-        watch_results(self.epoll_fd, slot, w);
+        watch_results(&self.epoll, slot, w);
         Some(ReaderSession {
             slot,
             generation: w.generation,
@@ -115,12 +110,12 @@ impl State {
     /// must look at the pipe again (it saw an edge meanwhile, or a bad frame
     /// waits in the inbox: `trouble`); the caller then wakes it.
     pub(crate) fn give_back_reader(&mut self, s: &ReaderSession, trouble: bool) -> bool {
-        let epoll_fd = self.epoll_fd;
+        let epoll = self.epoll.clone();
         let Some(w) = self.worker_mut(s.slot, s.generation) else {
             return false;
         };
         w.reading = None;
-        watch_results(epoll_fd, s.slot, w);
+        watch_results(&epoll, s.slot, w);
         if !(w.missed_edge || trouble) {
             return false;
         }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Condvar;
+use parking_lot::{Condvar, Mutex};
 
 use super::ids::{IdMap, SeqMap};
 use super::result::TaskResult;
@@ -21,6 +21,7 @@ use crate::area::{self, Area};
 use crate::error::Error;
 use crate::progress::monotonic_ns;
 use crate::sys;
+use crate::watch::{Epoll, Token, OUTPUT, QUIET, RESULTS_EVENTS};
 
 /// Where the pool is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,12 @@ pub(crate) enum Reader {
     /// A thread waiting for a task the worker holds.
     Waiter,
 }
+
+/// Bytes read from a worker's channel and not yet applied. Locked by
+/// whoever reads the channel (only one party at a time, by the role); a
+/// waiting thread holds it while it blocks reading, so nobody else may
+/// lock it without holding the role.
+pub(crate) type Inbox = Arc<Mutex<Vec<u8>>>;
 
 /// A worker as the scheduler sees it.
 pub(crate) struct Worker {
@@ -132,7 +139,7 @@ pub(crate) struct Worker {
     /// EPOLLOUT is armed on the channel (changed only under the lock).
     pub out_armed: bool,
     /// Bytes read from its channel and not yet applied.
-    pub inbox: super::reader::Inbox,
+    pub inbox: Inbox,
     /// Who reads its channel now, if anyone.
     pub reading: Option<Reader>,
     /// The supervisor saw its channel become readable (or its pidfd) while
@@ -157,7 +164,7 @@ pub(crate) struct WorkerFds {
     pub results: Arc<OwnedFd>,
     pub area: Arc<Area>,
     pub pidfd: Option<Arc<OwnedFd>>,
-    pub inbox: super::reader::Inbox,
+    pub inbox: Inbox,
 }
 
 impl Worker {
@@ -205,38 +212,35 @@ impl Worker {
 
 /// Turns EPOLLOUT on or off for a worker's task socket. Called under the
 /// state lock, so that turning it on and off cannot be reordered between
-/// threads.
-fn set_epollout(epoll_fd: RawFd, slot: usize, w: &mut Worker, on: bool) {
+/// threads. (Changing a gone worker's interest fails harmlessly.)
+fn set_epollout(epoll: &Epoll, slot: usize, w: &mut Worker, on: bool) {
     if w.out_armed == on {
         return;
     }
     w.out_armed = on;
-    let mut events = libc::EPOLLET as u32;
-    if on {
-        events |= libc::EPOLLOUT as u32;
-    }
-    let token = super::supervisor::tasks_token(slot, w.generation);
-    rewatch(epoll_fd, &w.channel, events, token);
-}
-
-/// Changes what the supervisor's epoll watches on `fd`. It fails only for
-/// an fd already taken out of epoll, that is for a worker that is gone.
-fn rewatch(epoll_fd: RawFd, fd: &OwnedFd, events: u32, token: u64) {
-    let _ = sys::epoll_ctl(epoll_fd, libc::EPOLL_CTL_MOD, fd.as_raw_fd(), events, token);
+    let events = if on { OUTPUT } else { QUIET };
+    let token = Token::Tasks {
+        slot,
+        generation: w.generation,
+    };
+    let _ = epoll.modify(w.channel.as_raw_fd(), events, token);
 }
 
 /// Sets whether the supervisor's epoll watches a worker's results pipe for
 /// input: not while a waiting thread reads the pipe itself. Called under
 /// the state lock. Turning input back on reports bytes already waiting, so
 /// none is left unread.
-pub(crate) fn watch_results(epoll_fd: RawFd, slot: usize, w: &Worker) {
+pub(crate) fn watch_results(epoll: &Epoll, slot: usize, w: &Worker) {
     let events = if w.reading == Some(Reader::Waiter) {
-        libc::EPOLLET as u32
+        QUIET
     } else {
-        super::supervisor::RESULTS_EVENTS
+        RESULTS_EVENTS
     };
-    let token = super::supervisor::results_token(slot, w.generation);
-    rewatch(epoll_fd, &w.results, events, token);
+    let token = Token::Results {
+        slot,
+        generation: w.generation,
+    };
+    let _ = epoll.modify(w.results.as_raw_fd(), events, token);
 }
 
 /// A worker's task region, reserved by a submitting thread
@@ -311,7 +315,8 @@ pub(crate) struct State {
     spare_wakes: Vec<Arc<Wake>>,
     next_waiter: u64,
     results_fd: RawFd,
-    pub(crate) epoll_fd: RawFd,
+    /// The pool's epoll set (the supervisor waits in it).
+    pub(crate) epoll: Arc<Epoll>,
     /// Most tasks in flight per worker.
     prefetch: usize,
     /// Time limits and kill deadlines.
@@ -348,7 +353,7 @@ pub(crate) enum NoResult {
 impl State {
     pub(crate) fn new(
         results_fd: RawFd,
-        epoll_fd: RawFd,
+        epoll: Arc<Epoll>,
         wake_fd: RawFd,
         prefetch: usize,
     ) -> std::io::Result<State> {
@@ -369,7 +374,7 @@ impl State {
             spare_wakes: Vec::new(),
             next_waiter: 0,
             results_fd,
-            epoll_fd,
+            epoll,
             prefetch: prefetch.max(1),
             timers: Timers::new()?,
             target: 0,
@@ -649,7 +654,7 @@ impl State {
     /// many frames at a time, when the channel has room.
     pub(crate) fn assign(&mut self, slot: usize, task_id: u64) -> Option<Send> {
         let (frame, generation) = self.hand_over(task_id, slot)?;
-        let epoll_fd = self.epoll_fd;
+        let epoll = self.epoll.clone();
         let w = self.workers.get_mut(slot)?.as_mut()?;
         let was_idle = w.tasks.is_empty();
         push_task(w, task_id);
@@ -666,7 +671,7 @@ impl State {
             // Frames queued while a worker's results are applied are written
             // right after, by the thread applying them (see apply_frames).
             if !w.direct_sending && !w.applying {
-                set_epollout(epoll_fd, slot, w, true);
+                set_epollout(&epoll, slot, w, true);
             }
             None
         };
@@ -677,9 +682,9 @@ impl State {
     /// Arms EPOLLOUT for a worker whose channel is full, so the supervisor
     /// writes the rest of its outbox once there is room.
     pub(crate) fn outbox_full(&mut self, slot: usize, generation: u32) {
-        let epoll_fd = self.epoll_fd;
+        let epoll = self.epoll.clone();
         if let Some(w) = self.worker_mut(slot, generation) {
-            set_epollout(epoll_fd, slot, w, true);
+            set_epollout(&epoll, slot, w, true);
         }
     }
 
@@ -691,7 +696,7 @@ impl State {
         generation: u32,
         rest: Option<(Arc<Vec<u8>>, usize)>,
     ) {
-        let epoll_fd = self.epoll_fd;
+        let epoll = self.epoll.clone();
         let Some(w) = self.worker_mut(slot, generation) else {
             return;
         };
@@ -701,7 +706,7 @@ impl State {
             w.outbox_sent = sent;
         }
         if !w.outbox.is_empty() {
-            set_epollout(epoll_fd, slot, w, true);
+            set_epollout(&epoll, slot, w, true);
         }
         if w.retiring.is_some() {
             self.close_if_retired(slot);
@@ -711,9 +716,9 @@ impl State {
     /// Turns EPOLLOUT off for a worker whose outbox is empty or who is being
     /// written to directly (the direct writer turns it back on if needed).
     pub(crate) fn outbox_idle(&mut self, slot: usize, generation: u32) {
-        let epoll_fd = self.epoll_fd;
+        let epoll = self.epoll.clone();
         if let Some(w) = self.worker_mut(slot, generation) {
-            set_epollout(epoll_fd, slot, w, false);
+            set_epollout(&epoll, slot, w, false);
         }
     }
 

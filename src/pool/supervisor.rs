@@ -2,212 +2,34 @@
 //! workers. One epoll set watches every worker's channel and pidfd plus a wake
 //! eventfd; a worker's death is seen the moment its pidfd or channel says so.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::Mutex;
 
-use super::reader::{pump, Inbox};
+use super::life::{
+    describe_exit, end_group, first_stop_signal, signal_link, wait_gone, wait_groups_empty, Anchor,
+    Link,
+};
+use super::reader::pump;
 use super::result::Outcome;
-use super::state::{Phase, Reader, Send, State, Worker, WorkerFds};
+use super::shared::Shared;
+use super::state::Inbox;
+use super::state::{Phase, Reader, State, Worker, WorkerFds};
 use super::task::{describe_duration, Stop};
 use super::timers::Due;
-use crate::area::Area;
-use crate::config::{Event, EventHandler, Limits, MAX_START_FAILURES_IN_A_ROW};
+use crate::config::{Event, MAX_START_FAILURES_IN_A_ROW};
 use crate::error::Error;
 use crate::progress::{monotonic_ns, Clock};
-use crate::protocol::{self, Frame, PROTOCOL_VERSION};
+use crate::protocol;
 use crate::spawn::{LaunchEvent, Launcher, Reaper};
-use crate::sys::{self, ExitStatus, Sent};
+use crate::sys::{self, ExitStatus};
+use crate::watch::{Ready, Token, INPUT, QUIET, RESULTS_EVENTS};
 
 /// Poll interval for workers without a pidfd (old kernels only).
 const REAP_POLL_MS: i32 = 20;
-
-/// Epoll token of the wake eventfd.
-pub(crate) const WAKE: u64 = u64::MAX;
-/// Epoll token of the timerfd (time limits, kill deadlines).
-pub(crate) const TIMER: u64 = u64::MAX - 1;
-/// Epoll token of the fds a launcher watches itself (a fork server's
-/// control socket and pidfd). Kind 0 is no worker's.
-pub(crate) const LAUNCHER_TOKEN: u64 = 0;
-/// A worker's results pipe (input).
-const KIND_RESULTS: u64 = 1;
-const KIND_PIDFD: u64 = 2;
-/// A worker's task socket (room for output, while its outbox has frames).
-const KIND_TASKS: u64 = 3;
-/// What the supervisor watches on a results pipe. Edge-triggered: a waiting
-/// thread may read the pipe itself, and the supervisor must not be woken
-/// again and again by bytes it leaves to that thread (see `reader.rs`).
-pub(crate) const RESULTS_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLET) as u32;
-/// Most frames written by one `sendmsg` from an outbox.
-const OUTBOX_BATCH: usize = 64;
-
-/// The epoll token of a worker's results pipe.
-pub(crate) fn results_token(slot: usize, generation: u32) -> u64 {
-    token(slot, generation, KIND_RESULTS)
-}
-
-/// The epoll token of a worker's task socket.
-pub(crate) fn tasks_token(slot: usize, generation: u32) -> u64 {
-    token(slot, generation, KIND_TASKS)
-}
-
-fn token(slot: usize, generation: u32, kind: u64) -> u64 {
-    ((slot as u64) << 34) | ((generation as u64) << 2) | kind
-}
-
-fn untoken(data: u64) -> (usize, u32, u64) {
-    ((data >> 34) as usize, (data >> 2) as u32, data & 3)
-}
-
-/// What host threads and the supervisor share.
-pub(crate) struct Shared {
-    pub state: Mutex<State>,
-    /// Signalled on phase changes and when a full queue shrinks.
-    pub changed: Condvar,
-    /// Written to wake the supervisor.
-    pub wake_fd: OwnedFd,
-    /// Readable while results wait to be collected (`billiard_pool_fd`).
-    pub results_fd: OwnedFd,
-    pub epoll: OwnedFd,
-    pub max_frame: usize,
-    pub max_queued: usize,
-    pub next_task: AtomicU64,
-    /// How long a waiter spins before sleeping (zero: not at all).
-    pub spin_wait: Duration,
-    /// The pool's limits (from its config).
-    pub limits: Limits,
-    pub on_event: Option<EventHandler>,
-}
-
-impl Shared {
-    pub(crate) fn wake(&self) {
-        sys::eventfd_signal(self.wake_fd.as_raw_fd());
-    }
-
-    pub(crate) fn set_phase(&self, st: &mut State, phase: Phase) {
-        st.phase = phase;
-        self.changed.notify_all();
-    }
-
-    /// Writes a TASK frame from whichever thread assigned it, without
-    /// blocking. What does not fit into the socket goes to the worker's
-    /// outbox, for the supervisor (EPOLLOUT). A broken channel is ignored
-    /// here: the supervisor sees the death and requeues unstarted tasks.
-    pub(crate) fn send(&self, s: Send) {
-        let fd = s.channel.as_raw_fd();
-        let rest = match sys::send_nonblocking(fd, &s.frame, 0) {
-            Sent::Partial(offset) => Some((s.frame, offset)),
-            Sent::All | Sent::Broken(_) => None,
-        };
-        self.state.lock().direct_done(s.slot, s.generation, rest);
-    }
-
-    /// Writes a worker's outbox, many frames per `sendmsg`, while the
-    /// channel has room; turns EPOLLOUT off once it is empty, on when the
-    /// channel is full. Any thread may call it: it writes only if nobody
-    /// else writes to the channel (`direct_sending`, which it sets while it
-    /// writes; whoever writes picks up frames queued meanwhile).
-    pub(crate) fn flush_outbox(&self, slot: usize, generation: u32) {
-        loop {
-            let (frames, skip, fd) = {
-                let mut st = self.state.lock();
-                let Some(w) = st.worker_mut(slot, generation) else {
-                    return;
-                };
-                if w.outbox.is_empty() || w.direct_sending {
-                    st.outbox_idle(slot, generation);
-                    return;
-                }
-                w.direct_sending = true;
-                let frames: Vec<Arc<Vec<u8>>> =
-                    w.outbox.iter().take(OUTBOX_BATCH).cloned().collect();
-                (frames, w.outbox_sent, w.channel.clone())
-            };
-            let bufs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
-            let sent = sys::send_vectored_nonblocking(fd.as_raw_fd(), &bufs, skip);
-            let mut st = self.state.lock();
-            let Some(w) = st.worker_mut(slot, generation) else {
-                return;
-            };
-            w.direct_sending = false;
-            let Ok(mut n) = sent else {
-                // Broken: the death is handled through the pidfd and EOF.
-                w.outbox.clear();
-                w.outbox_sent = 0;
-                st.outbox_idle(slot, generation);
-                return;
-            };
-            if n == 0 {
-                st.outbox_full(slot, generation);
-                return;
-            }
-            n += w.outbox_sent;
-            w.outbox_sent = 0;
-            while let Some(front) = w.outbox.front() {
-                if n < front.len() {
-                    w.outbox_sent = n;
-                    break;
-                }
-                n -= front.len();
-                w.outbox.pop_front();
-            }
-        }
-    }
-
-    pub(crate) fn send_all(&self, sends: Vec<Send>) {
-        for s in sends {
-            self.send(s);
-        }
-    }
-}
-
-/// The supervisor's private view of a worker process.
-struct Link {
-    generation: u32,
-    pid: libc::pid_t,
-    channel: Arc<OwnedFd>,
-    /// The read end of its results pipe.
-    results: Arc<OwnedFd>,
-    /// Its shared area, from which the supervisor copies large replies.
-    area: Arc<Area>,
-    /// Shared with the thread that may read its results (which watches it
-    /// too, see `reader.rs`).
-    pidfd: Option<Arc<OwnedFd>>,
-    inbox: Inbox,
-    eof: bool,
-    /// It exited (our child is not reaped yet: see [`Anchor`]); finalized
-    /// at once, or once the waiting thread reading its channel gives the
-    /// channel back.
-    dead: Option<ExitStatus>,
-    /// Who reaps it.
-    reaper: Reaper,
-    /// A fork server's worker whose pidfd said it exited; its status comes
-    /// from the server.
-    exited: bool,
-    /// Its fork server died: no status will come (why it died).
-    server_lost: Option<String>,
-}
-
-impl Link {
-    /// Whether the supervisor reaps it itself with `waitpid`.
-    fn ours(&self) -> bool {
-        self.reaper == Reaper::Pool
-    }
-}
-
-/// A worker of ours that exited and whose tasks are settled, left unreaped
-/// until its stop's kill grace ends: its zombie keeps its pid, and so its
-/// process group id, from being reused, so that processes its handler
-/// started, still in the group, get the stop's SIGKILL safely.
-struct Anchor {
-    slot: usize,
-    generation: u32,
-    pid: libc::pid_t,
-}
 
 pub(crate) struct Supervisor {
     shared: Arc<Shared>,
@@ -261,24 +83,22 @@ impl Supervisor {
     }
 
     fn main_loop(&mut self) {
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut buf = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut ready = Vec::with_capacity(64);
         loop {
             if self.maintain() {
                 return;
             }
-            let n = match sys::epoll_wait(
-                self.shared.epoll.as_raw_fd(),
-                &mut events,
-                self.timeout_ms(),
-            ) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.fail(Error::io("epoll_wait", e));
-                    continue;
-                }
-            };
-            for ev in &events[..n] {
-                self.handle(ev.events, ev.u64);
+            let waited = self
+                .shared
+                .epoll
+                .wait(&mut buf, self.timeout_ms(), &mut ready);
+            if let Err(e) = waited {
+                self.fail(Error::io("epoll_wait", e));
+                continue;
+            }
+            for &event in &ready {
+                self.handle(event);
             }
             self.recheck();
             self.poll_without_pidfd();
@@ -535,31 +355,21 @@ impl Supervisor {
         let area = Arc::new(started.area);
         let pidfd = started.pidfd.map(Arc::new);
         let inbox: Inbox = Arc::new(Mutex::new(Vec::with_capacity(4096)));
-        let epfd = self.shared.epoll.as_raw_fd();
-        let _ = sys::epoll_ctl(
-            epfd,
-            libc::EPOLL_CTL_ADD,
+        let epoll = &self.shared.epoll;
+        let _ = epoll.add(
             results.as_raw_fd(),
             RESULTS_EVENTS,
-            results_token(slot, generation),
+            Token::Results { slot, generation },
         );
         // Output interest comes and goes with the outbox (set_epollout);
         // edge-triggered, so a hang-up is reported once, not on every wait.
-        let _ = sys::epoll_ctl(
-            epfd,
-            libc::EPOLL_CTL_ADD,
+        let _ = epoll.add(
             channel.as_raw_fd(),
-            libc::EPOLLET as u32,
-            tasks_token(slot, generation),
+            QUIET,
+            Token::Tasks { slot, generation },
         );
         if let Some(p) = &pidfd {
-            let _ = sys::epoll_ctl(
-                epfd,
-                libc::EPOLL_CTL_ADD,
-                p.as_raw_fd(),
-                libc::EPOLLIN as u32,
-                token(slot, generation, KIND_PIDFD),
-            );
+            let _ = epoll.add(p.as_raw_fd(), INPUT, Token::Pidfd { slot, generation });
         }
         let limits = self.shared.limits;
         if let Some(bytes) = limits.hard_memory {
@@ -620,44 +430,41 @@ impl Supervisor {
             .filter(|l| l.generation == generation)
     }
 
-    fn handle(&mut self, events: u32, data: u64) {
-        if data == WAKE {
-            sys::eventfd_drain(self.shared.wake_fd.as_raw_fd());
-            // Host threads that ask for a stop wake the supervisor.
-            self.stop_requested();
-            return;
-        }
-        if data == TIMER {
-            self.timers_due();
-            return;
-        }
-        if data == LAUNCHER_TOKEN {
-            self.launcher.watch();
-            self.launcher_events();
-            return;
-        }
-        let (slot, generation, kind) = untoken(data);
-        if self.link(slot, generation).is_none() {
-            return;
-        }
-        match kind {
+    /// Turns one epoll event into a call on the part it concerns.
+    fn handle(&mut self, event: Ready) {
+        match event.token {
+            Token::Wake => {
+                sys::eventfd_drain(self.shared.wake_fd.as_raw_fd());
+                // Host threads that ask for a stop wake the supervisor.
+                self.stop_requested();
+            }
+            Token::Timer => self.timers_due(),
+            Token::Launcher => {
+                self.launcher.watch();
+                self.launcher_events();
+            }
             // A hang-up alone on the task socket needs nothing: the
             // results pipe and the pidfd report the death.
-            KIND_TASKS if events & libc::EPOLLOUT as u32 != 0 => {
-                self.shared.flush_outbox(slot, generation);
+            Token::Tasks { slot, generation } => {
+                if event.events & libc::EPOLLOUT as u32 != 0
+                    && self.link(slot, generation).is_some()
+                {
+                    self.shared.flush_outbox(slot, generation);
+                }
             }
-            KIND_RESULTS => {
-                self.read_channel(slot, generation);
+            Token::Results { slot, generation } => {
+                if self.link(slot, generation).is_some() {
+                    self.read_channel(slot, generation);
+                }
             }
-            KIND_PIDFD => self.pidfd_ready(slot, generation),
-            _ => {}
+            Token::Pidfd { slot, generation } => self.pidfd_ready(slot, generation),
         }
     }
 
     /// A worker's pidfd is readable: it exited. Our own child is reaped
     /// now; a fork server's worker once the server reports its status.
     fn pidfd_ready(&mut self, slot: usize, generation: u32) {
-        let epfd = self.shared.epoll.as_raw_fd();
+        let epoll = self.shared.epoll.clone();
         let Some(link) = self.link(slot, generation) else {
             return;
         };
@@ -672,7 +479,7 @@ impl Supervisor {
         link.exited = true;
         if let Some(p) = &link.pidfd {
             // Readable for good now: stop watching it.
-            let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, p.as_raw_fd(), 0, 0);
+            epoll.remove(p.as_raw_fd());
         }
         if link.server_lost.is_some() {
             self.reaped(slot, generation, ExitStatus::Unknown);
@@ -702,12 +509,12 @@ impl Supervisor {
     /// unless a waiting thread reads its channel now (then once it is done).
     /// Our own child is not reaped yet (its group can still be signalled).
     fn reaped(&mut self, slot: usize, generation: u32, status: ExitStatus) {
-        let epfd = self.shared.epoll.as_raw_fd();
+        let epoll = self.shared.epoll.clone();
         if let Some(link) = self.link(slot, generation) {
             link.dead = Some(status);
             // Readable for good now: stop watching it.
             if let Some(p) = &link.pidfd {
-                let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, p.as_raw_fd(), 0, 0);
+                epoll.remove(p.as_raw_fd());
             }
         }
         if let Some(w) = self.shared.state.lock().worker_mut(slot, generation) {
@@ -794,7 +601,7 @@ impl Supervisor {
         let (saw_eof, violation) = pump(shared, slot, generation, &link.area, fd, &link.inbox);
         if saw_eof {
             link.eof = true;
-            let _ = sys::epoll_ctl(shared.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0, 0);
+            shared.epoll.remove(fd);
         }
         if violation.is_some() || saw_eof {
             // A worker that broke the protocol, or has no channel, is of no use.
@@ -919,13 +726,13 @@ impl Supervisor {
         let Some(link) = self.links[slot].take_if(|l| l.generation == generation) else {
             return;
         };
-        let epfd = self.shared.epoll.as_raw_fd();
-        let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, link.channel.as_raw_fd(), 0, 0);
+        let epoll = self.shared.epoll.clone();
+        epoll.remove(link.channel.as_raw_fd());
         if !link.eof {
-            let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, link.results.as_raw_fd(), 0, 0);
+            epoll.remove(link.results.as_raw_fd());
         }
         if let Some(p) = &link.pidfd {
-            let _ = sys::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, p.as_raw_fd(), 0, 0);
+            epoll.remove(p.as_raw_fd());
         }
         // The group first: a result is handed out only once its worker is
         // reaped (or, while a stop's grace lasts for processes left in its
@@ -1056,333 +863,5 @@ impl Supervisor {
         st.workers.clear();
         st.idle.clear();
         self.shared.set_phase(&mut st, phase);
-    }
-}
-
-/// How long [`wait_groups_empty`] waits for the members of stopped groups
-/// to be reaped by their new parent (init, or a subreaper).
-const GROUPS_EMPTY_WAIT: Duration = Duration::from_secs(2);
-
-/// SIGKILL to the group of our exited, unreaped child `pid` (its zombie
-/// holds the group id), then the reap.
-fn end_group(pid: libc::pid_t) {
-    sys::signal_group(pid, libc::SIGKILL);
-    sys::reap_blocking(pid);
-}
-
-/// Waits (a while at most) until no process of the groups `pgids` is left.
-/// Every member was sent SIGKILL and, its leader reaped, is reaped by
-/// init; only a checking signal is sent now, so an id reused meanwhile is
-/// harmless.
-fn wait_groups_empty(pgids: &[libc::pid_t]) {
-    let deadline = Instant::now() + GROUPS_EMPTY_WAIT;
-    for &pgid in pgids {
-        while sys::group_exists(pgid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-}
-
-/// Waits until a worker has exited (not reaped), or `deadline` passed.
-/// Returns whether it exited.
-fn wait_gone(link: &Link, deadline: Instant) -> bool {
-    loop {
-        if link.dead.is_some() {
-            return true;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        match &link.pidfd {
-            Some(p) => {
-                if sys::poll_readable(p.as_raw_fd(), ms) {
-                    return true;
-                }
-            }
-            // Without a pidfd: look every few ms (old kernels only).
-            None if link.ours() => {
-                if sys::exit_status_unreaped(link.pid).is_some() {
-                    return true;
-                }
-                std::thread::sleep(Duration::from_millis(ms.clamp(0, 5) as u64));
-            }
-            None => return true,
-        }
-        if left.is_zero() {
-            return false;
-        }
-    }
-}
-
-/// The first signal of a stop: SIGTERM, or SIGKILL when there is no grace.
-fn first_stop_signal(grace: Duration) -> i32 {
-    if grace.is_zero() {
-        libc::SIGKILL
-    } else {
-        libc::SIGTERM
-    }
-}
-
-/// Sends `sig` to a worker through its pidfd (or pid), and to its process
-/// group when `group`. Our own child is not reaped before its tasks are
-/// settled and its group ended, so its pid and group id are ours to signal
-/// even after it exited. A fork server's worker may be reaped by the
-/// server at any time: its group is signalled only while its pidfd says it
-/// has not exited.
-fn signal_link(link: &Link, sig: i32, group: bool) {
-    match &link.pidfd {
-        Some(p) => {
-            let _ = sys::pidfd_send_signal(p.as_raw_fd(), sig);
-            if !link.ours() && (link.exited || sys::pidfd_exited(p.as_raw_fd())) {
-                return;
-            }
-        }
-        // A fork server's worker without a pidfd: its pid is not ours to
-        // signal (the server may have reaped it); its server's death or the
-        // end of its channel stops it.
-        None if !link.ours() => return,
-        // SAFETY: our own child, not yet reaped, so the pid is still ours.
-        None => unsafe {
-            libc::kill(link.pid, sig);
-        },
-    }
-    if group {
-        sys::signal_group(link.pid, sig);
-    }
-}
-
-/// Decodes complete frames from `buf` and applies them under one lock.
-/// Returns the bytes consumed, frames to send, and a protocol violation.
-pub(crate) fn apply_frames(
-    shared: &Shared,
-    slot: usize,
-    generation: u32,
-    area: &Area,
-    buf: &[u8],
-) -> (usize, Vec<Send>, Option<String>) {
-    if buf.is_empty() {
-        return (0, Vec::new(), None);
-    }
-    let mut st = shared.state.lock();
-    let set_applying = |st: &mut State, on: bool| {
-        if let Some(w) = st.worker_mut(slot, generation) {
-            w.applying = on;
-        }
-    };
-    set_applying(&mut st, true);
-    let outcome = apply_locked(&mut st, shared, slot, generation, area, buf);
-    set_applying(&mut st, false);
-    // Frames the results let into the worker's window go out now, in one
-    // write, rather than after another trip through epoll.
-    let flush = st
-        .worker_mut(slot, generation)
-        .is_some_and(|w| !w.outbox.is_empty() && !w.direct_sending);
-    drop(st);
-    if flush {
-        shared.flush_outbox(slot, generation);
-    }
-    outcome
-}
-
-fn apply_locked(
-    st: &mut MutexGuard<'_, State>,
-    shared: &Shared,
-    slot: usize,
-    generation: u32,
-    area: &Area,
-    buf: &[u8],
-) -> (usize, Vec<Send>, Option<String>) {
-    let mut used = 0;
-    let mut sends = Vec::new();
-    let ctx = Applying {
-        clock: Clock::now(),
-        soft_memory: shared.limits.soft_memory,
-    };
-    while used < buf.len() {
-        let (frame, n) = match protocol::decode(&buf[used..], shared.max_frame) {
-            Ok(Some(x)) => x,
-            Ok(None) => break,
-            Err(e) => return (used, sends, Some(format!("it sent a bad frame: {e}"))),
-        };
-        match apply(st, slot, generation, area, frame, &ctx) {
-            Ok(Some(send)) => sends.push(send),
-            Ok(None) => {}
-            // The bad frame stays unconsumed: a waiting thread leaves it to
-            // the supervisor, which kills the worker (and drops its bytes).
-            Err(v) => return (used, sends, Some(v)),
-        }
-        used += n;
-    }
-    (used, sends, None)
-}
-
-/// What applying a batch of frames needs besides the state: the time they
-/// were read, and the pool's soft memory limit (checked after each result).
-struct Applying {
-    clock: Clock,
-    soft_memory: Option<u64>,
-}
-
-/// The worker whose frames are being applied, unless it is gone or the pool
-/// is stopping it (its frames no longer count).
-fn live_worker(st: &mut State, slot: usize, generation: u32) -> Option<&mut Worker> {
-    st.worker_mut(slot, generation).filter(|w| w.stop.is_none())
-}
-
-/// Applies one frame from a worker to the shared state. Frames of a worker
-/// that is gone or being stopped no longer count.
-fn apply(
-    st: &mut MutexGuard<'_, State>,
-    slot: usize,
-    generation: u32,
-    area: &Area,
-    frame: Frame<'_>,
-    ctx: &Applying,
-) -> Result<Option<Send>, String> {
-    let phase = st.phase;
-    let Some(w) = live_worker(st, slot, generation) else {
-        return Ok(None);
-    };
-    match frame {
-        Frame::Result { id, ok, payload } => {
-            apply_result(st, slot, generation, id, ok, payload.to_vec(), ctx)
-        }
-        Frame::ResultShm {
-            id,
-            ok,
-            offset,
-            len,
-        } => {
-            // Copied without the lock: a large reply takes a while.
-            let data = MutexGuard::unlocked(st, || area.take_reply(offset, len))?;
-            apply_result(st, slot, generation, id, ok, data, ctx)
-        }
-        Frame::Hello {
-            version,
-            pid,
-            features,
-        } => {
-            if w.ready {
-                return Err("it sent a second HELLO".into());
-            }
-            if version != PROTOCOL_VERSION {
-                return Err(format!(
-                    "it speaks protocol version {version}, the pool speaks {PROTOCOL_VERSION}"
-                ));
-            }
-            if pid as libc::pid_t != w.pid {
-                return Err(format!("its HELLO names pid {pid}"));
-            }
-            w.ready = true;
-            w.area_tasks = features & protocol::FEATURE_AREA != 0;
-            w.control = features & protocol::FEATURE_CONTROL != 0;
-            if !matches!(phase, Phase::Starting | Phase::Running | Phase::Closed) {
-                return Ok(None);
-            }
-            Ok(st.worker_free(slot))
-        }
-        Frame::Ack { id } => {
-            if !w.tasks.contains(&id) || w.acked == Some(id) {
-                return Err(format!("it acknowledged task {id}, which it was not given"));
-            }
-            w.acked = Some(id);
-            if let Some(t) = st.tasks.get_mut(&id) {
-                t.started = Some(ctx.clock.instant);
-                t.frame = None;
-            }
-            Ok(None)
-        }
-        Frame::Fatal { message } => {
-            w.last_words = Some(String::from_utf8_lossy(message).into_owned());
-            Ok(None)
-        }
-        Frame::Task { .. } | Frame::TaskShm { .. } => Err("it sent a TASK frame".into()),
-    }
-}
-
-/// Applies a RESULT (or RESULT_SHM, whose reply was copied out of the
-/// area) from a worker: the task finishes, the worker takes the next one.
-fn apply_result(
-    st: &mut State,
-    slot: usize,
-    generation: u32,
-    id: u64,
-    ok: bool,
-    data: Vec<u8>,
-    ctx: &Applying,
-) -> Result<Option<Send>, String> {
-    let clock = &ctx.clock;
-    let phase = st.phase;
-    let Some(w) = live_worker(st, slot, generation) else {
-        return Ok(None);
-    };
-    let Some(at) = w.tasks.iter().position(|&t| t == id) else {
-        return Err(format!(
-            "it sent a result for task {id}, which it was not running"
-        ));
-    };
-    w.tasks.remove(at);
-    if at == 0 {
-        w.front_since = clock.ns;
-    }
-    w.done += 1;
-    if w.acked == Some(id) {
-        w.acked = None;
-    }
-    let pid = w.pid;
-    let started = w.area.progress().started_at_by(id, clock);
-    if let Some(t) = st.tasks.get_mut(&id) {
-        t.started = t.started.or(started);
-    }
-    st.task_region_done(slot, id);
-    let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
-    st.finish(id, outcome, data, pid, None, clock.instant);
-    let over_memory = ctx.soft_memory.and_then(|limit| {
-        let w = st.worker_mut(slot, generation)?;
-        // A worker that reads its control page reports its private
-        // memory after each task; for one that does not, the pool reads it.
-        let used = if w.control {
-            w.area.control().memory()
-        } else {
-            sys::private_memory_of(w.pid).unwrap_or(0)
-        };
-        (used > limit).then(|| {
-            format!(
-                "its private memory ({used} bytes) passed the soft memory limit ({limit} bytes)"
-            )
-        })
-    });
-    if let Some(why) = over_memory {
-        st.retire(slot, why);
-    }
-    if matches!(phase, Phase::Running | Phase::Closed) {
-        Ok(st.worker_free(slot))
-    } else {
-        Ok(None)
-    }
-}
-
-/// "worker 12 exited with code 3", with the pool's reason or the worker's
-/// last words; or why its status is unknown when its fork server died.
-fn describe_exit(
-    pid: libc::pid_t,
-    status: ExitStatus,
-    w: &Worker,
-    server_lost: Option<&str>,
-) -> String {
-    if let Some(why) = server_lost {
-        return format!("worker {pid} died with its fork server ({why})");
-    }
-    let how = match status {
-        ExitStatus::Code(c) => format!("worker {pid} exited with code {c}"),
-        ExitStatus::Signal(s) => format!("worker {pid} was killed by {}", sys::signal_name(s)),
-        ExitStatus::Unknown => {
-            format!("worker {pid} ended, but another part of the process collected its exit status")
-        }
-    };
-    match (&w.stop, &w.retiring, &w.last_words) {
-        (Some(stop), _, _) => format!("{how} (the pool stopped it because {})", stop.reason()),
-        (None, Some(why), _) => format!("{how} (the pool replaced it because {why})"),
-        (None, None, Some(words)) => format!("{how} (it said: {words})"),
-        (None, None, None) => how,
     }
 }

@@ -13,19 +13,20 @@
 //! death, and starts a new server.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::program::Program;
 use super::{Channel, LaunchEvent, Launcher, Reaper, Started};
 use crate::config::Config;
 use crate::error::Result;
-use crate::pool::LAUNCHER_TOKEN;
 use crate::protocol::{
     self, control_word, ENV_FORKSERVER_FD, KIND_EXITED, KIND_FATAL, KIND_FORK, KIND_FORKED,
     KIND_FORK_FAILED, KIND_SERVER_HELLO, PROTOCOL_VERSION,
 };
 use crate::sys::{self, ExitStatus};
+use crate::watch::{Epoll, Token, INPUT};
 
 /// How long a running server may take to answer a FORK request.
 const FORK_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,7 +53,8 @@ pub(crate) struct ForkServerLauncher {
     program: Program,
     max_frame: usize,
     use_pidfd: bool,
-    epoll: RawFd,
+    /// The pool's epoll set, where the server's fds are watched.
+    epoll: Arc<Epoll>,
     server: Option<Server>,
     servers_started: u32,
     /// Events read while waiting for a FORK reply, for the next `events()`.
@@ -60,7 +62,7 @@ pub(crate) struct ForkServerLauncher {
 }
 
 impl ForkServerLauncher {
-    pub(crate) fn new(config: &Config, epoll: RawFd) -> Result<ForkServerLauncher> {
+    pub(crate) fn new(config: &Config, epoll: Arc<Epoll>) -> Result<ForkServerLauncher> {
         Ok(ForkServerLauncher {
             program: Program::new(config)?,
             max_frame: config.max_frame,
@@ -81,13 +83,7 @@ impl ForkServerLauncher {
         drop(theirs);
         let pidfd = super::watch_child(pid, self.use_pidfd)?;
         for fd in std::iter::once(ours.as_raw_fd()).chain(pidfd.as_ref().map(|p| p.as_raw_fd())) {
-            sys::epoll_ctl(
-                self.epoll,
-                libc::EPOLL_CTL_ADD,
-                fd,
-                libc::EPOLLIN as u32,
-                LAUNCHER_TOKEN,
-            )?;
+            self.epoll.add(fd, INPUT, Token::Launcher)?;
         }
         self.servers_started += 1;
         self.server = Some(Server {
@@ -206,7 +202,7 @@ impl ForkServerLauncher {
                 // pidfd reports the end; the socket would report a hang-up
                 // again and again.
                 let fd = server.control.as_raw_fd();
-                let _ = sys::epoll_ctl(self.epoll, libc::EPOLL_CTL_DEL, fd, 0, 0);
+                self.epoll.remove(fd);
                 // SAFETY: our own unreaped child.
                 unsafe { libc::kill(server.pid, libc::SIGKILL) };
             }

@@ -68,7 +68,7 @@ pub(crate) trait Launcher: Send {
     fn launch(&mut self) -> io::Result<Started>;
 
     /// Reads what the launcher's own fds (registered in the pool's epoll
-    /// under [`crate::pool::LAUNCHER_TOKEN`]) have to say; called when one
+    /// under [`crate::watch::Token::Launcher`]) have to say; called when one
     /// is ready. What it learns waits in [`Launcher::events`].
     fn watch(&mut self) {}
 
@@ -85,7 +85,10 @@ pub(crate) trait Launcher: Send {
 
 /// The launcher for a config's start method. Runs in the thread that
 /// creates the pool (the worker program's environment is copied here).
-pub(crate) fn launcher_for(config: &Config, epoll: RawFd) -> Result<Box<dyn Launcher>> {
+pub(crate) fn launcher_for(
+    config: &Config,
+    epoll: std::sync::Arc<crate::watch::Epoll>,
+) -> Result<Box<dyn Launcher>> {
     config.validate()?;
     Ok(match config.start_method {
         StartMethod::Fork => {
