@@ -66,60 +66,6 @@
  */
 #define BILLIARD_ABI_VERSION 100
 #define BILLIARD_SONAME "libbilliard.so.0.1"
-
-/**
- * Start method: fork the host from the pool's own thread; workers call
- * the handler set with billiard_config_set_handler. Fastest start, memory
- * shared copy-on-write. Only for hosts whose runtime survives fork()
- * (not Go; not hosts whose other threads hold locks the handler needs).
- */
-#define BILLIARD_START_FORK 0
-
-/**
- * Start method: each worker is a fresh run of the worker program
- * (billiard_config_set_worker_argv), started with posix_spawn: no host
- * code runs in the child, so it is safe in any host. The program calls
- * billiard_worker_main (or speaks docs/PROTOCOL.md itself).
- */
-#define BILLIARD_START_SPAWN 1
-
-/**
- * Start method: the worker program is started once as a fork server
- * (posix_spawn, safe in any host); it initializes once, then forks each
- * worker, so workers share its initialized memory copy-on-write and start
- * at fork speed. The server reports every worker's exit status; if it
- * dies, its workers die too, their tasks are accounted for as for any
- * death, and a new server starts.
- */
-#define BILLIARD_START_FORKSERVER 2
-
-/**
- * Event: a worker process was started (pid).
- */
-#define BILLIARD_EVENT_WORKER_STARTED 1
-
-/**
- * Event: a worker exited and was reaped (pid, exit_code or signal,
- * planned, message).
- */
-#define BILLIARD_EVENT_WORKER_EXITED 2
-
-/**
- * Event: a worker was replaced on purpose (pid, message says why); its
- * BILLIARD_EVENT_WORKER_EXITED follows.
- */
-#define BILLIARD_EVENT_WORKER_RECYCLED 3
-
-/**
- * Event: a worker died while running a task (task_id, pid).
- */
-#define BILLIARD_EVENT_TASK_LOST 4
-
-/**
- * Event: the pool failed (message says why).
- */
-#define BILLIARD_EVENT_POOL_FAILED 5
-
 /**
  * Success.
  */
@@ -174,6 +120,60 @@
  * A bug in billiard was caught at the boundary; the call did nothing.
  */
 #define BILLIARD_EPANIC -10
+
+
+/**
+ * Start method: fork the host from the pool's own thread; workers call
+ * the handler set with billiard_config_set_handler. Fastest start, memory
+ * shared copy-on-write. Only for hosts whose runtime survives fork()
+ * (not Go; not hosts whose other threads hold locks the handler needs).
+ */
+#define BILLIARD_START_FORK 0
+
+/**
+ * Start method: each worker is a fresh run of the worker program
+ * (billiard_config_set_worker_argv), started with posix_spawn: no host
+ * code runs in the child, so it is safe in any host. The program calls
+ * billiard_worker_main (or speaks docs/PROTOCOL.md itself).
+ */
+#define BILLIARD_START_SPAWN 1
+
+/**
+ * Start method: the worker program is started once as a fork server
+ * (posix_spawn, safe in any host); it initializes once, then forks each
+ * worker, so workers share its initialized memory copy-on-write and start
+ * at fork speed. The server reports every worker's exit status; if it
+ * dies, its workers die too, their tasks are accounted for as for any
+ * death, and a new server starts.
+ */
+#define BILLIARD_START_FORKSERVER 2
+
+/**
+ * Event: a worker process was started (pid).
+ */
+#define BILLIARD_EVENT_WORKER_STARTED 1
+
+/**
+ * Event: a worker exited and was reaped (pid, exit_code or signal,
+ * planned, message).
+ */
+#define BILLIARD_EVENT_WORKER_EXITED 2
+
+/**
+ * Event: a worker was replaced on purpose (pid, message says why); its
+ * BILLIARD_EVENT_WORKER_EXITED follows.
+ */
+#define BILLIARD_EVENT_WORKER_RECYCLED 3
+
+/**
+ * Event: a worker died while running a task (task_id, pid).
+ */
+#define BILLIARD_EVENT_TASK_LOST 4
+
+/**
+ * Event: the pool failed (message says why).
+ */
+#define BILLIARD_EVENT_POOL_FAILED 5
 
 /**
  * Submit flag: fail with BILLIARD_EFULL instead of blocking on a full queue.

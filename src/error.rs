@@ -30,15 +30,36 @@ pub enum Error {
     /// Out of memory.
     #[error("out of memory: {0}")]
     NoMemory(String),
-    /// A system call failed.
-    #[error("I/O error: {0}")]
-    Io(String),
+    /// A system call failed: what was being done and why, and the errno
+    /// when a system call said it.
+    #[error("I/O error: {message}")]
+    Io { message: String, errno: Option<i32> },
 }
 
 impl Error {
-    /// Wraps an OS error with what was being done.
+    /// Wraps an OS error with what was being done; keeps its errno.
     pub(crate) fn io(what: &str, err: std::io::Error) -> Error {
-        Error::Io(format!("{what}: {err}"))
+        Error::Io {
+            message: format!("{what}: {err}"),
+            errno: err.raw_os_error(),
+        }
+    }
+
+    /// An I/O error with no errno behind it (a state billiard cannot
+    /// explain by a system call: a bug, say).
+    pub(crate) fn internal(message: String) -> Error {
+        Error::Io {
+            message,
+            errno: None,
+        }
+    }
+
+    /// The errno of a failed system call, if this is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Io { errno, .. } => *errno,
+            _ => None,
+        }
     }
 }
 
@@ -52,4 +73,18 @@ pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown payload".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_keeps_its_errno() {
+        let e = Error::io("opening", std::io::Error::from_raw_os_error(libc::EMFILE));
+        assert_eq!(e.errno(), Some(libc::EMFILE));
+        assert!(e.to_string().starts_with("I/O error: opening: "), "{e}");
+        assert_eq!(Error::internal("a bug".into()).errno(), None);
+        assert_eq!(Error::TimedOut.errno(), None);
+    }
 }

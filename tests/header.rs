@@ -8,7 +8,13 @@ fn header_is_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut config =
         cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
-    config.after_includes = Some(billiard::ffi::version::header_macros());
+    // What cbindgen cannot see is rendered from the sources: the version
+    // macros and the error codes (from the error table).
+    config.after_includes = Some(format!(
+        "{}{}",
+        billiard::ffi::version::header_macros(),
+        billiard::ffi::header_defines()
+    ));
     let mut generated = Vec::new();
     cbindgen::Builder::new()
         .with_crate(root)
@@ -105,5 +111,78 @@ fn bindings_follow_the_abi_and_version() {
         for needle in needles {
             assert!(text.contains(&needle), "{file} lacks {needle:?}");
         }
+    }
+}
+
+/// The error codes come from one table (src/ffi/error.rs): the header's
+/// defines, and the bindings' copies, agree with it.
+#[test]
+fn error_codes_come_from_one_table_and_the_bindings_agree() {
+    use std::collections::BTreeMap;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let table: BTreeMap<String, i32> = billiard::ffi::error_codes()
+        .map(|(code, name)| (name.to_string(), code))
+        .collect();
+    assert_eq!(table.len(), 11);
+    let header = std::fs::read_to_string(root.join("include/billiard.h")).unwrap();
+    for (name, code) in &table {
+        assert!(
+            header.contains(&format!("#define {name} {code}\n")),
+            "{name} in the header"
+        );
+        // Each name and text, through the C functions.
+        let c_name = unsafe { std::ffi::CStr::from_ptr(billiard::ffi::billiard_errname(*code)) };
+        assert_eq!(c_name.to_str().unwrap(), name);
+        let text = unsafe { std::ffi::CStr::from_ptr(billiard::ffi::billiard_strerror(*code)) };
+        assert!(!text.to_bytes().is_empty() && text.to_str().unwrap() != "unknown error");
+    }
+    let unknown = unsafe { std::ffi::CStr::from_ptr(billiard::ffi::billiard_errname(-99)) };
+    assert_eq!(unknown.to_str().unwrap(), "BILLIARD_E?");
+    // Python: "EINVAL, ETIMEDOUT, ... = -1, -2, ..." lines in _lib.py.
+    let python = std::fs::read_to_string(root.join("bindings/python/libbilliard/_lib.py")).unwrap();
+    let mut seen = 0;
+    for line in python.lines() {
+        let Some((names, values)) = line.split_once(" = ") else {
+            continue;
+        };
+        if !names.trim_start().starts_with('E') || !names.contains(',') {
+            continue;
+        }
+        for (name, value) in names.split(',').zip(values.split(',')) {
+            let full = format!("BILLIARD_{}", name.trim());
+            let value: i32 = value.trim().parse().unwrap();
+            assert_eq!(table.get(&full), Some(&value), "Python's {full}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, table.len() - 1, "Python names every error code");
+    // Ruby: "  ENAME = -N" constants in billiard.rb.
+    let ruby = std::fs::read_to_string(root.join("bindings/ruby/lib/billiard.rb")).unwrap();
+    let mut seen = 0;
+    for line in ruby.lines() {
+        let line = line.trim();
+        let Some((name, value)) = line.split_once(" = ") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<i32>() else {
+            continue;
+        };
+        if !name.starts_with('E') || name.contains(' ') {
+            continue;
+        }
+        let full = format!("BILLIARD_{name}");
+        assert_eq!(table.get(&full), Some(&value), "Ruby's {full}");
+        seen += 1;
+    }
+    assert!(seen >= 5, "Ruby's error codes found ({seen})");
+    // Go uses the header's constants through cgo (C.BILLIARD_*): nothing to
+    // copy, but every name it uses must exist.
+    let go = std::fs::read_to_string(root.join("bindings/go/billiard.go")).unwrap();
+    for (at, _) in go.match_indices("C.BILLIARD_E") {
+        let name: String = go[at + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+            .collect();
+        assert!(table.contains_key(&name), "Go's {name}");
     }
 }

@@ -56,7 +56,11 @@ fn graph(dir: &str, parent: &str) -> BTreeMap<String, BTreeSet<String>> {
                     .chars()
                     .take_while(|c| c.is_alphanumeric() || *c == '_')
                     .collect();
-                uses.insert(if names.contains(&word) { word } else { "mod".into() });
+                uses.insert(if names.contains(&word) {
+                    word
+                } else {
+                    "mod".into()
+                });
             }
         }
         uses.remove(&name);
@@ -105,7 +109,10 @@ fn no_import_circle_in_pool_or_spawn() {
         assert_eq!(cycle(&g), None, "{dir}: import circle ({g:?})");
     }
     // And none between the two: spawn knows nothing of the pool.
-    for entry in std::fs::read_dir(root().join("src/spawn")).unwrap().flatten() {
+    for entry in std::fs::read_dir(root().join("src/spawn"))
+        .unwrap()
+        .flatten()
+    {
         let text = std::fs::read_to_string(entry.path()).unwrap();
         assert!(
             !text.contains("crate::pool"),

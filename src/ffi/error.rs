@@ -5,46 +5,96 @@ use std::ffi::{c_char, c_int, CString};
 
 use crate::error::Error;
 
-/// Success.
-pub const BILLIARD_OK: c_int = 0;
-/// A bad argument, or a call not valid in the object's state.
-pub const BILLIARD_EINVAL: c_int = -1;
-/// The timeout passed first.
-pub const BILLIARD_ETIMEDOUT: c_int = -2;
-/// The pool is closed or terminated.
-pub const BILLIARD_ECLOSED: c_int = -3;
-/// The queue is full (non-blocking submit).
-pub const BILLIARD_EFULL: c_int = -4;
-/// No such task pending or waiting to be collected.
-pub const BILLIARD_ENOTFOUND: c_int = -5;
-/// A worker could not be started.
-pub const BILLIARD_ESPAWN: c_int = -6;
-/// Workers crashed too often; the pool gave up.
-pub const BILLIARD_ERESTARTS: c_int = -7;
-/// Out of memory.
-pub const BILLIARD_ENOMEM: c_int = -8;
-/// A system call failed.
-pub const BILLIARD_EIO: c_int = -9;
-/// A bug in billiard was caught at the boundary; the call did nothing.
-pub const BILLIARD_EPANIC: c_int = -10;
+/// The table of error codes: each code once, with its name, its text
+/// (`billiard_strerror`), its doc line (the header's comment) and the core
+/// error it stands for (`code_of`). Everything else is produced from it,
+/// as libuv's `UV_ERRNO_MAP` does: the constants, `billiard_strerror`,
+/// `billiard_errname`, `code_of`, and the header's `#define`s
+/// ([`header_defines`], since cbindgen does not expand macros). A core
+/// error without a code does not compile.
+macro_rules! error_table {
+    ($( $name:ident = $code:literal, $text:literal, $doc:literal $(, $variant:ident)?; )+) => {
+        $(
+            #[doc = $doc]
+            pub const $name: c_int = $code;
+        )+
+
+        /// Every code: value, name, text, doc line.
+        pub(crate) static ERRORS: &[ErrorCode] = &[
+            $(ErrorCode {
+                code: $code,
+                name: concat!(stringify!($name), "\0"),
+                text: concat!($text, "\0"),
+                doc: $doc,
+            },)+
+        ];
+
+        /// The code for a core error.
+        pub(crate) fn code_of(e: &Error) -> c_int {
+            match e {
+                $($(Error::$variant { .. } => $code,)?)+
+            }
+        }
+    };
+}
+
+/// One row of the error table.
+pub(crate) struct ErrorCode {
+    pub code: c_int,
+    /// NUL-terminated.
+    pub name: &'static str,
+    /// NUL-terminated.
+    pub text: &'static str,
+    pub doc: &'static str,
+}
+
+error_table! {
+    BILLIARD_OK = 0, "success", "Success.";
+    BILLIARD_EINVAL = -1, "invalid argument",
+        "A bad argument, or a call not valid in the object's state.", InvalidArgument;
+    BILLIARD_ETIMEDOUT = -2, "timed out", "The timeout passed first.", TimedOut;
+    BILLIARD_ECLOSED = -3, "pool is closed", "The pool is closed or terminated.", Closed;
+    BILLIARD_EFULL = -4, "queue is full", "The queue is full (non-blocking submit).", Full;
+    BILLIARD_ENOTFOUND = -5, "no such task",
+        "No such task pending or waiting to be collected.", NotFound;
+    BILLIARD_ESPAWN = -6, "worker could not be started", "A worker could not be started.", Spawn;
+    BILLIARD_ERESTARTS = -7, "too many worker restarts",
+        "Workers crashed too often; the pool gave up.", Restarts;
+    BILLIARD_ENOMEM = -8, "out of memory", "Out of memory.", NoMemory;
+    BILLIARD_EIO = -9, "system call failed", "A system call failed.", Io;
+    BILLIARD_EPANIC = -10, "internal error in billiard",
+        "A bug in billiard was caught at the boundary; the call did nothing.";
+}
+
+/// The row of `code`, if it is one.
+fn row(code: c_int) -> Option<&'static ErrorCode> {
+    ERRORS.iter().find(|e| e.code == code)
+}
+
+/// Every code with its name (without the NUL), for tests and bindings.
+pub fn error_codes() -> impl Iterator<Item = (c_int, &'static str)> {
+    ERRORS
+        .iter()
+        .map(|e| (e.code, e.name.trim_end_matches('\0')))
+}
+
+/// The header's `#define`s for the codes, rendered from the table when the
+/// header is generated (`tests/header.rs`).
+pub fn header_defines() -> String {
+    let mut out = String::new();
+    for e in ERRORS {
+        out.push_str(&format!(
+            "\n/**\n * {}\n */\n#define {} {}\n",
+            e.doc,
+            e.name.trim_end_matches('\0'),
+            e.code
+        ));
+    }
+    out
+}
 
 thread_local! {
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
-}
-
-/// The code for a core error.
-pub(crate) fn code_of(e: &Error) -> c_int {
-    match e {
-        Error::InvalidArgument(_) => BILLIARD_EINVAL,
-        Error::TimedOut => BILLIARD_ETIMEDOUT,
-        Error::Closed(_) => BILLIARD_ECLOSED,
-        Error::Full(_) => BILLIARD_EFULL,
-        Error::NotFound(_) => BILLIARD_ENOTFOUND,
-        Error::Spawn(_) => BILLIARD_ESPAWN,
-        Error::Restarts(_) => BILLIARD_ERESTARTS,
-        Error::NoMemory(_) => BILLIARD_ENOMEM,
-        Error::Io(_) => BILLIARD_EIO,
-    }
 }
 
 /// Saves the detail text for this thread.
@@ -80,42 +130,20 @@ pub(crate) fn record_panic(panic: &(dyn std::any::Any + Send)) {
 /// "unknown error". Thread-safe.
 #[no_mangle]
 pub extern "C" fn billiard_strerror(code: c_int) -> *const c_char {
-    let text: &'static [u8] = match code {
-        BILLIARD_OK => b"success\0",
-        BILLIARD_EINVAL => b"invalid argument\0",
-        BILLIARD_ETIMEDOUT => b"timed out\0",
-        BILLIARD_ECLOSED => b"pool is closed\0",
-        BILLIARD_EFULL => b"queue is full\0",
-        BILLIARD_ENOTFOUND => b"no such task\0",
-        BILLIARD_ESPAWN => b"worker could not be started\0",
-        BILLIARD_ERESTARTS => b"too many worker restarts\0",
-        BILLIARD_ENOMEM => b"out of memory\0",
-        BILLIARD_EIO => b"system call failed\0",
-        BILLIARD_EPANIC => b"internal error in billiard\0",
-        _ => b"unknown error\0",
-    };
-    text.as_ptr().cast()
+    row(code)
+        .map_or("unknown error\0", |e| e.text)
+        .as_ptr()
+        .cast()
 }
 
 /// The symbolic name of `code`, such as "BILLIARD_EINVAL"; never NULL.
 /// Unknown codes give "BILLIARD_E?". Thread-safe.
 #[no_mangle]
 pub extern "C" fn billiard_errname(code: c_int) -> *const c_char {
-    let text: &'static [u8] = match code {
-        BILLIARD_OK => b"BILLIARD_OK\0",
-        BILLIARD_EINVAL => b"BILLIARD_EINVAL\0",
-        BILLIARD_ETIMEDOUT => b"BILLIARD_ETIMEDOUT\0",
-        BILLIARD_ECLOSED => b"BILLIARD_ECLOSED\0",
-        BILLIARD_EFULL => b"BILLIARD_EFULL\0",
-        BILLIARD_ENOTFOUND => b"BILLIARD_ENOTFOUND\0",
-        BILLIARD_ESPAWN => b"BILLIARD_ESPAWN\0",
-        BILLIARD_ERESTARTS => b"BILLIARD_ERESTARTS\0",
-        BILLIARD_ENOMEM => b"BILLIARD_ENOMEM\0",
-        BILLIARD_EIO => b"BILLIARD_EIO\0",
-        BILLIARD_EPANIC => b"BILLIARD_EPANIC\0",
-        _ => b"BILLIARD_E?\0",
-    };
-    text.as_ptr().cast()
+    row(code)
+        .map_or("BILLIARD_E?\0", |e| e.name)
+        .as_ptr()
+        .cast()
 }
 
 /// Detail of the last failed call on the calling thread (what failed and

@@ -121,7 +121,7 @@ impl State {
         };
         let acked = task.started.is_some();
         let Some(w) = self.worker_mut(slot, generation) else {
-            return Err(Error::Io(format!(
+            return Err(Error::internal(format!(
                 "task {id} has no worker (a bug in billiard)"
             )));
         };

@@ -77,7 +77,7 @@ impl Supervisor {
         if outcome.is_err() {
             // The cause first: stop_all wakes every waiter with the final phase.
             let cause = "the pool's supervisor failed (a bug in billiard)";
-            self.shared.state.lock().failure = Some(Error::Io(cause.into()));
+            self.shared.state.lock().failure = Some(Error::internal(cause.into()));
             self.stop_all(Phase::Failed, cause);
         }
     }
