@@ -1,9 +1,11 @@
 //! Chaos: several host threads submit thousands of tasks while workers are
 //! killed at random moments (SIGKILL from outside, exit, abort, a segfault,
-//! hangs past the hard limit), tasks are cancelled and the pool is resized
-//! and restarted. Every task must get exactly one result, with an outcome
-//! that fits what it was, and at the end no worker, no zombie and no fd of
-//! the pool may be left.
+//! hangs past the hard limit), tasks are cancelled (often just as they
+//! end), handlers fork children that ignore SIGTERM, and the pool is
+//! resized and restarted. Every task must get exactly one result, with an
+//! outcome that fits what it was (`CANCELLED` whenever cancel said OK), and
+//! at the end no worker, no zombie, no process a handler started and no fd
+//! of the pool may be left.
 //!
 //! `BILLIARD_CHAOS_TASKS` sets the number of tasks (default 10000, which CI
 //! runs; 100000 for a long run).
@@ -12,7 +14,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use billiard::{Config, Error, Outcome, Pool, TaskOptions};
@@ -31,10 +33,36 @@ fn handler(input: &[u8], reply: &mut billiard::Reply) -> Result<(), String> {
             libc::raise(libc::SIGSEGV);
         },
         "hang" => std::thread::sleep(Duration::from_secs(600)),
+        "family" => {
+            // A child in the worker's group that ignores SIGTERM: only the
+            // group's SIGKILL, at the worker's end, may end it.
+            let child = unsafe { libc::fork() };
+            if child == 0 {
+                unsafe {
+                    libc::signal(libc::SIGTERM, libc::SIG_IGN);
+                    libc::sleep(120);
+                    libc::_exit(0);
+                }
+            }
+            use std::io::Write;
+            let path = FAMILY_FILE.get().expect("set before the pool");
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+                .unwrap();
+            f.write_all(format!("{child}\n").as_bytes()).unwrap();
+            if arg == "stay" {
+                std::thread::sleep(Duration::from_secs(600));
+            }
+        }
         _ => return Err(format!("unknown {cmd}")),
     };
     Ok(())
 }
+
+/// Where "family" tasks write the pids of the children they fork.
+static FAMILY_FILE: OnceLock<String> = OnceLock::new();
 
 /// A small xorshift generator: the test needs variety, not quality.
 struct Rng(u64);
@@ -56,6 +84,10 @@ enum Kind {
     Fail,
     Crash,
     Hang,
+    /// Forks a child; returns at once, or stays until the hard limit.
+    Family {
+        stays: bool,
+    },
 }
 
 fn pick(rng: &mut Rng, n: usize) -> (String, Kind) {
@@ -66,10 +98,12 @@ fn pick(rng: &mut Rng, n: usize) -> (String, Kind) {
         }
         75..=84 => (format!("sleep:{}", 1 + rng.below(5)), Kind::Sleep),
         85..=89 => ("fail:no".into(), Kind::Fail),
-        90..=96 => (
+        90..=95 => (
             ["exit:", "abort:", "segv:"][rng.below(3) as usize].into(),
             Kind::Crash,
         ),
+        96 => ("family:go".into(), Kind::Family { stays: false }),
+        97 => ("family:stay".into(), Kind::Family { stays: true }),
         _ => ("hang:".into(), Kind::Hang),
     }
 }
@@ -86,7 +120,8 @@ fn fits(kind: &Kind, outcome: Outcome, data: &[u8]) -> bool {
         Kind::Sleep => outcome == Ok,
         Kind::Fail => outcome == Failed && data == b"no",
         Kind::Crash => false,
-        Kind::Hang => outcome == TimeLimit,
+        Kind::Hang | Kind::Family { stays: true } => outcome == TimeLimit,
+        Kind::Family { stays: false } => outcome == Ok,
     }
 }
 
@@ -97,6 +132,9 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let submitters = 4;
+    let family_file = format!("/tmp/billiard-chaos-{}-family", std::process::id());
+    let _ = std::fs::remove_file(&family_file);
+    FAMILY_FILE.set(family_file.clone()).unwrap();
     let fds_before = fd_count();
     let cfg = Config::new()
         .workers(3)
@@ -110,6 +148,8 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
     let pool = Arc::new(Pool::new(cfg).unwrap());
     let expected: Arc<Mutex<HashMap<u64, Kind>>> = Arc::default();
     let seen_pids: Arc<Mutex<Vec<i32>>> = Arc::default();
+    // Tasks whose cancel returned OK: each must end CANCELLED.
+    let cancelled_ok: Arc<Mutex<Vec<u64>>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
 
     let chaos = {
@@ -119,6 +159,7 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
             seen_pids.clone(),
             done.clone(),
         );
+        let cancelled_ok = cancelled_ok.clone();
         std::thread::spawn(move || {
             let mut rng = Rng(0x9e3779b97f4a7c15);
             let mut cancels = 0;
@@ -132,13 +173,23 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
                         unsafe { libc::kill(pid, libc::SIGKILL) };
                     }
                     6..=13 => {
+                        // The newest ids most often: those race their end.
                         let ids: Vec<u64> = expected.lock().unwrap().keys().copied().collect();
-                        if let Some(&id) = ids.get(rng.below(ids.len().max(1) as u64) as usize) {
-                            match pool.cancel(id) {
-                                Ok(()) => cancels += 1,
-                                Err(Error::NotFound(_)) => {} // finished meanwhile
-                                Err(e) => panic!("cancel: {e}"),
+                        let newest = ids.iter().max().copied().unwrap_or(0);
+                        let id = if rng.below(2) == 0 {
+                            newest.saturating_sub(rng.below(8))
+                        } else {
+                            ids.get(rng.below(ids.len().max(1) as u64) as usize)
+                                .copied()
+                                .unwrap_or(0)
+                        };
+                        match pool.cancel(id) {
+                            Ok(()) => {
+                                cancels += 1;
+                                cancelled_ok.lock().unwrap().push(id);
                             }
+                            Err(Error::NotFound(_)) => {} // finished meanwhile
+                            Err(e) => panic!("cancel: {e}"),
                         }
                     }
                     14 => pool.resize(1 + rng.below(5) as usize).unwrap(),
@@ -147,6 +198,33 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
                 }
             }
             cancels
+        })
+    };
+
+    // Cancels racing the end of short tasks, as a host cancelling a task
+    // that is just finishing: cancel said OK => CANCELLED, and the stop
+    // never hits the next task.
+    let racer = {
+        let (pool, expected, cancelled_ok) = (pool.clone(), expected.clone(), cancelled_ok.clone());
+        let rounds = total / 50;
+        std::thread::spawn(move || {
+            let mut rng = Rng(0x51ed2701);
+            for _ in 0..rounds {
+                let ms = 1 + rng.below(3);
+                let mut map = expected.lock().unwrap();
+                let id = pool
+                    .submit(format!("sleep:{ms}").as_bytes(), &TaskOptions::default())
+                    .unwrap();
+                map.insert(id, Kind::Sleep);
+                drop(map);
+                std::thread::sleep(Duration::from_micros(ms * 1000 - 300 + rng.below(600)));
+                match pool.cancel(id) {
+                    Ok(()) => cancelled_ok.lock().unwrap().push(id),
+                    Err(Error::NotFound(_)) => {}
+                    Err(e) => panic!("cancel: {e}"),
+                }
+            }
+            rounds
         })
     };
 
@@ -188,7 +266,7 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
 
     let mut results: HashMap<u64, Outcome> = HashMap::new();
     let mut early: Vec<billiard::TaskResult> = Vec::new();
-    let submitted = per_thread * submitters;
+    let submitted = per_thread * submitters + total / 50;
     while results.len() < submitted {
         let r = match pool.wait(Some(Duration::from_secs(60))) {
             Ok(r) => r,
@@ -224,6 +302,7 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
     for t in threads {
         t.join().unwrap();
     }
+    racer.join().unwrap();
     done.store(true, Ordering::Relaxed);
     let cancels = chaos.join().unwrap();
     assert!(
@@ -254,6 +333,13 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
         "the pool kept working"
     );
     assert_eq!(by_outcome(Outcome::Abandoned), 0);
+    for id in cancelled_ok.lock().unwrap().iter() {
+        assert_eq!(
+            results.get(id),
+            Some(&Outcome::Cancelled),
+            "cancel of task {id} said OK"
+        );
+    }
 
     pool.close().unwrap();
     pool.join(Some(Duration::from_secs(60))).unwrap();
@@ -265,4 +351,20 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
     );
     assert!(common::children().is_empty(), "a child is left");
     assert_eq!(fd_count(), fds_before, "an fd leaked");
+    // Every child a handler forked was killed with its worker's group.
+    let family = std::fs::read_to_string(&family_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&family_file);
+    let children = family.lines().filter_map(|l| l.parse::<i32>().ok());
+    let mut forked = 0;
+    for pid in children {
+        forked += 1;
+        // A FORK worker, and so its child, has the supervisor thread's name;
+        // a pid reused since by something else does not.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.contains(") Z ") || !stat.contains("(billiard-super)"),
+            "child {pid} of a handler outlived the pool: {stat}"
+        );
+    }
+    assert!(forked > 0 || total < 1000, "no handler forked a child");
 }
