@@ -247,6 +247,35 @@ fn a_worker_hanging_without_ack_or_progress_entry_still_gets_its_hard_limit() {
     assert_eq!(r.outcome, Outcome::TimeLimit, "{}", r.text());
 }
 
+/// A worker program that writes over a large payload in its shared area
+/// and dies before starting the task: the task is never run on what it
+/// wrote (it fails, saying why), and small tasks still run.
+#[test]
+fn a_payload_a_dying_worker_program_could_have_written_is_never_run() {
+    let cfg = Config::new()
+        .workers(1)
+        .start_method(StartMethod::Spawn)
+        .worker_argv(&["python3", script("raw_worker.py").as_str(), "scribble"])
+        .unwrap()
+        .restart_intensity(None, Duration::from_secs(1))
+        .unwrap();
+    let pool = Pool::new(cfg).unwrap();
+    let small = submit(&pool, "small");
+    assert_eq!(pool.wait_task(small, LONG).unwrap().text(), "small");
+    let large = vec![b'p'; 200_000];
+    let id = pool.submit(&large, &TaskOptions::default()).unwrap();
+    let r = pool.wait_task(id, LONG).unwrap();
+    assert_ne!(
+        (r.outcome, r.data.first()),
+        (Outcome::Ok, Some(&b'X')),
+        "the task ran on what the dead worker wrote"
+    );
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.text());
+    assert!(r.text().contains("could have written"), "{}", r.text());
+    let after = submit(&pool, "after");
+    assert_eq!(pool.wait_task(after, LONG).unwrap().text(), "after");
+}
+
 fn script(name: &str) -> String {
     format!("{}/tests/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
 }

@@ -201,16 +201,29 @@ impl State {
                 continue; // finished already (cancelled)
             };
             t.started = t.started.or(started_at);
-            let mut rerunnable = true;
+            // Why the payload cannot be run elsewhere, if it cannot.
+            let mut payload_lost = None;
             if let (Some(len), false) = (t.in_area, started) {
                 t.in_area = None;
                 // Its payload is in the dead worker's area: another worker
-                // gets it in the frame.
-                match w.area.read_task(len) {
-                    Ok(payload) => {
-                        t.frame = Some(Arc::new(protocol::encode_task(task_id, &payload)))
+                // gets it in the frame, if the pool can vouch for it.
+                if !w.area_trusted {
+                    payload_lost = Some(
+                        "its payload was in the shared area of that worker program, which could \
+                         have written it before dying, so the pool does not run it again",
+                    );
+                } else {
+                    match w.area.read_task(len) {
+                        Ok(payload) => {
+                            t.frame = Some(Arc::new(protocol::encode_task(task_id, &payload)))
+                        }
+                        Err(_) => {
+                            payload_lost = Some(
+                                "its payload, in the worker's shared area, could not be read \
+                                 back to run it elsewhere",
+                            )
+                        }
                     }
-                    Err(_) => rerunnable = false,
                 }
             }
             let pid = w.pid;
@@ -249,16 +262,19 @@ impl State {
                     now,
                 );
                 settled.lost.push(task_id);
-            } else if live && rerunnable {
+            } else if let Some(why) = payload_lost {
+                // Never run on a payload the pool cannot vouch for: the
+                // task fails, clearly, instead.
+                let message = format!("{about} before starting task {task_id}; {why}");
+                let message = message.into_bytes();
+                self.finish(task_id, Outcome::Failed, message, pid, Some(status), now);
+            } else if live {
                 self.requeue(task_id);
             } else {
-                let why = if rerunnable {
-                    "the pool stopped before it could run it elsewhere"
-                } else {
-                    "its payload, in the worker's shared area, could not be read back to run it \
-                     elsewhere"
-                };
-                let message = format!("{about} before starting task {task_id}; {why}");
+                let message = format!(
+                    "{about} before starting task {task_id}; the pool stopped before it could \
+                     run it elsewhere"
+                );
                 let message = message.into_bytes();
                 self.finish(task_id, Outcome::Abandoned, message, pid, Some(status), now);
             }
@@ -349,6 +365,7 @@ mod tests {
                     area: Arc::new(Area::new(4096).unwrap()),
                     pidfd: None,
                     inbox: Arc::new(Mutex::new(Vec::new())),
+                    area_trusted: true,
                 },
                 None,
             );
@@ -594,5 +611,35 @@ mod tests {
             f.st.assign_reserved(&reserved, 1).is_none(),
             "the submitter sends the payload in a frame instead"
         );
+    }
+
+    #[test]
+    fn a_payload_in_a_worker_programs_area_is_not_run_again_but_one_in_a_fork_workers_is() {
+        for trusted in [true, false] {
+            let mut f = fixture(true);
+            f.worker(0).area_trusted = trusted;
+            let area = f.worker(0).area.clone();
+            area.write_task(b"payload").unwrap();
+            let frame = Arc::new(protocol::encode_task_shm(1, 8192, 7));
+            f.st.tasks
+                .insert(1, Task::new(frame, Some(7), 0, TimeLimits::default()));
+            if f.st.assign(0, 1).is_some() {
+                f.st.direct_done(0, 1, None);
+            }
+            f.die(0, KILLED);
+            if trusted {
+                assert_eq!(f.st.queue, [1], "run elsewhere");
+                let t = f.st.tasks.get(&1).unwrap();
+                assert_eq!(
+                    t.frame.as_deref(),
+                    Some(&protocol::encode_task(1, b"payload")),
+                    "with the payload in the frame"
+                );
+            } else {
+                let r = f.result(1);
+                assert_eq!(r.outcome, Outcome::Failed, "{}", r.text());
+                assert!(f.st.queue.is_empty());
+            }
+        }
     }
 }

@@ -98,6 +98,11 @@ pub(crate) struct Worker {
     /// When the first task it holds became the first (CLOCK_MONOTONIC ns):
     /// the start of that task's time limits if it never reports starting.
     pub front_since: u64,
+    /// Its process runs billiard's own worker loop, forked from the pool
+    /// (FORK): its task region holds what the pool wrote, so a payload there
+    /// can be run elsewhere when it dies before starting the task. A worker
+    /// program (SPAWN, FORKSERVER) could have written the region itself.
+    pub area_trusted: bool,
     /// Its task region is reserved by a submitting thread copying a large
     /// payload there ([`State::reserve_idle_area`]): it takes nothing else.
     pub area_reserved: bool,
@@ -165,6 +170,8 @@ pub(crate) struct WorkerFds {
     pub area: Arc<Area>,
     pub pidfd: Option<Arc<OwnedFd>>,
     pub inbox: Inbox,
+    /// See [`Worker::area_trusted`].
+    pub area_trusted: bool,
 }
 
 impl Worker {
@@ -183,6 +190,7 @@ impl Worker {
             area: fds.area,
             pidfd: fds.pidfd,
             front_since: 0,
+            area_trusted: fds.area_trusted,
             area_reserved: false,
             ready: false,
             area_tasks: false,

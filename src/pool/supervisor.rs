@@ -402,6 +402,7 @@ impl Supervisor {
                 area: area.clone(),
                 pidfd: pidfd.clone(),
                 inbox: inbox.clone(),
+                area_trusted: started.runs_pool_code,
             },
             max_tasks,
         ));

@@ -69,7 +69,9 @@ impl Launcher for ForkLauncher {
             return Err(io::Error::last_os_error());
         }
         let pidfd = watch_child(pid, self.use_pidfd)?;
-        Ok(channel.started(pid, pidfd, Reaper::Pool))
+        let mut started = channel.started(pid, pidfd, Reaper::Pool);
+        started.runs_pool_code = true;
+        Ok(started)
     }
 }
 

@@ -32,6 +32,9 @@ pub(crate) struct Started {
     pub area: Area,
     /// Who reaps it and reports its exit status.
     pub reaper: Reaper,
+    /// It runs billiard's own worker loop, forked from the pool (FORK), so
+    /// its area holds only what the pool and that loop wrote there.
+    pub runs_pool_code: bool,
 }
 
 /// Who collects a worker's exit status.
@@ -152,6 +155,7 @@ impl Channel {
             results: self.results,
             area: self.area,
             reaper,
+            runs_pool_code: false,
         }
     }
 }
