@@ -226,12 +226,15 @@
 #define BILLIARD_OUTCOME_OK 0
 
 /**
- * The handler reported an error; data is its message.
+ * The handler reported an error; data is its message. Also a task whose
+ * worker program died before starting it while its large payload sat in
+ * that worker's shared area (which it could have written): data says so.
  */
 #define BILLIARD_OUTCOME_FAILED 1
 
 /**
- * The worker died while running the task; see exit code or signal.
+ * The worker died while running the task (it had started it: a task
+ * that never started is run elsewhere instead); see exit code or signal.
  */
 #define BILLIARD_OUTCOME_WORKER_LOST 2
 
@@ -246,7 +249,8 @@
 #define BILLIARD_OUTCOME_CANCELLED 4
 
 /**
- * The pool was terminated or failed before the task finished.
+ * The pool was terminated or failed before the task finished (or, for
+ * a task that never started, before it could run).
  */
 #define BILLIARD_OUTCOME_ABANDONED 5
 
@@ -760,9 +764,11 @@ void billiard_pool_free(struct billiard_pool *pool);
  * worker that has not started it is skipped; a running one has its worker
  * stopped (SIGTERM, then SIGKILL after the kill grace) and replaced.
  * Either way the task ends BILLIARD_OUTCOME_CANCELLED, exactly once (at
- * once if it had not started, once its worker is gone if it had).
- * BILLIARD_ENOTFOUND if the task is not pending (unknown, or finished:
- * its result stands). Thread-safe; never blocks.
+ * once if it had not started or had just finished, whose result is then
+ * dropped; once its worker is gone if it ran). The stop can only hit this
+ * task, never the one the worker would run next. BILLIARD_ENOTFOUND if
+ * the task is not pending (unknown, or its result is in: it stands).
+ * Thread-safe; never blocks.
  */
 int billiard_task_cancel(struct billiard_pool *pool, uint64_t task_id);
 

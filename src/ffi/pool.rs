@@ -294,9 +294,11 @@ pub unsafe extern "C" fn billiard_pool_free(pool: *mut billiard_pool) {
 /// worker that has not started it is skipped; a running one has its worker
 /// stopped (SIGTERM, then SIGKILL after the kill grace) and replaced.
 /// Either way the task ends BILLIARD_OUTCOME_CANCELLED, exactly once (at
-/// once if it had not started, once its worker is gone if it had).
-/// BILLIARD_ENOTFOUND if the task is not pending (unknown, or finished:
-/// its result stands). Thread-safe; never blocks.
+/// once if it had not started or had just finished, whose result is then
+/// dropped; once its worker is gone if it ran). The stop can only hit this
+/// task, never the one the worker would run next. BILLIARD_ENOTFOUND if
+/// the task is not pending (unknown, or its result is in: it stands).
+/// Thread-safe; never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn billiard_task_cancel(pool: *mut billiard_pool, task_id: u64) -> c_int {
     with_pool(pool, |p| p.cancel(task_id))

@@ -6,15 +6,19 @@ use crate::pool::TaskResult;
 
 /// The task succeeded; data is the handler's reply.
 pub const BILLIARD_OUTCOME_OK: c_int = 0;
-/// The handler reported an error; data is its message.
+/// The handler reported an error; data is its message. Also a task whose
+/// worker program died before starting it while its large payload sat in
+/// that worker's shared area (which it could have written): data says so.
 pub const BILLIARD_OUTCOME_FAILED: c_int = 1;
-/// The worker died while running the task; see exit code or signal.
+/// The worker died while running the task (it had started it: a task
+/// that never started is run elsewhere instead); see exit code or signal.
 pub const BILLIARD_OUTCOME_WORKER_LOST: c_int = 2;
 /// The task ran past its hard time limit.
 pub const BILLIARD_OUTCOME_TIME_LIMIT: c_int = 3;
 /// The task was cancelled.
 pub const BILLIARD_OUTCOME_CANCELLED: c_int = 4;
-/// The pool was terminated or failed before the task finished.
+/// The pool was terminated or failed before the task finished (or, for
+/// a task that never started, before it could run).
 pub const BILLIARD_OUTCOME_ABANDONED: c_int = 5;
 /// The worker died out of memory while running the task (an allocation
 /// failed under the hard memory limit, then it crashed); see the signal.
