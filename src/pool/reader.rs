@@ -138,22 +138,16 @@ impl ReaderSession {
     ) -> SessionEnd {
         let fd = self.results.as_raw_fd();
         let spin_until = Instant::now() + spin;
+        let mut exited = false;
         loop {
-            let (saw_eof, violation) = pump(
-                shared,
-                self.slot,
-                self.generation,
-                &self.area,
-                fd,
-                &self.inbox,
-            );
+            let (saw_eof, violation) = self.pump(shared);
             if wake.has_mail() {
                 return SessionEnd::Mail;
             }
             if violation.is_some() {
                 return SessionEnd::Violation;
             }
-            if saw_eof {
+            if saw_eof || exited {
                 return SessionEnd::Ended;
             }
             let now = Instant::now();
@@ -178,24 +172,23 @@ impl ReaderSession {
                     revents: 0,
                 });
             sys::poll_once(&mut fds, wait_ms);
-            if fds[1].revents != 0 {
-                // It exited: what it wrote before is read once more, then
-                // the supervisor takes over.
-                let (_, violation) = pump(
-                    shared,
-                    self.slot,
-                    self.generation,
-                    &self.area,
-                    fd,
-                    &self.inbox,
-                );
-                return match (wake.has_mail(), violation) {
-                    (true, _) => SessionEnd::Mail,
-                    (false, Some(_)) => SessionEnd::Violation,
-                    (false, None) => SessionEnd::Ended,
-                };
-            }
+            // It exited: what it wrote before is read once more, then the
+            // supervisor takes over.
+            exited = fds[1].revents != 0;
         }
+    }
+
+    /// Reads and applies what the worker's pipe holds now (see [`pump`]).
+    fn pump(&self, shared: &Shared) -> (bool, Option<String>) {
+        let fd = self.results.as_raw_fd();
+        pump(
+            shared,
+            self.slot,
+            self.generation,
+            &self.area,
+            fd,
+            &self.inbox,
+        )
     }
 }
 
