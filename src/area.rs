@@ -96,7 +96,7 @@ impl Area {
                 libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
             ) as libc::c_long)?;
         }
-        let head = map(fd.as_raw_fd(), 0, HEAD)?;
+        let head = map(fd.as_raw_fd(), 0, HEAD, false)?;
         Ok(Area {
             task: Mutex::new(Window::new(fd.as_raw_fd(), TASK_OFFSET, region)),
             reply: Mutex::new(Window::new(fd.as_raw_fd(), reply_offset(region), region)),
@@ -208,14 +208,20 @@ fn advise_huge_pages(ptr: *mut u8, len: usize) {
     }
 }
 
-/// `mmap` of `len` bytes of `fd` at `offset`, shared, read and write.
-fn map(fd: RawFd, offset: usize, len: usize) -> io::Result<NonNull<u8>> {
+/// `mmap` of `len` bytes of `fd` at `offset`, shared, read and write
+/// (read only when `read_only`).
+fn map(fd: RawFd, offset: usize, len: usize, read_only: bool) -> io::Result<NonNull<u8>> {
+    let prot = if read_only {
+        libc::PROT_READ
+    } else {
+        libc::PROT_READ | libc::PROT_WRITE
+    };
     // SAFETY: a fresh shared mapping of our own fd.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
+            prot,
             libc::MAP_SHARED,
             fd,
             offset as libc::off_t,
@@ -237,6 +243,8 @@ pub(crate) struct Window {
     mapped: usize,
     /// Bytes written since the window was last given back (high water).
     used: usize,
+    /// Mapped read-only (the worker's view of its task region).
+    read_only: bool,
 }
 
 // SAFETY: a plain mapping owned by whoever holds the Window.
@@ -252,6 +260,7 @@ impl Window {
             base: None,
             mapped: 0,
             used: 0,
+            read_only: false,
         }
     }
 
@@ -270,7 +279,7 @@ impl Window {
         let want = len.max(KEEP).next_power_of_two().min(self.limit).max(len);
         let want = want.div_ceil(PAGE) * PAGE;
         self.unmap();
-        self.base = Some(map(self.fd, self.offset, want)?);
+        self.base = Some(map(self.fd, self.offset, want, self.read_only)?);
         self.mapped = want;
         Ok(())
     }
@@ -377,7 +386,7 @@ impl AreaHandle {
         }
         Ok(AreaHandle {
             fd,
-            head: map(fd, 0, HEAD)?,
+            head: map(fd, 0, HEAD, false)?,
             region,
         })
     }
@@ -401,7 +410,10 @@ pub(crate) struct TaskRegion {
 impl TaskRegion {
     pub(crate) fn new(area: AreaHandle) -> TaskRegion {
         TaskRegion {
-            window: Window::new(area.fd, TASK_OFFSET, area.region),
+            window: Window {
+                read_only: true,
+                ..Window::new(area.fd, TASK_OFFSET, area.region)
+            },
         }
     }
 

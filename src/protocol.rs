@@ -31,6 +31,11 @@ pub const FEATURE_AREA: u32 = 1;
 /// it skips tasks in the cancel list, reports its RSS when asked, and takes
 /// [`SOFT_LIMIT_SIGNAL`] (which would otherwise kill it) as a notice.
 pub const FEATURE_CONTROL: u32 = 2;
+/// HELLO feature bit: the worker maps its task region read-only and never
+/// writes it, so a payload there is still the pool's if the worker dies
+/// before starting the task, and can be run elsewhere. Without it, such a
+/// task ends FAILED (the pool cannot vouch for the payload).
+pub const FEATURE_TASKS_READ_ONLY: u32 = 4;
 /// The signal a worker with [`FEATURE_CONTROL`] gets when the soft time
 /// limit of its task passes.
 pub const SOFT_LIMIT_SIGNAL: i32 = libc::SIGUSR1;

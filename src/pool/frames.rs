@@ -140,6 +140,7 @@ fn apply(
             w.ready = true;
             w.area_tasks = features & protocol::FEATURE_AREA != 0;
             w.control = features & protocol::FEATURE_CONTROL != 0;
+            w.area_trusted |= features & protocol::FEATURE_TASKS_READ_ONLY != 0;
             if !matches!(phase, Phase::Starting | Phase::Running | Phase::Closed) {
                 return Ok(None);
             }

@@ -9,7 +9,7 @@ use super::{limits, Reply, EXIT_INIT_FAILED, EXIT_PARENT_GONE, EXIT_PROTOCOL};
 use crate::area::{AreaHandle, TaskRegion};
 use crate::config::{Handler, Initializer};
 use crate::error::panic_text;
-use crate::protocol::{self, Frame, FEATURE_AREA, FEATURE_CONTROL};
+use crate::protocol::{self, Frame, FEATURE_AREA, FEATURE_CONTROL, FEATURE_TASKS_READ_ONLY};
 use crate::sys;
 
 /// Runs the initializer and then serves the tasks read from `tasks` (the
@@ -34,7 +34,8 @@ pub(crate) fn serve(
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
     limits::enter(&area);
-    let hello = protocol::encode_hello(pid, FEATURE_AREA | FEATURE_CONTROL);
+    let features = FEATURE_AREA | FEATURE_CONTROL | FEATURE_TASKS_READ_ONLY;
+    let hello = protocol::encode_hello(pid, features);
     if sys::write_all(results, &hello).is_err() {
         return EXIT_PARENT_GONE;
     }
