@@ -722,36 +722,50 @@ pub(crate) fn rss_of(pid: libc::pid_t) -> Option<u64> {
     Some(pages * page)
 }
 
-/// The memory only this process holds, in bytes: `Private_Clean +
-/// Private_Dirty` from an open `/proc/<pid>/smaps_rollup`. Pages still
-/// shared with a parent after fork are not counted. No allocation.
-pub(crate) fn read_private_memory(smaps_rollup: RawFd) -> Option<u64> {
+/// What `/proc/PID/smaps_rollup` says of a process's memory, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rollup {
+    /// `Private_Clean + Private_Dirty`: pages only this process maps.
+    pub private: u64,
+    /// `Anonymous`: anonymous pages it maps, shared or not.
+    pub anonymous: u64,
+}
+
+/// Reads a kept `smaps_rollup` fd (one `pread`).
+pub(crate) fn read_rollup(smaps_rollup: RawFd) -> Option<Rollup> {
     let mut buf = [0u8; 2048];
     // SAFETY: reads into a local buffer.
     let n = unsafe { libc::pread(smaps_rollup, buf.as_mut_ptr().cast(), buf.len(), 0) };
     if n <= 0 {
         return None;
     }
-    let mut kib = 0u64;
-    let mut found = 0;
+    let kib = |rest: &[u8]| {
+        let digits = rest.iter().filter(|b| b.is_ascii_digit());
+        digits.fold(0u64, |acc, &d| acc * 10 + (d - b'0') as u64)
+    };
+    let (mut private, mut anonymous, mut found) = (0u64, 0u64, 0);
     for line in buf[..n as usize].split(|&b| b == b'\n') {
-        let Some(rest) = line
+        if let Some(rest) = line
             .strip_prefix(b"Private_Clean:")
             .or_else(|| line.strip_prefix(b"Private_Dirty:"))
-        else {
-            continue;
-        };
-        let digits = rest.iter().filter(|b| b.is_ascii_digit());
-        kib += digits.fold(0u64, |acc, &d| acc * 10 + (d - b'0') as u64);
-        found += 1;
+        {
+            private += kib(rest);
+            found += 1;
+        } else if let Some(rest) = line.strip_prefix(b"Anonymous:") {
+            anonymous = kib(rest);
+            found += 1;
+        }
     }
-    (found == 2).then_some(kib * 1024)
+    (found == 3).then_some(Rollup {
+        private: private * 1024,
+        anonymous: anonymous * 1024,
+    })
 }
 
-/// [`read_private_memory`] of process `pid` (`None` if it is gone).
+/// The private memory of process `pid` ([`Rollup::private`]; `None` if it is gone) (`None` if it is gone).
 pub(crate) fn private_memory_of(pid: libc::pid_t) -> Option<u64> {
     let fd = open_proc(&pid.to_string(), "smaps_rollup")?;
-    read_private_memory(fd.as_raw_fd())
+    read_rollup(fd.as_raw_fd()).map(|r| r.private)
 }
 
 /// Opens `/proc/<who>/<name>` read-only (`who`: a pid, or "self").

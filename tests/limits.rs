@@ -408,6 +408,28 @@ fn the_soft_memory_limit_counts_what_the_worker_holds_not_what_it_shares() {
     drop(ballast);
 }
 
+#[test]
+fn a_fork_worker_is_not_recycled_for_pages_its_host_rewrites_after_the_fork() {
+    // The host holds 96 MiB when its lone worker forks, then rewrites all
+    // of it again and again: each page it writes becomes private to the
+    // worker (which keeps the old copy), but the worker allocated nothing.
+    let mut ballast = vec![3u8; 96 << 20];
+    let cfg = config(1).soft_memory_limit(Some(32 << 20)).unwrap();
+    let pool = Pool::new(cfg).unwrap();
+    let first = run(&pool, "pid").text();
+    for round in 0..6u8 {
+        for page in ballast.chunks_mut(4096) {
+            page[0] = round;
+        }
+        assert_eq!(run(&pool, "pid").text(), first, "round {round}: recycled");
+    }
+    assert_eq!(pool.stats().counts.recycles, 0);
+    // What the worker itself holds still counts.
+    assert_eq!(run(&pool, "hold:64").pid.to_string(), first);
+    assert_ne!(run(&pool, "pid").text(), first, "replaced after it grew");
+    drop(ballast);
+}
+
 /// This process's address space, in bytes.
 fn address_space() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();

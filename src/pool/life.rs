@@ -44,6 +44,13 @@ impl Link {
     pub(crate) fn ours(&self) -> bool {
         self.reaper == Reaper::Pool
     }
+
+    /// Our child, but somebody else collected its exit status (a host
+    /// thread calling `waitpid(-1)`): no zombie holds its pid or its group
+    /// id, so neither may be signalled any more.
+    pub(crate) fn reaped_elsewhere(&self) -> bool {
+        self.ours() && self.dead == Some(ExitStatus::Unknown)
+    }
 }
 
 /// A worker of ours that exited and whose tasks are settled, left unreaped
@@ -137,12 +144,15 @@ pub(crate) fn signal_link(link: &Link, sig: i32, group: bool) {
         // signal (the server may have reaped it); its server's death or the
         // end of its channel stops it.
         None if !link.ours() => return,
+        // Reaped by somebody else (a host thread's waitpid(-1)): its pid
+        // may be another process's by now.
+        None if link.reaped_elsewhere() => return,
         // SAFETY: our own child, not yet reaped, so the pid is still ours.
         None => unsafe {
             libc::kill(link.pid, sig);
         },
     }
-    if group {
+    if group && !link.reaped_elsewhere() {
         sys::signal_group(link.pid, sig);
     }
 }

@@ -735,18 +735,26 @@ impl Supervisor {
         if let Some(p) = &link.pidfd {
             epoll.remove(p.as_raw_fd());
         }
-        // The group first: a result is handed out only once its worker is
-        // reaped (or, while a stop's grace lasts for processes left in its
-        // group, killed).
+        // A worker that ended on its own (or was killed for breaking the
+        // protocol): its group first, so that its tasks' results are handed
+        // out once it is reaped. One stopped with a grace has its group
+        // ended after its results: looking for members left in it costs a
+        // scan of /proc, which the stop's result need not wait for.
         let stopping = self
             .shared
             .state
             .lock()
             .worker_mut(slot, generation)
-            .is_some_and(|w| w.stop.is_some());
-        self.end_group_of(slot, &link, stopping);
+            .is_some_and(|w| w.stop.as_ref().is_some_and(Stop::planned));
+        if !stopping {
+            self.end_group_of(slot, &link, status, false);
+        }
         let mut st = self.shared.state.lock();
         let Some(w) = st.workers[slot].take() else {
+            drop(st);
+            if stopping {
+                self.end_group_of(slot, &link, status, true);
+            }
             return;
         };
         st.idle.retain(|&s| s != slot);
@@ -767,6 +775,9 @@ impl Supervisor {
             !self.stopping && matches!(st.phase, Phase::Starting | Phase::Running | Phase::Closed);
         let counts_as_start_failure = !w.ready && live;
         drop(st);
+        if stopping {
+            self.end_group_of(slot, &link, status, true);
+        }
         drop(link);
         self.shared.send_all(sends);
         let (exit_code, signal) = status.parts();
@@ -803,8 +814,9 @@ impl Supervisor {
     /// get the whole grace after the SIGTERM, as the worker did (with no
     /// member left, none can appear: only a member can fork one). A fork server's worker is
     /// reaped by the server, which ends its group first (worker/forkserver.rs).
-    fn end_group_of(&mut self, slot: usize, link: &Link, stopping: bool) {
-        if !link.ours() {
+    fn end_group_of(&mut self, slot: usize, link: &Link, status: ExitStatus, stopping: bool) {
+        // Reaped by somebody else: no zombie holds the group id any more.
+        if !link.ours() || status == ExitStatus::Unknown {
             return;
         }
         let grace_left = stopping && !self.shared.limits.kill_grace.is_zero();
@@ -842,8 +854,12 @@ impl Supervisor {
         let mut groups = Vec::new();
         for link in self.links.drain(..).flatten() {
             signal_link(&link, libc::SIGKILL, true);
-            groups.push(link.pid);
+            if !link.reaped_elsewhere() {
+                groups.push(link.pid);
+            }
             match (link.reaper, &link.pidfd) {
+                // (Unless somebody else reaped it: its pid may be anyone's.)
+                (Reaper::Pool, _) if link.reaped_elsewhere() => {}
                 (Reaper::Pool, _) => {
                     sys::reap_blocking(link.pid);
                 }

@@ -113,6 +113,7 @@ impl Child<'_> {
                 &l.handler,
                 l.initializer.as_ref(),
                 l.max_frame,
+                worker::Origin::Forked,
             )
         }))
         .unwrap_or(EXIT_PANIC);

@@ -4,7 +4,7 @@
 
 use std::os::fd::RawFd;
 
-use super::{forkserver, serve, EXIT_PARENT_GONE};
+use super::{forkserver, serve, Origin, EXIT_PARENT_GONE};
 use crate::area::AreaHandle;
 use crate::config::Handler;
 use crate::error::{Error, Result};
@@ -95,7 +95,15 @@ pub fn main(handler: Handler) -> Result<i32> {
         } => {
             let area = AreaHandle::open(area)
                 .map_err(|e| Error::InvalidArgument(format!("{ENV_AREA_FD}: {e}")))?;
-            Ok(serve(tasks, results, area, &handler, None, max_frame))
+            Ok(serve(
+                tasks,
+                results,
+                area,
+                &handler,
+                None,
+                max_frame,
+                Origin::Spawned,
+            ))
         }
         Role::Server { control } => Ok(forkserver::serve_forks(control, &handler, max_frame)),
     }

@@ -8,7 +8,7 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::{serve, EXIT_PANIC, EXIT_PARENT_GONE, EXIT_PROTOCOL};
+use super::{serve, Origin, EXIT_PANIC, EXIT_PARENT_GONE, EXIT_PROTOCOL};
 use crate::area::AreaHandle;
 use crate::config::Handler;
 use crate::protocol::{
@@ -175,7 +175,15 @@ fn fork_worker(
             EXIT_PARENT_GONE
         } else {
             catch_unwind(AssertUnwindSafe(|| match AreaHandle::open(area) {
-                Ok(area) => serve(tasks, results, area, handler, None, max_frame),
+                Ok(area) => serve(
+                    tasks,
+                    results,
+                    area,
+                    handler,
+                    None,
+                    max_frame,
+                    Origin::Forked,
+                ),
                 Err(e) => {
                     let why = format!("the fork server passed no usable area: {e}");
                     let _ = sys::write_all(results, &protocol::encode_fatal(why.as_bytes()));

@@ -9,6 +9,7 @@ use std::os::fd::OwnedFd;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
+use super::Origin;
 use crate::area::AreaHandle;
 use crate::control::ControlPage;
 use crate::protocol::SOFT_LIMIT_SIGNAL;
@@ -97,22 +98,46 @@ fn install_handlers() {
     }
 }
 
-/// Reads the memory only this worker holds (see
-/// [`sys::read_private_memory`]) from a kept `/proc/self/smaps_rollup`.
+/// Reads the memory this worker holds, for the soft memory limit, from a
+/// kept `/proc/self/smaps_rollup` (one `pread`).
+///
+/// A spawned worker's is its private memory ([`sys::Rollup::private`]).
+/// A forked worker's is what its anonymous memory grew by since it started:
+/// pages it shares with the process it was forked from count for neither,
+/// and a page that process rewrites after the fork, which becomes private
+/// to the worker though the worker never touched it, does not change the
+/// worker's anonymous memory either (it keeps the old page mapped). Only
+/// pages the worker newly maps count (a copy it makes by writing an
+/// inherited page in place replaces that page, and is left out).
 pub(crate) struct MemoryProbe {
     smaps: Option<OwnedFd>,
+    /// A forked worker's anonymous memory when it started.
+    baseline: Option<u64>,
 }
 
 impl MemoryProbe {
-    pub(crate) fn new() -> MemoryProbe {
-        MemoryProbe {
+    pub(crate) fn new(origin: Origin) -> MemoryProbe {
+        let mut probe = MemoryProbe {
             smaps: sys::open_proc("self", "smaps_rollup"),
+            baseline: None,
+        };
+        if origin == Origin::Forked {
+            probe.baseline = Some(probe.rollup().map_or(0, |r| r.anonymous));
         }
+        probe
     }
 
-    /// The private memory now, in bytes (one `pread`).
-    pub(crate) fn read(&self) -> Option<u64> {
+    fn rollup(&self) -> Option<sys::Rollup> {
         use std::os::fd::AsRawFd;
-        sys::read_private_memory(self.smaps.as_ref()?.as_raw_fd())
+        sys::read_rollup(self.smaps.as_ref()?.as_raw_fd())
+    }
+
+    /// The memory this worker holds now, in bytes.
+    pub(crate) fn read(&self) -> Option<u64> {
+        let now = self.rollup()?;
+        Some(match self.baseline {
+            Some(base) => now.anonymous.saturating_sub(base),
+            None => now.private,
+        })
     }
 }

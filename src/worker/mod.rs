@@ -15,6 +15,17 @@ pub use limits::soft_limit_reached;
 pub use reply::Reply;
 pub(crate) use serve::serve;
 
+/// How a worker process came to be, which decides what its memory measure
+/// leaves out (see [`limits::MemoryProbe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A fresh program (SPAWN): everything it holds is its own.
+    Spawned,
+    /// Forked from a process whose memory it shares copy-on-write (the
+    /// host under FORK, the fork server under FORKSERVER).
+    Forked,
+}
+
 /// Exit code of a worker whose initializer failed.
 pub const EXIT_INIT_FAILED: i32 = 120;
 /// Exit code of a worker that received a frame it cannot understand.

@@ -5,7 +5,7 @@
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::{limits, Reply, EXIT_INIT_FAILED, EXIT_PARENT_GONE, EXIT_PROTOCOL};
+use super::{limits, Origin, Reply, EXIT_INIT_FAILED, EXIT_PARENT_GONE, EXIT_PROTOCOL};
 use crate::area::{AreaHandle, TaskRegion};
 use crate::config::{Handler, Initializer};
 use crate::error::panic_text;
@@ -22,6 +22,7 @@ pub(crate) fn serve(
     handler: &Handler,
     initializer: Option<&Initializer>,
     max_frame: usize,
+    origin: Origin,
 ) -> i32 {
     if let Some(init) = initializer {
         let outcome = catch_unwind(AssertUnwindSafe(|| init()))
@@ -42,7 +43,7 @@ pub(crate) fn serve(
 
     let progress = area.progress();
     let control = area.control();
-    let memory = limits::MemoryProbe::new();
+    let memory = limits::MemoryProbe::new(origin);
     let mut task_region = TaskRegion::new(area);
     let mut inbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut start = 0usize;
