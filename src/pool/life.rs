@@ -63,13 +63,204 @@ pub(crate) struct Anchor {
     pub(crate) pid: libc::pid_t,
 }
 
+/// Every worker process of a pool as the supervisor sees it: the live ones,
+/// by slot and generation, and the anchors. Owned by the supervisor thread,
+/// which alone starts, signals and reaps workers.
+#[derive(Default)]
+pub(crate) struct Lives {
+    links: Vec<Option<Link>>,
+    anchors: Vec<Anchor>,
+    next_generation: u32,
+}
+
+impl Lives {
+    /// A free slot and a new generation, for a worker about to be adopted.
+    pub(crate) fn reserve(&mut self) -> (usize, u32) {
+        let slot = match self.links.iter().position(|l| l.is_none()) {
+            Some(s) => s,
+            None => {
+                self.links.push(None);
+                self.links.len() - 1
+            }
+        };
+        self.next_generation = self.next_generation.wrapping_add(1);
+        (slot, self.next_generation)
+    }
+
+    /// Adds a worker in the slot [`Lives::reserve`] gave.
+    pub(crate) fn insert(&mut self, slot: usize, link: Link) {
+        self.links[slot] = Some(link);
+    }
+
+    /// The live worker in `slot`, if it is still generation `generation`.
+    pub(crate) fn get(&mut self, slot: usize, generation: u32) -> Option<&mut Link> {
+        self.links
+            .get_mut(slot)
+            .and_then(|l| l.as_mut())
+            .filter(|l| l.generation == generation)
+    }
+
+    /// Takes a worker out (it is being finalized).
+    pub(crate) fn take(&mut self, slot: usize, generation: u32) -> Option<Link> {
+        self.links
+            .get_mut(slot)?
+            .take_if(|l| l.generation == generation)
+    }
+
+    /// The first live worker `pred` holds for.
+    pub(crate) fn find(&self, pred: impl Fn(&Link) -> bool) -> Option<(usize, u32)> {
+        self.links
+            .iter()
+            .enumerate()
+            .find_map(|(slot, l)| l.as_ref().filter(|l| pred(l)).map(|l| (slot, l.generation)))
+    }
+
+    /// Live workers (anchors not counted).
+    pub(crate) fn count(&self) -> usize {
+        self.links.iter().flatten().count()
+    }
+
+    /// No process of the pool is left: no live worker, no anchor.
+    pub(crate) fn none_left(&self) -> bool {
+        self.count() == 0 && self.anchors.is_empty()
+    }
+
+    /// Some worker of ours has no pidfd: its exit must be polled for.
+    pub(crate) fn needs_polling(&self) -> bool {
+        self.links
+            .iter()
+            .flatten()
+            .any(|l| l.pidfd.is_none() && l.ours())
+    }
+
+    /// Workers of ours without a pidfd that have exited (old kernels only).
+    pub(crate) fn exited_unwatched(&self) -> Vec<(usize, u32, ExitStatus)> {
+        self.links
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, l)| {
+                let l = l.as_ref()?;
+                if l.pidfd.is_some() || l.dead.is_some() || !l.ours() {
+                    return None;
+                }
+                sys::exit_status_unreaped(l.pid).map(|status| (slot, l.generation, status))
+            })
+            .collect()
+    }
+
+    /// End of stream on every worker's task socket: each exits cleanly.
+    pub(crate) fn close_channels(&self) {
+        for l in self.links.iter().flatten() {
+            // SAFETY: shutting down our own socket.
+            unsafe { libc::shutdown(l.channel.as_raw_fd(), libc::SHUT_WR) };
+        }
+    }
+
+    /// Sends `sig` to a worker and its process group, whether or not the
+    /// worker has exited (see [`signal_link`]); SIGKILL also reaches the
+    /// group of a worker that exited meanwhile and is anchored ([`Anchor`]).
+    pub(crate) fn signal(&mut self, slot: usize, generation: u32, sig: i32) {
+        if let Some(link) = self.get(slot, generation) {
+            if sig == libc::SIGKILL {
+                link.inbox.lock().clear();
+            }
+            signal_link(link, sig, true);
+            return;
+        }
+        if sig != libc::SIGKILL {
+            return;
+        }
+        if let Some(at) = self
+            .anchors
+            .iter()
+            .position(|a| (a.slot, a.generation) == (slot, generation))
+        {
+            let anchor = self.anchors.swap_remove(at);
+            end_group(anchor.pid);
+        }
+    }
+
+    /// Ends the process group of a worker that exited (`status`), so that
+    /// nothing its handler started outlives it: SIGKILL to the group, then
+    /// the reap. A worker being stopped with a grace (`stopping`) whose
+    /// group has other members keeps its zombie (an [`Anchor`]) until its
+    /// kill deadline, so those members get the whole grace after the
+    /// SIGTERM, as the worker did (with no member left, none can appear:
+    /// only a member can fork one). A fork server's worker is reaped by
+    /// the server, which ends its group first (worker/forkserver.rs).
+    pub(crate) fn end_group_of(
+        &mut self,
+        slot: usize,
+        link: &Link,
+        status: ExitStatus,
+        stopping: bool,
+    ) {
+        // Reaped by somebody else: no zombie holds the group id any more.
+        if !link.ours() || status == ExitStatus::Unknown {
+            return;
+        }
+        if stopping && sys::group_has_others(link.pid) {
+            self.anchors.push(Anchor {
+                slot,
+                generation: link.generation,
+                pid: link.pid,
+            });
+            return;
+        }
+        end_group(link.pid);
+    }
+
+    /// Stops and reaps every worker: SIGTERM to every group, SIGKILL to
+    /// every group after `grace` (to a worker's group whether or not the
+    /// worker is still there: until it is reaped, its zombie keeps the
+    /// group id from being reused), then the reaps. Returns the groups, for
+    /// [`wait_groups_empty`] once the launcher is shut down too.
+    pub(crate) fn stop_every(&mut self, grace: Duration) -> Vec<libc::pid_t> {
+        let first = first_stop_signal(grace);
+        for link in self.links.iter().flatten() {
+            signal_link(link, first, true);
+        }
+        for anchor in &self.anchors {
+            sys::signal_group(anchor.pid, first);
+        }
+        let deadline = Instant::now() + grace;
+        if first != libc::SIGKILL {
+            for link in self.links.iter().flatten() {
+                wait_gone(link, deadline);
+            }
+        }
+        let mut groups = Vec::new();
+        for link in self.links.drain(..).flatten() {
+            signal_link(&link, libc::SIGKILL, true);
+            if !link.reaped_elsewhere() {
+                groups.push(link.pid);
+            }
+            match (link.reaper, &link.pidfd) {
+                // (Unless somebody else reaped it: its pid may be anyone's.)
+                (Reaper::Pool, _) if link.reaped_elsewhere() => {}
+                (Reaper::Pool, _) => {
+                    sys::reap_blocking(link.pid);
+                }
+                // The fork server reaps it; its pidfd says when it is gone.
+                (Reaper::Server(_), Some(p)) => while !sys::poll_readable(p.as_raw_fd(), -1) {},
+                (Reaper::Server(_), None) => {}
+            }
+        }
+        for anchor in self.anchors.drain(..) {
+            groups.push(anchor.pid);
+            end_group(anchor.pid);
+        }
+        groups
+    }
+}
+
 /// How long [`wait_groups_empty`] waits for the members of stopped groups
 /// to be reaped by their new parent (init, or a subreaper).
 const GROUPS_EMPTY_WAIT: Duration = Duration::from_secs(2);
 
 /// SIGKILL to the group of our exited, unreaped child `pid` (its zombie
 /// holds the group id), then the reap.
-pub(crate) fn end_group(pid: libc::pid_t) {
+fn end_group(pid: libc::pid_t) {
     sys::signal_group(pid, libc::SIGKILL);
     sys::reap_blocking(pid);
 }
@@ -89,7 +280,7 @@ pub(crate) fn wait_groups_empty(pgids: &[libc::pid_t]) {
 
 /// Waits until a worker has exited (not reaped), or `deadline` passed.
 /// Returns whether it exited.
-pub(crate) fn wait_gone(link: &Link, deadline: Instant) -> bool {
+fn wait_gone(link: &Link, deadline: Instant) -> bool {
     loop {
         if link.dead.is_some() {
             return true;

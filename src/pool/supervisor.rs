@@ -9,10 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::life::{
-    describe_exit, end_group, first_stop_signal, signal_link, wait_gone, wait_groups_empty, Anchor,
-    Link,
-};
+use super::life::{describe_exit, first_stop_signal, signal_link, wait_groups_empty, Link, Lives};
 use super::reader::pump;
 use super::result::Outcome;
 use super::shared::Shared;
@@ -33,10 +30,9 @@ const REAP_POLL_MS: i32 = 20;
 
 pub(crate) struct Supervisor {
     shared: Arc<Shared>,
-    anchors: Vec<Anchor>,
+    /// Every worker process: the one owner of their lives.
+    lives: Lives,
     launcher: Box<dyn Launcher>,
-    links: Vec<Option<Link>>,
-    next_generation: u32,
     start_failures: u32,
     start_deadline: Option<Instant>,
     stopping: bool,
@@ -52,10 +48,8 @@ impl Supervisor {
     ) -> Supervisor {
         Supervisor {
             shared,
-            anchors: Vec::new(),
+            lives: Lives::default(),
             launcher,
-            links: Vec::new(),
-            next_generation: 0,
             start_failures: 0,
             start_deadline: start_timeout.map(|t| Instant::now() + t),
             stopping: false,
@@ -107,12 +101,7 @@ impl Supervisor {
     }
 
     fn timeout_ms(&self) -> i32 {
-        if self
-            .links
-            .iter()
-            .flatten()
-            .any(|l| l.pidfd.is_none() && l.ours())
-        {
+        if self.lives.needs_polling() {
             return REAP_POLL_MS;
         }
         match self.start_deadline {
@@ -171,12 +160,9 @@ impl Supervisor {
                 if !self.stopping {
                     // Drained: end of stream tells each worker to exit cleanly.
                     self.stopping = true;
-                    for l in self.links.iter().flatten() {
-                        // SAFETY: shutting down our own socket.
-                        unsafe { libc::shutdown(l.channel.as_raw_fd(), libc::SHUT_WR) };
-                    }
+                    self.lives.close_channels();
                 }
-                if live == 0 && self.anchors.is_empty() {
+                if self.lives.none_left() {
                     self.launcher.shutdown();
                     let mut st = self.shared.state.lock();
                     self.shared.set_phase(&mut st, Phase::Joined);
@@ -205,7 +191,7 @@ impl Supervisor {
     }
 
     fn live(&self) -> usize {
-        self.links.iter().flatten().count()
+        self.lives.count()
     }
 
     /// Starts workers until `target` serve (or the launcher asks to wait);
@@ -249,16 +235,17 @@ impl Supervisor {
         for event in events {
             match event {
                 LaunchEvent::Exited { pid, status } => {
-                    if let Some((slot, generation)) = self.find_link(|l| l.pid == pid && !l.ours())
+                    if let Some((slot, generation)) = self.lives.find(|l| l.pid == pid && !l.ours())
                     {
                         self.reaped(slot, generation, status);
                     }
                 }
                 LaunchEvent::ServerLost { server, why } => {
-                    while let Some((slot, generation)) = self.find_link(|l| {
-                        l.reaper == Reaper::Server(server) && l.server_lost.is_none()
-                    }) {
-                        let Some(link) = self.link(slot, generation) else {
+                    while let Some((slot, generation)) = self
+                        .lives
+                        .find(|l| l.reaper == Reaper::Server(server) && l.server_lost.is_none())
+                    {
+                        let Some(link) = self.lives.get(slot, generation) else {
                             break;
                         };
                         link.server_lost = Some(why.clone());
@@ -277,13 +264,6 @@ impl Supervisor {
             }
         }
         any
-    }
-
-    fn find_link(&self, pred: impl Fn(&Link) -> bool) -> Option<(usize, u32)> {
-        self.links
-            .iter()
-            .enumerate()
-            .find_map(|(slot, l)| l.as_ref().filter(|l| pred(l)).map(|l| (slot, l.generation)))
     }
 
     /// Records a worker that failed to start. Returns true if the pool failed.
@@ -341,15 +321,7 @@ impl Supervisor {
 
     /// Registers a freshly started worker.
     fn adopt(&mut self, started: crate::spawn::Started) {
-        let slot = match self.links.iter().position(|l| l.is_none()) {
-            Some(s) => s,
-            None => {
-                self.links.push(None);
-                self.links.len() - 1
-            }
-        };
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let generation = self.next_generation;
+        let (slot, generation) = self.lives.reserve();
         let channel = Arc::new(started.channel);
         let results = Arc::new(started.results);
         let area = Arc::new(started.area);
@@ -408,27 +380,23 @@ impl Supervisor {
         ));
         drop(st);
         self.emit(Event::WorkerStarted { pid: started.pid });
-        self.links[slot] = Some(Link {
-            generation,
-            pid: started.pid,
-            channel,
-            results,
-            area,
-            pidfd,
-            inbox,
-            eof: false,
-            dead: None,
-            reaper: started.reaper,
-            exited: false,
-            server_lost: None,
-        });
-    }
-
-    fn link(&mut self, slot: usize, generation: u32) -> Option<&mut Link> {
-        self.links
-            .get_mut(slot)
-            .and_then(|l| l.as_mut())
-            .filter(|l| l.generation == generation)
+        self.lives.insert(
+            slot,
+            Link {
+                generation,
+                pid: started.pid,
+                channel,
+                results,
+                area,
+                pidfd,
+                inbox,
+                eof: false,
+                dead: None,
+                reaper: started.reaper,
+                exited: false,
+                server_lost: None,
+            },
+        );
     }
 
     /// Turns one epoll event into a call on the part it concerns.
@@ -448,13 +416,13 @@ impl Supervisor {
             // results pipe and the pidfd report the death.
             Token::Tasks { slot, generation } => {
                 if event.events & libc::EPOLLOUT as u32 != 0
-                    && self.link(slot, generation).is_some()
+                    && self.lives.get(slot, generation).is_some()
                 {
                     self.shared.flush_outbox(slot, generation);
                 }
             }
             Token::Results { slot, generation } => {
-                if self.link(slot, generation).is_some() {
+                if self.lives.get(slot, generation).is_some() {
                     self.read_channel(slot, generation);
                 }
             }
@@ -466,7 +434,7 @@ impl Supervisor {
     /// now; a fork server's worker once the server reports its status.
     fn pidfd_ready(&mut self, slot: usize, generation: u32) {
         let epoll = self.shared.epoll.clone();
-        let Some(link) = self.link(slot, generation) else {
+        let Some(link) = self.lives.get(slot, generation) else {
             return;
         };
         if link.ours() {
@@ -489,20 +457,8 @@ impl Supervisor {
 
     /// Reaps workers that have no pidfd (kernels without `pidfd_open`).
     fn poll_without_pidfd(&mut self) {
-        let polled: Vec<(usize, u32, libc::pid_t)> = self
-            .links
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| {
-                l.as_ref()
-                    .filter(|l| l.pidfd.is_none() && l.dead.is_none() && l.ours())
-                    .map(|l| (i, l.generation, l.pid))
-            })
-            .collect();
-        for (slot, generation, pid) in polled {
-            if let Some(status) = sys::exit_status_unreaped(pid) {
-                self.reaped(slot, generation, status);
-            }
+        for (slot, generation, status) in self.lives.exited_unwatched() {
+            self.reaped(slot, generation, status);
         }
     }
 
@@ -511,7 +467,7 @@ impl Supervisor {
     /// Our own child is not reaped yet (its group can still be signalled).
     fn reaped(&mut self, slot: usize, generation: u32, status: ExitStatus) {
         let epoll = self.shared.epoll.clone();
-        if let Some(link) = self.link(slot, generation) {
+        if let Some(link) = self.lives.get(slot, generation) {
             link.dead = Some(status);
             // Readable for good now: stop watching it.
             if let Some(p) = &link.pidfd {
@@ -527,7 +483,7 @@ impl Supervisor {
             }
         }
         self.read_channel(slot, generation);
-        if let Some(status) = self.link(slot, generation).and_then(|l| l.dead.take()) {
+        if let Some(status) = self.lives.get(slot, generation).and_then(|l| l.dead.take()) {
             self.finalize(slot, generation, status);
         }
     }
@@ -550,7 +506,7 @@ impl Supervisor {
             if !self.read_channel(slot, generation) {
                 continue; // another waiter reads it now; it will hand it back
             }
-            let dead = self.link(slot, generation).and_then(|l| l.dead.take());
+            let dead = self.lives.get(slot, generation).and_then(|l| l.dead.take());
             if let Some(status) = dead {
                 self.finalize(slot, generation, status);
             }
@@ -592,10 +548,10 @@ impl Supervisor {
 
     fn read_channel_now(&mut self, slot: usize, generation: u32) {
         let shared = &self.shared;
-        let Some(link) = self.links.get_mut(slot).and_then(|l| l.as_mut()) else {
+        let Some(link) = self.lives.get(slot, generation) else {
             return;
         };
-        if link.generation != generation || link.eof {
+        if link.eof {
             return;
         }
         let fd = link.results.as_raw_fd();
@@ -621,28 +577,9 @@ impl Supervisor {
         self.signal(slot, generation, libc::SIGKILL);
     }
 
-    /// Sends `sig` to a worker and its process group, whether or not the
-    /// worker has exited (see [`signal_link`]); at its kill deadline, to
-    /// the group of a worker that exited meanwhile ([`Anchor`]).
+    /// Sends `sig` to a worker and its process group (see [`Lives::signal`]).
     fn signal(&mut self, slot: usize, generation: u32, sig: i32) {
-        if let Some(link) = self.link(slot, generation) {
-            if sig == libc::SIGKILL {
-                link.inbox.lock().clear();
-            }
-            signal_link(link, sig, true);
-            return;
-        }
-        if sig != libc::SIGKILL {
-            return;
-        }
-        if let Some(at) = self
-            .anchors
-            .iter()
-            .position(|a| (a.slot, a.generation) == (slot, generation))
-        {
-            let anchor = self.anchors.swap_remove(at);
-            end_group(anchor.pid);
-        }
+        self.lives.signal(slot, generation, sig);
     }
 
     /// The timerfd fired: handles every deadline that passed.
@@ -714,7 +651,11 @@ impl Supervisor {
         };
         area.control().set_soft_limit(task);
         // The worker alone: processes its handler started are not told.
-        if let Some(link) = self.link(slot, generation).filter(|l| l.dead.is_none()) {
+        if let Some(link) = self
+            .lives
+            .get(slot, generation)
+            .filter(|l| l.dead.is_none())
+        {
             if control {
                 signal_link(link, protocol::SOFT_LIMIT_SIGNAL, false);
             }
@@ -724,7 +665,7 @@ impl Supervisor {
     /// A worker exited: settle its tasks, free its slot, and end its
     /// process group (see [`Supervisor::end_group_of`]).
     fn finalize(&mut self, slot: usize, generation: u32, status: ExitStatus) {
-        let Some(link) = self.links[slot].take_if(|l| l.generation == generation) else {
+        let Some(link) = self.lives.take(slot, generation) else {
             return;
         };
         let epoll = self.shared.epoll.clone();
@@ -807,28 +748,11 @@ impl Supervisor {
         }
     }
 
-    /// Ends the process group of a worker that exited, so that nothing its
-    /// handler started outlives it: SIGKILL to the group, then the reap.
-    /// A worker being stopped whose group has other members keeps its
-    /// zombie (an [`Anchor`]) until its kill grace ends, so those members
-    /// get the whole grace after the SIGTERM, as the worker did (with no
-    /// member left, none can appear: only a member can fork one). A fork server's worker is
-    /// reaped by the server, which ends its group first (worker/forkserver.rs).
+    /// Ends the process group of a worker that exited (see
+    /// [`Lives::end_group_of`]); a stop's grace counts only if it has one.
     fn end_group_of(&mut self, slot: usize, link: &Link, status: ExitStatus, stopping: bool) {
-        // Reaped by somebody else: no zombie holds the group id any more.
-        if !link.ours() || status == ExitStatus::Unknown {
-            return;
-        }
-        let grace_left = stopping && !self.shared.limits.kill_grace.is_zero();
-        if grace_left && sys::group_has_others(link.pid) {
-            self.anchors.push(Anchor {
-                slot,
-                generation: link.generation,
-                pid: link.pid,
-            });
-            return;
-        }
-        end_group(link.pid);
+        let graced = stopping && !self.shared.limits.kill_grace.is_zero();
+        self.lives.end_group_of(slot, link, status, graced);
     }
 
     /// Stops and reaps every worker, ends every task, and sets a final
@@ -837,41 +761,7 @@ impl Supervisor {
     /// until it is reaped, its zombie keeps the group id from being
     /// reused), then the reaps, then a wait for the groups to be empty.
     fn stop_all(&mut self, phase: Phase, message: &str) {
-        let grace = self.shared.limits.kill_grace;
-        let first = first_stop_signal(grace);
-        for link in self.links.iter().flatten() {
-            signal_link(link, first, true);
-        }
-        for anchor in &self.anchors {
-            sys::signal_group(anchor.pid, first);
-        }
-        let deadline = Instant::now() + grace;
-        if first != libc::SIGKILL {
-            for link in self.links.iter().flatten() {
-                wait_gone(link, deadline);
-            }
-        }
-        let mut groups = Vec::new();
-        for link in self.links.drain(..).flatten() {
-            signal_link(&link, libc::SIGKILL, true);
-            if !link.reaped_elsewhere() {
-                groups.push(link.pid);
-            }
-            match (link.reaper, &link.pidfd) {
-                // (Unless somebody else reaped it: its pid may be anyone's.)
-                (Reaper::Pool, _) if link.reaped_elsewhere() => {}
-                (Reaper::Pool, _) => {
-                    sys::reap_blocking(link.pid);
-                }
-                // The fork server reaps it; its pidfd says when it is gone.
-                (Reaper::Server(_), Some(p)) => while !sys::poll_readable(p.as_raw_fd(), -1) {},
-                (Reaper::Server(_), None) => {}
-            }
-        }
-        for anchor in self.anchors.drain(..) {
-            groups.push(anchor.pid);
-            end_group(anchor.pid);
-        }
+        let groups = self.lives.stop_every(self.shared.limits.kill_grace);
         // The fork server reaps what is left, then exits and is reaped.
         self.launcher.shutdown();
         wait_groups_empty(&groups);
