@@ -36,14 +36,7 @@ fn handler(input: &[u8], reply: &mut billiard::Reply) -> Result<(), String> {
         "family" => {
             // A child in the worker's group that ignores SIGTERM: only the
             // group's SIGKILL, at the worker's end, may end it.
-            let child = unsafe { libc::fork() };
-            if child == 0 {
-                unsafe {
-                    libc::signal(libc::SIGTERM, libc::SIG_IGN);
-                    libc::sleep(120);
-                    libc::_exit(0);
-                }
-            }
+            let child = common::fork_stubborn_child();
             use std::io::Write;
             let path = FAMILY_FILE.get().expect("set before the pool");
             let mut f = std::fs::OpenOptions::new()

@@ -23,14 +23,7 @@ fn handler(input: &[u8], reply: &mut billiard::Reply) -> Result<(), String> {
         "echo" => reply.write(arg.as_bytes()),
         "exit" => unsafe { libc::_exit(arg.parse().unwrap()) },
         "orphan" | "holder" => {
-            let child = unsafe { libc::fork() };
-            if child == 0 {
-                unsafe {
-                    libc::signal(libc::SIGTERM, libc::SIG_IGN);
-                    libc::sleep(120);
-                    libc::_exit(0);
-                }
-            }
+            let child = common::fork_stubborn_child();
             std::fs::write(arg, child.to_string()).unwrap();
             if cmd == "holder" {
                 unsafe { libc::raise(libc::SIGKILL) };

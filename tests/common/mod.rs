@@ -47,6 +47,21 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// In a handler: forks a child that stays in the worker's process group,
+/// ignores SIGTERM and sleeps two minutes, so that only the group's SIGKILL
+/// ends it. Returns its pid.
+pub fn fork_stubborn_child() -> i32 {
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        unsafe {
+            libc::signal(libc::SIGTERM, libc::SIG_IGN);
+            libc::sleep(120);
+            libc::_exit(0);
+        }
+    }
+    child
+}
+
 pub fn kill(pid: i32, sig: i32) {
     unsafe { libc::kill(pid, sig) };
 }
