@@ -104,8 +104,9 @@ fn pick(rng: &mut Rng, n: usize) -> (String, Kind) {
 /// Whether `outcome` (with `data`) fits a task of `kind` in this test.
 fn fits(kind: &Kind, outcome: Outcome, data: &[u8]) -> bool {
     use Outcome::*;
-    // Any task may be cancelled, or lose its worker to an outside SIGKILL.
-    if matches!(outcome, Cancelled | WorkerLost) {
+    // Any task may be cancelled, or lose its worker to an outside SIGKILL;
+    // and on a machine busy enough, any may run past the 150 ms limit.
+    if matches!(outcome, Cancelled | WorkerLost | TimeLimit) {
         return true;
     }
     match kind {

@@ -182,9 +182,10 @@ impl Lives {
 
     /// Ends the process group of a worker that exited (`status`), so that
     /// nothing its handler started outlives it: SIGKILL to the group, then
-    /// the reap. A worker being stopped with a grace (`stopping`) whose
-    /// group has other members keeps its zombie (an [`Anchor`]) until its
-    /// kill deadline, so those members get the whole grace after the
+    /// the reap. A worker being stopped whose grace still runs (`stopping`:
+    /// its kill timer is still due, and removes the anchor) and whose group
+    /// has other members keeps its zombie (an [`Anchor`]) until its kill
+    /// deadline, so those members get the whole grace after the
     /// SIGTERM, as the worker did (with no member left, none can appear:
     /// only a member can fork one). A fork server's worker is reaped by
     /// the server, which ends its group first (worker/forkserver.rs).

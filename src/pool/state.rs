@@ -103,6 +103,9 @@ pub(crate) struct Worker {
     /// can be run elsewhere when it dies before starting the task. A worker
     /// program (SPAWN, FORKSERVER) could have written the region itself.
     pub area_trusted: bool,
+    /// When its stop's grace ends (CLOCK_MONOTONIC ns): the SIGKILL to its
+    /// group then, whether or not it is still there.
+    pub kill_at: Option<u64>,
     /// Its task region is reserved by a submitting thread copying a large
     /// payload there ([`State::reserve_idle_area`]): it takes nothing else.
     pub area_reserved: bool,
@@ -190,6 +193,7 @@ impl Worker {
             area: fds.area,
             pidfd: fds.pidfd,
             front_since: 0,
+            kill_at: None,
             area_trusted: fds.area_trusted,
             area_reserved: false,
             ready: false,
@@ -423,11 +427,12 @@ impl State {
             return false;
         }
         w.stop = Some(stop);
-        self.idle.retain(|&s| s != slot);
         if !grace.is_zero() {
             let at = monotonic_ns() + grace.as_nanos() as u64;
+            w.kill_at = Some(at);
             self.timers.add(at, Due::Kill(slot, generation));
         }
+        self.idle.retain(|&s| s != slot);
         self.stop_requests.push((slot, generation));
         sys::eventfd_signal(self.wake_fd);
         true

@@ -663,7 +663,7 @@ impl Supervisor {
     }
 
     /// A worker exited: settle its tasks, free its slot, and end its
-    /// process group (see [`Supervisor::end_group_of`]).
+    /// process group (see [`Lives::end_group_of`]).
     fn finalize(&mut self, slot: usize, generation: u32, status: ExitStatus) {
         let Some(link) = self.lives.take(slot, generation) else {
             return;
@@ -681,20 +681,24 @@ impl Supervisor {
         // out once it is reaped. One stopped with a grace has its group
         // ended after its results: looking for members left in it costs a
         // scan of /proc, which the stop's result need not wait for.
-        let stopping = self
+        // Its stop's grace, if one is still running.
+        let grace_until = self
             .shared
             .state
             .lock()
             .worker_mut(slot, generation)
-            .is_some_and(|w| w.stop.as_ref().is_some_and(Stop::planned));
+            .filter(|w| w.stop.as_ref().is_some_and(Stop::planned))
+            .and_then(|w| w.kill_at)
+            .filter(|&at| at > monotonic_ns());
+        let stopping = grace_until.is_some();
         if !stopping {
-            self.end_group_of(slot, &link, status, false);
+            self.lives.end_group_of(slot, &link, status, false);
         }
         let mut st = self.shared.state.lock();
         let Some(w) = st.workers[slot].take() else {
             drop(st);
             if stopping {
-                self.end_group_of(slot, &link, status, true);
+                self.lives.end_group_of(slot, &link, status, true);
             }
             return;
         };
@@ -717,7 +721,8 @@ impl Supervisor {
         let counts_as_start_failure = !w.ready && live;
         drop(st);
         if stopping {
-            self.end_group_of(slot, &link, status, true);
+            // Anchored until the grace ends (the kill timer is still due).
+            self.lives.end_group_of(slot, &link, status, true);
         }
         drop(link);
         self.shared.send_all(sends);
@@ -746,13 +751,6 @@ impl Supervisor {
         } else if live && !planned {
             self.crashed(&about);
         }
-    }
-
-    /// Ends the process group of a worker that exited (see
-    /// [`Lives::end_group_of`]); a stop's grace counts only if it has one.
-    fn end_group_of(&mut self, slot: usize, link: &Link, status: ExitStatus, stopping: bool) {
-        let graced = stopping && !self.shared.limits.kill_grace.is_zero();
-        self.lives.end_group_of(slot, link, status, graced);
     }
 
     /// Stops and reaps every worker, ends every task, and sets a final
