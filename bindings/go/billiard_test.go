@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -370,7 +371,16 @@ func TestCloseWhileOthersWaitAndSubmit(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 		closed := make(chan struct{})
-		go func() { pool.Close(); close(closed) }()
+		// Several goroutines close at once; each returns once it is freed.
+		go func() {
+			var wg sync.WaitGroup
+			for c := 0; c < 3; c++ {
+				wg.Add(1)
+				go func() { defer wg.Done(); pool.Close() }()
+			}
+			wg.Wait()
+			close(closed)
+		}()
 		select {
 		case <-closed:
 		case <-time.After(30 * time.Second):

@@ -335,7 +335,14 @@ def test_shutdown_while_other_threads_wait_and_submit_never_frees_the_pool_under
             t.start()
         start.wait()
         time.sleep(0.1)
-        pool.shutdown(wait=False)
+        # Several threads close at once; each returns once the pool is freed.
+        closers = [threading.Thread(target=pool.shutdown, kwargs={"wait": False})
+                   for _ in range(3)]
+        for c in closers:
+            c.start()
+        for c in closers:
+            c.join(timeout=30)
+            assert not c.is_alive(), "a shutdown hung"
         for t in threads:
             t.join(timeout=30)
             assert not t.is_alive(), "a thread hung after shutdown"
