@@ -236,15 +236,17 @@ enum Refused {
 }
 
 /// Checks what a fork server says it forked against what the kernel says:
-/// a real pid, the one its pidfd refers to, a child of the server that
-/// leads its own process group. Only then may the pool signal that pid
-/// and its group, or set limits on it. A worker that is gone already
-/// (reaped by the server) is refused too, but is no lie.
+/// a real pid, a child of the server that leads its own process group.
+/// Only then may the pool signal that pid and its group, or set limits on
+/// it. Returns the pool's own pidfd of the worker (opened before the
+/// check, and still alive after it, so the pid was not reused meanwhile;
+/// the server's pidfd is not needed), or `None` without pidfds. A worker
+/// that is gone already is refused too, but is no lie.
 fn check_forked(
     pid: libc::pid_t,
-    pidfd: Option<&OwnedFd>,
     server: libc::pid_t,
-) -> std::result::Result<(), Refused> {
+    use_pidfd: bool,
+) -> std::result::Result<Option<OwnedFd>, Refused> {
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
     if pid <= 0 || pid == me || pid == server {
@@ -252,30 +254,38 @@ fn check_forked(
             "it named pid {pid} as its new worker"
         )));
     }
-    if let Some(fd) = pidfd {
-        match sys::pidfd_pid(fd.as_raw_fd()) {
-            Some(p) if p == pid => {}
-            Some(-1) => return Err(Refused::Gone),
-            other => {
-                return Err(Refused::Lie(format!(
-                    "it named pid {pid} but passed a pidfd of {}",
-                    other.map_or("no process".into(), |p| format!("pid {p}"))
-                )))
-            }
+    let pidfd = match use_pidfd.then(|| sys::pidfd_open(pid)) {
+        Some(Ok(fd)) => Some(fd),
+        Some(Err(e)) if e.raw_os_error() == Some(libc::ESRCH) => {
+            return Err(Refused::Lie(format!(
+                "it named pid {pid}, which does not exist"
+            )))
+        }
+        _ => None,
+    };
+    match sys::parent_and_group(pid) {
+        Some((parent, group)) if parent == server && group == pid => {}
+        Some((parent, group)) => {
+            return Err(Refused::Lie(format!(
+                "it named pid {pid}, whose parent is {parent} and process group {group}, not \
+                 a child of the server leading its own group"
+            )))
+        }
+        // Gone between the two looks (its pidfd was opened while it ran).
+        None if pidfd.is_some() => return Err(Refused::Gone),
+        None => {
+            return Err(Refused::Lie(format!(
+                "it named pid {pid}, which does not exist"
+            )))
         }
     }
-    match sys::parent_and_group(pid) {
-        Some((parent, group)) if parent == server && group == pid => Ok(()),
-        Some((parent, group)) => Err(Refused::Lie(format!(
-            "it named pid {pid}, whose parent is {parent} and process group {group}, not a \
-             child of the server leading its own group"
-        ))),
-        // Gone between the two looks: its pidfd (checked above) was its own.
-        None if pidfd.is_some() => Err(Refused::Gone),
-        None => Err(Refused::Lie(format!(
-            "it named pid {pid}, which does not exist"
-        ))),
+    if pidfd
+        .as_ref()
+        .is_some_and(|fd| sys::pidfd_exited(fd.as_raw_fd()))
+    {
+        return Err(Refused::Gone);
     }
+    Ok(pidfd)
 }
 
 /// "the fork server 12 exited with code 3".
@@ -311,10 +321,10 @@ impl Launcher for ForkServerLauncher {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         match reply {
-            Some(Ok((pid, pidfd))) => {
+            Some(Ok((pid, _server_pidfd))) => {
                 let server_pid = self.server.as_ref().map_or(0, |s| s.pid);
-                match check_forked(pid, pidfd.as_ref(), server_pid) {
-                    Ok(()) => {}
+                let pidfd = match check_forked(pid, server_pid, self.use_pidfd) {
+                    Ok(pidfd) => pidfd,
                     Err(Refused::Gone) => {
                         return Err(io::Error::other(format!(
                             "worker {pid} exited before the pool could take it"
@@ -333,8 +343,7 @@ impl Launcher for ForkServerLauncher {
                             "the fork server lied about a worker: {lie}"
                         )));
                     }
-                }
-                let pidfd = if self.use_pidfd { pidfd } else { None };
+                };
                 Ok(channel.started(pid, pidfd, Reaper::Server(server_number)))
             }
             Some(Err(e)) => {
