@@ -661,6 +661,14 @@ pub(crate) fn exit_status_unreaped(pid: libc::pid_t) -> Option<ExitStatus> {
     })
 }
 
+/// The pid a pidfd refers to, from `/proc/self/fdinfo` (`None` if the fd
+/// is not a pidfd; -1 once the process has been reaped).
+pub(crate) fn pidfd_pid(pidfd: RawFd) -> Option<libc::pid_t> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{pidfd}")).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("Pid:"))?;
+    line.trim().parse().ok()
+}
+
 /// The parent and the process group of process `pid`, from
 /// `/proc/<pid>/stat` (`None` once it is gone).
 pub(crate) fn parent_and_group(pid: libc::pid_t) -> Option<(libc::pid_t, libc::pid_t)> {

@@ -238,13 +238,16 @@ enum Refused {
 /// Checks what a fork server says it forked against what the kernel says:
 /// a real pid, a child of the server that leads its own process group.
 /// Only then may the pool signal that pid and its group, or set limits on
-/// it. Returns the pool's own pidfd of the worker (opened before the
-/// check, and still alive after it, so the pid was not reused meanwhile;
-/// the server's pidfd is not needed), or `None` without pidfds. A worker
-/// that is gone already is refused too, but is no lie.
+/// it. Returns a pidfd of the worker: the pool's own (opened before the
+/// check, and still alive after it, so the pid was not reused meanwhile),
+/// or, where the pool cannot open one (no `pidfd_open` here, as under
+/// valgrind), the server's, once `/proc/self/fdinfo` says it is the
+/// named pid's; `None` without pidfds. A worker that is gone already is
+/// refused too, but is no lie.
 fn check_forked(
     pid: libc::pid_t,
     server: libc::pid_t,
+    server_pidfd: Option<OwnedFd>,
     use_pidfd: bool,
 ) -> std::result::Result<Option<OwnedFd>, Refused> {
     // SAFETY: getpid has no preconditions.
@@ -255,13 +258,27 @@ fn check_forked(
         )));
     }
     let pidfd = match use_pidfd.then(|| sys::pidfd_open(pid)) {
+        None => None,
         Some(Ok(fd)) => Some(fd),
         Some(Err(e)) if e.raw_os_error() == Some(libc::ESRCH) => {
             return Err(Refused::Lie(format!(
                 "it named pid {pid}, which does not exist"
             )))
         }
-        _ => None,
+        // The pool cannot open pidfds: the server's, if it is the pid's.
+        Some(Err(_)) => match server_pidfd {
+            Some(fd) => match sys::pidfd_pid(fd.as_raw_fd()) {
+                Some(p) if p == pid => Some(fd),
+                Some(-1) => return Err(Refused::Gone),
+                other => {
+                    return Err(Refused::Lie(format!(
+                        "it named pid {pid} but passed a pidfd of {}",
+                        other.map_or("no process".into(), |p| format!("pid {p}"))
+                    )))
+                }
+            },
+            None => None,
+        },
     };
     match sys::parent_and_group(pid) {
         Some((parent, group)) if parent == server && group == pid => {}
@@ -321,9 +338,9 @@ impl Launcher for ForkServerLauncher {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         match reply {
-            Some(Ok((pid, _server_pidfd))) => {
+            Some(Ok((pid, server_pidfd))) => {
                 let server_pid = self.server.as_ref().map_or(0, |s| s.pid);
-                let pidfd = match check_forked(pid, server_pid, self.use_pidfd) {
+                let pidfd = match check_forked(pid, server_pid, server_pidfd, self.use_pidfd) {
                     Ok(pidfd) => pidfd,
                     Err(Refused::Gone) => {
                         return Err(io::Error::other(format!(
