@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use super::result::{Outcome, TaskResult};
 use super::state::{Phase, State, Worker};
-use super::task::Stop;
+use super::task::{Stop, Task};
 use crate::control::StopClaim;
 use crate::error::{Error, Result};
 use crate::protocol;
@@ -143,7 +143,11 @@ impl State {
             }
             None => {}
         }
-        let stop_it = match cancel_on_worker(w, id, acked) {
+        let message = match cancel_on_worker(w, id, acked) {
+            CancelSeen::Running => {
+                self.begin_stop(slot, generation, Stop::Cancel { task: id }, grace);
+                return Ok(());
+            }
             CancelSeen::NotStarted => {
                 format!("task {id} was cancelled before worker {pid} started it")
             }
@@ -152,15 +156,10 @@ impl State {
                     "task {id} was cancelled as worker {pid} finished it; its result was dropped"
                 )
             }
-            CancelSeen::Running => String::new(),
         };
-        if !stop_it.is_empty() {
-            // It stays in the worker's list until its (skipped or dropped)
-            // result arrives; finishing it now makes that result a no-op.
-            self.finish(id, Outcome::Cancelled, stop_it.into_bytes(), pid, None, now);
-            return Ok(());
-        }
-        self.begin_stop(slot, generation, Stop::Cancel { task: id }, grace);
+        // It stays in the worker's list until its (skipped or dropped)
+        // result arrives; finishing it now makes that result a no-op.
+        self.finish(id, Outcome::Cancelled, message.into_bytes(), pid, None, now);
         Ok(())
     }
 
@@ -201,86 +200,75 @@ impl State {
                 continue; // finished already (cancelled)
             };
             t.started = t.started.or(started_at);
-            // Why the payload cannot be run elsewhere, if it cannot.
-            let mut payload_lost = None;
-            if let (Some(len), false) = (t.in_area, started) {
-                t.in_area = None;
-                // Its payload is in the dead worker's area: another worker
-                // gets it in the frame, if the pool can vouch for it.
-                if !w.area_trusted {
-                    payload_lost = Some(
-                        "its payload was in the shared area of that worker program, which could \
-                         have written it before dying, so the pool does not run it again",
-                    );
-                } else {
-                    match w.area.read_task(len) {
-                        Ok(payload) => {
-                            t.frame = Some(Arc::new(protocol::encode_task(task_id, &payload)))
-                        }
-                        Err(_) => {
-                            payload_lost = Some(
-                                "its payload, in the worker's shared area, could not be read \
-                                 back to run it elsewhere",
-                            )
-                        }
-                    }
-                }
-            }
             let pid = w.pid;
-            if let Some(outcome) = w.stop.as_ref().and_then(|s| s.outcome_for(task_id)) {
-                self.finish(
+            let end = |st: &mut State, outcome: Outcome, message: String| {
+                st.finish(
                     task_id,
                     outcome,
-                    about.as_bytes().to_vec(),
+                    message.into_bytes(),
                     pid,
                     Some(status),
                     now,
                 );
+            };
+            if let Some(outcome) = w.stop.as_ref().and_then(|s| s.outcome_for(task_id)) {
+                end(self, outcome, about.to_string());
             } else if started && oom_task == task_id {
                 let message = format!(
                     "{about} while running task {task_id}: an allocation failed \
                      (out of memory: {memory_limit})"
                 );
-                let message = message.into_bytes();
-                self.finish(
-                    task_id,
-                    Outcome::MemoryLimit,
-                    message,
-                    pid,
-                    Some(status),
-                    now,
-                );
+                end(self, Outcome::MemoryLimit, message);
                 settled.lost.push(task_id);
             } else if started {
-                let message = format!("{about} while running task {task_id}").into_bytes();
-                self.finish(
-                    task_id,
-                    Outcome::WorkerLost,
-                    message,
-                    pid,
-                    Some(status),
-                    now,
-                );
+                let message = format!("{about} while running task {task_id}");
+                end(self, Outcome::WorkerLost, message);
                 settled.lost.push(task_id);
-            } else if let Some(why) = payload_lost {
-                // Never run on a payload the pool cannot vouch for: the
-                // task fails, clearly, instead.
-                let message = format!("{about} before starting task {task_id}; {why}");
-                let message = message.into_bytes();
-                self.finish(task_id, Outcome::Failed, message, pid, Some(status), now);
-            } else if live {
-                self.requeue(task_id);
-            } else {
+            } else if !live {
                 let message = format!(
                     "{about} before starting task {task_id}; the pool stopped before it could \
                      run it elsewhere"
                 );
-                let message = message.into_bytes();
-                self.finish(task_id, Outcome::Abandoned, message, pid, Some(status), now);
+                end(self, Outcome::Abandoned, message);
+            } else if let Err(why) = take_payload_back(w, task_id, t) {
+                // Never run on a payload the pool cannot vouch for: the
+                // task fails, clearly, instead.
+                end(
+                    self,
+                    Outcome::Failed,
+                    format!("{about} before starting task {task_id}; {why}"),
+                );
+            } else {
+                self.requeue(task_id);
             }
         }
         settled
     }
+}
+
+/// Makes task `task_id` (`t`), which dead worker `w` never started, runnable elsewhere:
+/// a payload it had in `w`'s task region goes into a TASK frame, if the
+/// pool can vouch for it (see [`Worker::area_trusted`]). Only for a task
+/// about to be requeued: reading a large payload back costs a copy.
+fn take_payload_back(
+    w: &Worker,
+    task_id: u64,
+    t: &mut Task,
+) -> std::result::Result<(), &'static str> {
+    let Some(len) = t.in_area.take() else {
+        return Ok(());
+    };
+    if !w.area_trusted {
+        return Err(
+            "its payload was in the shared area of that worker program, which could \
+                    have written it before dying, so the pool does not run it again",
+        );
+    }
+    let payload = w.area.read_task(len).map_err(|_| {
+        "its payload, in the worker's shared area, could not be read back to run it elsewhere"
+    })?;
+    t.frame = Some(Arc::new(protocol::encode_task(task_id, &payload)));
+    Ok(())
 }
 
 /// What a cancel found on the worker holding the task.

@@ -110,12 +110,11 @@ impl State {
     /// must look at the pipe again (it saw an edge meanwhile, or a bad frame
     /// waits in the inbox: `trouble`); the caller then wakes it.
     pub(crate) fn give_back_reader(&mut self, s: &ReaderSession, trouble: bool) -> bool {
-        let epoll = self.epoll.clone();
-        let Some(w) = self.worker_mut(s.slot, s.generation) else {
+        let Some((w, epoll)) = self.worker_and_epoll(s.slot, s.generation) else {
             return false;
         };
         w.reading = None;
-        watch_results(&epoll, s.slot, w);
+        watch_results(epoll, s.slot, w);
         if !(w.missed_edge || trouble) {
             return false;
         }

@@ -98,10 +98,10 @@ pub(crate) struct Worker {
     /// When the first task it holds became the first (CLOCK_MONOTONIC ns):
     /// the start of that task's time limits if it never reports starting.
     pub front_since: u64,
-    /// Its process runs billiard's own worker loop, forked from the pool
-    /// (FORK): its task region holds what the pool wrote, so a payload there
-    /// can be run elsewhere when it dies before starting the task. A worker
-    /// program (SPAWN, FORKSERVER) could have written the region itself.
+    /// Its task region holds only what the pool wrote: it is a FORK worker
+    /// (billiard's own loop) or said `FEATURE_TASKS_READ_ONLY`. So a payload
+    /// there can be run elsewhere when it dies before starting the task;
+    /// any other worker program could have written the region itself.
     pub area_trusted: bool,
     /// When its stop's grace ends (CLOCK_MONOTONIC ns): the SIGKILL to its
     /// group then, whether or not it is still there.
@@ -517,6 +517,21 @@ impl State {
         }
     }
 
+    /// [`State::worker_mut`], with the epoll set beside it (borrowed apart,
+    /// so switching the worker's interests costs no reference count).
+    pub(crate) fn worker_and_epoll(
+        &mut self,
+        slot: usize,
+        generation: u32,
+    ) -> Option<(&mut Worker, &Epoll)> {
+        let w = self
+            .workers
+            .get_mut(slot)?
+            .as_mut()
+            .filter(|w| w.generation == generation)?;
+        Some((w, &self.epoll))
+    }
+
     /// The live worker in `slot` if it is still generation `generation`.
     pub(crate) fn worker_mut(&mut self, slot: usize, generation: u32) -> Option<&mut Worker> {
         self.workers
@@ -667,8 +682,7 @@ impl State {
     /// many frames at a time, when the channel has room.
     pub(crate) fn assign(&mut self, slot: usize, task_id: u64) -> Option<Send> {
         let (frame, generation) = self.hand_over(task_id, slot)?;
-        let epoll = self.epoll.clone();
-        let w = self.workers.get_mut(slot)?.as_mut()?;
+        let (w, epoll) = self.worker_and_epoll(slot, generation)?;
         let was_idle = w.tasks.is_empty();
         push_task(w, task_id);
         let send = if was_idle && w.outbox.is_empty() && !w.direct_sending {
@@ -684,7 +698,7 @@ impl State {
             // Frames queued while a worker's results are applied are written
             // right after, by the thread applying them (see apply_frames).
             if !w.direct_sending && !w.applying {
-                set_epollout(&epoll, slot, w, true);
+                set_epollout(epoll, slot, w, true);
             }
             None
         };
@@ -695,9 +709,8 @@ impl State {
     /// Arms EPOLLOUT for a worker whose channel is full, so the supervisor
     /// writes the rest of its outbox once there is room.
     pub(crate) fn outbox_full(&mut self, slot: usize, generation: u32) {
-        let epoll = self.epoll.clone();
-        if let Some(w) = self.worker_mut(slot, generation) {
-            set_epollout(&epoll, slot, w, true);
+        if let Some((w, epoll)) = self.worker_and_epoll(slot, generation) {
+            set_epollout(epoll, slot, w, true);
         }
     }
 
@@ -709,8 +722,7 @@ impl State {
         generation: u32,
         rest: Option<(Arc<Vec<u8>>, usize)>,
     ) {
-        let epoll = self.epoll.clone();
-        let Some(w) = self.worker_mut(slot, generation) else {
+        let Some((w, epoll)) = self.worker_and_epoll(slot, generation) else {
             return;
         };
         w.direct_sending = false;
@@ -719,7 +731,7 @@ impl State {
             w.outbox_sent = sent;
         }
         if !w.outbox.is_empty() {
-            set_epollout(&epoll, slot, w, true);
+            set_epollout(epoll, slot, w, true);
         }
         if w.retiring.is_some() {
             self.close_if_retired(slot);
@@ -729,9 +741,8 @@ impl State {
     /// Turns EPOLLOUT off for a worker whose outbox is empty or who is being
     /// written to directly (the direct writer turns it back on if needed).
     pub(crate) fn outbox_idle(&mut self, slot: usize, generation: u32) {
-        let epoll = self.epoll.clone();
-        if let Some(w) = self.worker_mut(slot, generation) {
-            set_epollout(&epoll, slot, w, false);
+        if let Some((w, epoll)) = self.worker_and_epoll(slot, generation) {
+            set_epollout(epoll, slot, w, false);
         }
     }
 
