@@ -57,10 +57,10 @@ impl Link {
 /// until its stop's kill grace ends: its zombie keeps its pid, and so its
 /// process group id, from being reused, so that processes its handler
 /// started, still in the group, get the stop's SIGKILL safely.
-pub(crate) struct Anchor {
-    pub(crate) slot: usize,
-    pub(crate) generation: u32,
-    pub(crate) pid: libc::pid_t,
+struct Anchor {
+    slot: usize,
+    generation: u32,
+    pid: libc::pid_t,
 }
 
 /// Every worker process of a pool as the supervisor sees it: the live ones,
@@ -182,7 +182,7 @@ impl Lives {
 
     /// Ends the process group of a worker that exited (`status`), so that
     /// nothing its handler started outlives it: SIGKILL to the group, then
-    /// the reap. A worker being stopped whose grace still runs (`stopping`:
+    /// the reap. A worker being stopped whose grace still runs (`graced`:
     /// its kill timer is still due, and removes the anchor) and whose group
     /// has other members keeps its zombie (an [`Anchor`]) until its kill
     /// deadline, so those members get the whole grace after the
@@ -194,13 +194,13 @@ impl Lives {
         slot: usize,
         link: &Link,
         status: ExitStatus,
-        stopping: bool,
+        graced: bool,
     ) {
         // Reaped by somebody else: no zombie holds the group id any more.
         if !link.ours() || status == ExitStatus::Unknown {
             return;
         }
-        if stopping && sys::group_has_others(link.pid) {
+        if graced && sys::group_has_others(link.pid) {
             self.anchors.push(Anchor {
                 slot,
                 generation: link.generation,

@@ -668,7 +668,7 @@ impl Supervisor {
         let Some(link) = self.lives.take(slot, generation) else {
             return;
         };
-        let epoll = self.shared.epoll.clone();
+        let epoll = &self.shared.epoll;
         epoll.remove(link.channel.as_raw_fd());
         if !link.eof {
             epoll.remove(link.results.as_raw_fd());
@@ -677,27 +677,25 @@ impl Supervisor {
             epoll.remove(p.as_raw_fd());
         }
         // A worker that ended on its own (or was killed for breaking the
-        // protocol): its group first, so that its tasks' results are handed
-        // out once it is reaped. One stopped with a grace has its group
-        // ended after its results: looking for members left in it costs a
-        // scan of /proc, which the stop's result need not wait for.
-        // Its stop's grace, if one is still running.
-        let grace_until = self
+        // protocol) has its group ended first, so that its tasks' results
+        // are handed out once it is reaped. One whose stop's grace still
+        // runs (its kill timer is due: see `State::begin_stop`) has it ended
+        // after its results, since looking for members left in the group
+        // costs a scan of /proc that the stop's result need not wait for.
+        let graced = self
             .shared
             .state
             .lock()
             .worker_mut(slot, generation)
-            .filter(|w| w.stop.as_ref().is_some_and(Stop::planned))
             .and_then(|w| w.kill_at)
-            .filter(|&at| at > monotonic_ns());
-        let stopping = grace_until.is_some();
-        if !stopping {
+            .is_some_and(|at| at > monotonic_ns());
+        if !graced {
             self.lives.end_group_of(slot, &link, status, false);
         }
         let mut st = self.shared.state.lock();
         let Some(w) = st.workers[slot].take() else {
             drop(st);
-            if stopping {
+            if graced {
                 self.lives.end_group_of(slot, &link, status, true);
             }
             return;
@@ -720,7 +718,7 @@ impl Supervisor {
             !self.stopping && matches!(st.phase, Phase::Starting | Phase::Running | Phase::Closed);
         let counts_as_start_failure = !w.ready && live;
         drop(st);
-        if stopping {
+        if graced {
             // Anchored until the grace ends (the kill timer is still due).
             self.lives.end_group_of(slot, &link, status, true);
         }
