@@ -191,6 +191,37 @@
 #define BILLIARD_LIMIT_NONE 0
 
 /**
+ * Notice kind (and billiard_config_set_notices bit): a task started.
+ */
+#define BILLIARD_NOTICE_STARTED 1
+
+/**
+ * Notice kind (and billiard_config_set_notices bit): a task's soft time
+ * limit passed (its worker got SIGUSR1).
+ */
+#define BILLIARD_NOTICE_SOFT_LIMIT 2
+
+/**
+ * Task state: waiting in the queue.
+ */
+#define BILLIARD_TASK_QUEUED 1
+
+/**
+ * Task state: sent to a worker (pid) that has not started it.
+ */
+#define BILLIARD_TASK_SENT 2
+
+/**
+ * Task state: running on a worker (pid) since started_us.
+ */
+#define BILLIARD_TASK_RUNNING 3
+
+/**
+ * Task state: finished; its result waits to be collected.
+ */
+#define BILLIARD_TASK_DONE 4
+
+/**
  * Outcome slots in billiard_stats (room for outcomes added later).
  */
 #define BILLIARD_OUTCOME_SLOTS 8
@@ -296,10 +327,31 @@ typedef int (*billiard_handler)(void *ctx,
                                 struct billiard_reply *reply);
 
 /**
- * Runs once in each worker before its first task. Non-zero: the worker
- * does not start (billiard_pool_new fails with BILLIARD_ESPAWN).
+ * Runs once in each worker before its first task (the after-fork hook).
+ * Non-zero: the worker does not start; it is a failed start, counted by
+ * the restart intensity (billiard_pool_new fails with BILLIARD_ESPAWN
+ * while no worker ever started). The message is "initializer returned N",
+ * or what the hook passed to billiard_worker_set_error.
  */
 typedef int (*billiard_initializer)(void *ctx);
+
+/**
+ * Runs in a worker when it exits in an orderly way: the pool closed its
+ * channel (recycle, shrink, restart, close and join). Not on a crash, a
+ * kill, a stop for a task or terminate.
+ */
+typedef void (*billiard_exit_hook)(void *ctx);
+
+/**
+ * Forks a fork server (BILLIARD_START_FORKSERVER with
+ * billiard_config_set_fork_server_callback): in the parent, returns the
+ * child's pid (> 0), or a negative number when it could not fork. The
+ * child calls billiard_forkserver_serve(server_fd, ...) and then _exit()s
+ * with what it returned. Called on the thread that calls
+ * billiard_pool_new for the first server, and on the pool's own thread
+ * for each replacement (a server that died).
+ */
+typedef int (*billiard_fork_server)(void *ctx, int server_fd);
 
 /**
  * What happened, for the event callback. Valid only during the call.
@@ -377,6 +429,59 @@ typedef struct billiard_task_opts {
 } billiard_task_opts;
 
 /**
+ * Something that happened to a task before its result
+ * (billiard_pool_notices).
+ */
+typedef struct billiard_notice {
+    /**
+     * BILLIARD_NOTICE_*.
+     */
+    int32_t kind;
+    /**
+     * The worker running the task.
+     */
+    int32_t pid;
+    uint64_t task_id;
+    /**
+     * The task's tag (billiard_task_opts).
+     */
+    uint64_t tag;
+    /**
+     * When it happened: microseconds since the Unix epoch.
+     */
+    uint64_t time_us;
+    /**
+     * STARTED: from submit to the start. SOFT_LIMIT: from the start.
+     */
+    uint64_t elapsed_us;
+} billiard_notice;
+
+/**
+ * Where a task is now (billiard_task_status).
+ */
+typedef struct billiard_task_info {
+    /**
+     * Set to sizeof(billiard_task_info) before the call.
+     */
+    uint32_t struct_size;
+    /**
+     * BILLIARD_TASK_*.
+     */
+    int32_t state;
+    /**
+     * The worker holding or running it (or that ran it); 0 if none.
+     */
+    int32_t pid;
+    int32_t reserved;
+    uint64_t tag;
+    /**
+     * RUNNING: when it started, in microseconds since the Unix epoch;
+     * else 0.
+     */
+    uint64_t started_us;
+} billiard_task_info;
+
+/**
  * What a pool does now and did so far (billiard_pool_stats).
  */
 typedef struct billiard_stats {
@@ -450,6 +555,37 @@ typedef struct billiard_worker_info {
     uint64_t rss_bytes;
 } billiard_worker_info;
 
+/**
+ * Code a worker program's workers run around their lives (see
+ * billiard_worker_main_hooks). Initialise with zeros and set
+ * `struct_size`; NULL members are not run.
+ */
+typedef struct billiard_worker_hooks {
+    /**
+     * sizeof(billiard_worker_hooks).
+     */
+    uint32_t struct_size;
+    uint32_t reserved;
+    /**
+     * Runs in each worker after it came to be (a fork server's: after
+     * each fork) and before its first task, outside any time limit.
+     * Non-zero is a failed start, reported with the message given to
+     * billiard_worker_set_error (else "initializer returned N") and
+     * counted by the restart intensity.
+     */
+    billiard_initializer after_fork;
+    /**
+     * Runs in each worker when it exits in an orderly way (the pool closed
+     * its channel: recycle, shrink, restart, close); not on a crash, a
+     * kill, a stop for a task or terminate.
+     */
+    billiard_exit_hook at_exit;
+    /**
+     * Passed to both hooks.
+     */
+    void *ctx;
+} billiard_worker_hooks;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -493,6 +629,38 @@ int billiard_config_set_handler(struct billiard_config *cfg, billiard_handler ha
 int billiard_config_set_initializer(struct billiard_config *cfg,
                                     billiard_initializer initializer,
                                     void *ctx);
+
+/**
+ * Code run in each FORK worker when it exits in an orderly way (see
+ * billiard_exit_hook), with its context. NULL removes it. Worker programs
+ * pass theirs to billiard_worker_main_hooks.
+ */
+int billiard_config_set_at_exit(struct billiard_config *cfg, billiard_exit_hook at_exit, void *ctx);
+
+/**
+ * Which notices the pool keeps for billiard_pool_notices: a bit set of
+ * BILLIARD_NOTICE_STARTED and BILLIARD_NOTICE_SOFT_LIMIT (default 0:
+ * none, and no cost). Unknown bits are BILLIARD_EINVAL.
+ */
+int billiard_config_set_notices(struct billiard_config *cfg, uint32_t kinds);
+
+/**
+ * FORKSERVER with a fork server the host forks itself, in its own
+ * language (Python's os.fork, Ruby's Process.fork: their at-fork handlers
+ * run), instead of a worker program: the pool makes the control socket
+ * and calls `fork_server` with the server's end, which forks; the child
+ * calls billiard_forkserver_serve. Every worker is forked from that
+ * server, so it has the host's code, data and closures as they were when
+ * the server was forked. Sets the start method to FORKSERVER; no worker
+ * argv, handler or hooks go in the config (the child passes its own).
+ * If the server dies, its workers' tasks end as for any death and the
+ * pool calls `fork_server` again, on its own thread (counted by the
+ * restart intensity). `ctx` must stay valid while any pool made from this
+ * config exists. NULL removes it.
+ */
+int billiard_config_set_fork_server_callback(struct billiard_config *cfg,
+                                             billiard_fork_server fork_server,
+                                             void *ctx);
 
 /**
  * Whether workers close every inherited fd except 0, 1, 2, their own
@@ -773,6 +941,53 @@ void billiard_pool_free(struct billiard_pool *pool);
 int billiard_task_cancel(struct billiard_pool *pool, uint64_t task_id);
 
 /**
+ * billiard_task_cancel with `signal` as the first signal a running task's
+ * worker (and its process group) gets instead of SIGTERM: SIGKILL kills at
+ * once; another (SIGUSR1, SIGINT) lets the task react, and SIGKILL follows
+ * after the kill grace. The same exactly-once rules as billiard_task_cancel.
+ * BILLIARD_EINVAL for a number that is not a signal. Thread-safe; never
+ * blocks.
+ */
+int billiard_task_cancel_signal(struct billiard_pool *pool, uint64_t task_id, int signal);
+
+/**
+ * Sends `signal` to the worker process running task `task_id` without
+ * cancelling the task (billiard's terminate_job without the stop: SIGUSR1
+ * to make a Python task raise, say). Sent only while that task runs, never
+ * to the task after it. BILLIARD_ENOTFOUND when the task is not running
+ * (queued, not started yet, finished, or its worker is being stopped):
+ * nothing was sent. A signal that kills the worker ends the task
+ * BILLIARD_OUTCOME_WORKER_LOST. Thread-safe; never blocks.
+ */
+int billiard_task_signal(struct billiard_pool *pool, uint64_t task_id, int signal);
+
+/**
+ * Takes up to `cap` waiting notices into `out`, oldest first, and their
+ * number into `*count` (0: none). Never blocks and never takes a result.
+ * Notices are kept only for the kinds turned on with
+ * billiard_config_set_notices, each once, until read; billiard_pool_fd is
+ * readable while a notice or a result waits. A task's STARTED notice is
+ * queued before its result is handed out (to billiard_pool_wait,
+ * billiard_task_wait or the fd), and only for a task that started.
+ * Thread-safe.
+ */
+int billiard_pool_notices(struct billiard_pool *pool,
+                          struct billiard_notice *out,
+                          size_t cap,
+                          size_t *count);
+
+/**
+ * Where task `task_id` is now: queued, sent to a worker, running (which
+ * worker, since when) or done with its result waiting (for `inspect
+ * active`, billiard's ApplyResult.accepted()). Works whether or not
+ * notices are on; costs one lock. BILLIARD_ENOTFOUND for an unknown task
+ * or a collected result. Thread-safe.
+ */
+int billiard_task_status(struct billiard_pool *pool,
+                         uint64_t task_id,
+                         struct billiard_task_info *out);
+
+/**
  * Grows or shrinks the pool to `n` workers (1 to 4096). Growing starts
  * workers at once; shrinking retires idle workers first, then the least
  * busy ones, each after the tasks it holds (nothing is lost). Returns at
@@ -882,6 +1097,12 @@ const char *billiard_version(void);
 int billiard_abi_version(void);
 
 /**
+ * Inside an after-fork hook (or a FORK initializer): the message the pool
+ * reports when the hook then returns non-zero. Copied; NULL clears it.
+ */
+void billiard_worker_set_error(const char *message);
+
+/**
  * The whole life of a worker program (SPAWN and FORKSERVER): call it from
  * main() with the task handler and its context. It finds the channel the
  * pool passed (fds named in BILLIARD_* environment variables, which it
@@ -905,6 +1126,38 @@ int billiard_abi_version(void);
  * Call it while the program runs only one thread.
  */
 int billiard_worker_main(billiard_handler handler, void *ctx);
+
+/**
+ * billiard_worker_main with worker hooks (NULL: none): `after_fork` runs
+ * in each worker before its first task (a SPAWN worker: in this call; a
+ * fork server's worker: after each fork), `at_exit` at its orderly end.
+ * Needed under FORKSERVER, where per-worker set-up (reconnect, reseed)
+ * must run after the fork, and where workers end with _exit (no atexit
+ * handler of the program runs: put what must run in `at_exit`).
+ */
+int billiard_worker_main_hooks(billiard_handler handler,
+                               void *ctx,
+                               const struct billiard_worker_hooks *hooks);
+
+/**
+ * In the child of the fork a pool asked for (see
+ * billiard_config_set_fork_server_callback): serves as the pool's fork
+ * server on `server_fd` until the pool is done with it, forking one worker
+ * per request; each runs `handler` (with the hooks, NULL: none). Every
+ * worker is a fork of this process, so it has the code, data and closures
+ * the host had when it forked the server. Returns the exit code (0 when
+ * the pool closed the socket): call _exit() with it. Returns
+ * BILLIARD_EINVAL at once when `server_fd` is not the server end of a
+ * socket a pool made for a fork server in this process.
+ *
+ * The child must not use the host's threads (they do not exist there) or
+ * locks they may have held; this call takes none. Its workers get SIGKILL
+ * when it dies; it gets SIGKILL when the thread that forked it exits.
+ */
+int billiard_forkserver_serve(int server_fd,
+                              billiard_handler handler,
+                              void *ctx,
+                              const struct billiard_worker_hooks *hooks);
 
 /**
  * Inside a worker: true once the soft time limit of the task it runs has

@@ -18,6 +18,28 @@ pub type Handler = Arc<dyn Fn(&[u8], &mut Reply) -> std::result::Result<(), Stri
 /// from starting; the message reaches the host.
 pub type Initializer = Arc<dyn Fn() -> std::result::Result<(), String> + Send + Sync>;
 
+/// Runs in a worker when it exits in an orderly way: the pool closed its
+/// channel (recycle, shrink, restart, close). Not on a crash, a kill or a
+/// stop for a task.
+pub type ExitHook = Arc<dyn Fn() + Send + Sync>;
+
+/// Code each worker runs around its life, whatever the start method:
+/// `after_fork` once after the worker came to be and before its first task
+/// (outside any time limit; an `Err` is a failed start, reported with its
+/// message and counted by the restart intensity), `at_exit` when it exits
+/// in an orderly way ([`ExitHook`]).
+#[derive(Clone, Default)]
+pub struct WorkerHooks {
+    pub after_fork: Option<Initializer>,
+    pub at_exit: Option<ExitHook>,
+}
+
+/// Forks a fork server in the host's own language (see
+/// [`Config::fork_server_by_host`]): given the server's end of the control
+/// socket, returns the child's pid; the child calls
+/// [`crate::worker::serve_host_forked`].
+pub type ServerFork = Arc<dyn Fn(RawFd) -> std::result::Result<libc::pid_t, String> + Send + Sync>;
+
 /// How workers are started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartMethod {
@@ -37,7 +59,8 @@ pub struct Config {
     pub(crate) workers: usize,
     pub(crate) start_method: StartMethod,
     pub(crate) handler: Option<Handler>,
-    pub(crate) initializer: Option<Initializer>,
+    pub(crate) hooks: WorkerHooks,
+    pub(crate) notices: NoticeKinds,
     pub(crate) close_inherited_fds: bool,
     pub(crate) keep_fds: Vec<RawFd>,
     pub(crate) max_frame: usize,
@@ -46,8 +69,25 @@ pub struct Config {
     pub(crate) use_pidfd: bool,
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) program: WorkerProgram,
+    pub(crate) server_fork: Option<ServerFork>,
     pub(crate) limits: Limits,
     pub(crate) on_event: Option<EventHandler>,
+}
+
+/// Which notices a pool keeps for its host (see [`crate::Notice`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoticeKinds {
+    /// A task started (id, worker pid, time).
+    pub started: bool,
+    /// A task's soft time limit passed.
+    pub soft_limit: bool,
+}
+
+impl NoticeKinds {
+    /// Whether any kind is on.
+    pub fn any(&self) -> bool {
+        self.started || self.soft_limit
+    }
 }
 
 /// Called on the pool's supervisor thread for each [`Event`]. It must not
@@ -130,7 +170,9 @@ impl std::fmt::Debug for Config {
             .field("workers", &self.workers)
             .field("start_method", &self.start_method)
             .field("handler", &self.handler.is_some())
-            .field("initializer", &self.initializer.is_some())
+            .field("after_fork", &self.hooks.after_fork.is_some())
+            .field("at_exit", &self.hooks.at_exit.is_some())
+            .field("notices", &self.notices)
             .field("close_inherited_fds", &self.close_inherited_fds)
             .field("keep_fds", &self.keep_fds)
             .field("max_frame", &self.max_frame)
@@ -161,7 +203,9 @@ impl Config {
             workers: 0,
             start_method: StartMethod::Fork,
             handler: None,
-            initializer: None,
+            hooks: WorkerHooks::default(),
+            server_fork: None,
+            notices: NoticeKinds::default(),
             close_inherited_fds: true,
             keep_fds: Vec::new(),
             max_frame: DEFAULT_MAX_FRAME,
@@ -342,12 +386,41 @@ impl Config {
         self
     }
 
-    /// Code run once in each worker before its first task.
+    /// Code run once in each worker before its first task (FORK; worker
+    /// programs set theirs with their entry call).
     pub fn initializer<F>(mut self, f: F) -> Self
     where
         F: Fn() -> std::result::Result<(), String> + Send + Sync + 'static,
     {
-        self.initializer = Some(Arc::new(f));
+        self.hooks.after_fork = Some(Arc::new(f));
+        self
+    }
+
+    /// Code run in each worker when it exits in an orderly way (FORK;
+    /// see [`ExitHook`]).
+    pub fn at_exit<F>(mut self, f: F) -> Self
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.hooks.at_exit = Some(Arc::new(f));
+        self
+    }
+
+    /// FORKSERVER with a fork server the host forks itself (`None`: the
+    /// worker program's). The pool calls `fork` with the server's end of a
+    /// control socket it made; the child calls
+    /// [`crate::worker::serve_host_forked`] with it. The first server is
+    /// forked on the thread that calls [`crate::Pool::new`], a replacement
+    /// (after the server died) on the pool's own thread.
+    pub fn fork_server_by_host(mut self, fork: Option<ServerFork>) -> Self {
+        self.server_fork = fork;
+        self
+    }
+
+    /// Which notices the pool keeps for the host ([`crate::Pool::notices`]).
+    /// Off by default; costs nothing while off.
+    pub fn notices(mut self, kinds: NoticeKinds) -> Self {
+        self.notices = kinds;
         self
     }
 
@@ -423,6 +496,12 @@ impl Config {
     /// Checks that the start method has what it needs.
     pub(crate) fn validate(&self) -> Result<()> {
         check_soft_below_hard(self.limits.soft_time, self.limits.hard_time, "the pool's")?;
+        if self.server_fork.is_some() && self.start_method != StartMethod::ForkServer {
+            return Err(Error::InvalidArgument(format!(
+                "a fork server callback needs the ForkServer start method, not {:?}",
+                self.start_method
+            )));
+        }
         match self.start_method {
             StartMethod::Fork => {
                 if self.handler.is_none() {
@@ -433,16 +512,20 @@ impl Config {
             }
             StartMethod::Spawn | StartMethod::ForkServer => {
                 let method = self.start_method;
-                if self.program.argv.is_empty() {
+                let by_host = self.server_fork.is_some();
+                if self.program.argv.is_empty() && !by_host {
                     return Err(Error::InvalidArgument(format!(
                         "the {method:?} start method needs a worker program (worker argv)"
                     )));
                 }
-                if self.handler.is_some() || self.initializer.is_some() {
+                if self.handler.is_some()
+                    || self.hooks.after_fork.is_some()
+                    || self.hooks.at_exit.is_some()
+                {
                     return Err(Error::InvalidArgument(format!(
-                        "a handler or initializer set in the config runs only in FORK workers; \
-                         {method:?} workers run the worker program, which passes its own \
-                         handler to billiard_worker_main"
+                        "a handler, initializer or at-exit hook set in the config runs only in \
+                         FORK workers; {method:?} workers run the worker program, which passes \
+                         its own to billiard_worker_main"
                     )));
                 }
             }

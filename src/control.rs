@@ -13,6 +13,7 @@
 //! | 4136   | u64            | both   | `cancels`: entries of `cancel` in use |
 //! | 4144   | [u64; 256]     | both   | `cancel`: ids of tasks not to start (0: free) |
 //! | 6192   | u64            | both   | `running`: the task the worker started last, with flag bits (below) |
+//! | 6200   | u64            | pool   | `ack_starts`: non-zero asks the worker to send an ACK for each task it starts |
 //!
 //! A worker says it reads this page with the HELLO feature
 //! [`crate::protocol::FEATURE_CONTROL`].
@@ -41,6 +42,14 @@
 //! - the worker's (or `running` already names a later task): the task
 //!   finished; the pool does not stop the worker, and for a cancel drops
 //!   the result it produced.
+//!
+//! **Signalling a worker for one task without stopping it** uses a third
+//! flag, `HOLD`: under the state lock the pool swaps `id` for `id | HOLD`,
+//! sends the signal, and swaps back. A worker whose end-of-task swap finds
+//! `HOLD` waits (yielding) until it is gone; the signal is pending by then,
+//! and the next system call it makes (the yield, or the RESULT's write)
+//! delivers it, before it can start another task. If the pool's swap
+//! fails, the task is done and nothing is sent.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -62,16 +71,21 @@ struct Words {
     cancels: AtomicU64,
     cancel: [AtomicU64; CANCEL_SLOTS],
     running: AtomicU64,
+    ack_starts: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Words>() <= 4096);
 const _: () = assert!(std::mem::offset_of!(Words, cancel) == 48);
 const _: () = assert!(std::mem::offset_of!(Words, running) == 2096);
+const _: () = assert!(std::mem::offset_of!(Words, ack_starts) == 2104);
 
 /// In `running`: the worker finished the task.
 pub const RUNNING_DONE: u64 = 1 << 63;
 /// In `running`: the pool claimed a stop of the worker for the task.
 pub const RUNNING_STOP: u64 = 1 << 62;
+/// In `running`: the pool is signalling the worker for the task (without
+/// stopping it); the worker's end-of-task swap waits until it is gone.
+pub const RUNNING_HOLD: u64 = 1 << 61;
 
 /// What [`ControlPage::claim_stop`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,11 +184,60 @@ impl<'a> ControlPage<'a> {
 
     /// In the worker: task `id` is done. False if the pool claimed a stop
     /// for it first: then the worker must start nothing more.
+    /// While the pool holds the task to signal the worker (`RUNNING_HOLD`)
+    /// it waits, yielding: the signal is pending once the hold is gone, and
+    /// the next system call (the yield, or the RESULT's write) delivers it,
+    /// so it lands on this task, never on the next.
     pub(crate) fn end_task(&self, id: u64) -> bool {
+        loop {
+            match self.words.running.compare_exchange(
+                id,
+                id | RUNNING_DONE,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) if now == id | RUNNING_HOLD => {
+                    // SAFETY: sched_yield has no preconditions.
+                    unsafe { libc::sched_yield() };
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// In the pool: holds task `id` (which the pool saw start) while it
+    /// sends the worker a signal meant for that task. False if the task is
+    /// done (or being stopped): then no signal may be sent for it. Every
+    /// hold is released ([`ControlPage::release_hold`]) right after the
+    /// signal, under the same state lock that a stop's claim takes.
+    pub(crate) fn hold(&self, id: u64) -> bool {
         self.words
             .running
-            .compare_exchange(id, id | RUNNING_DONE, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(id, id | RUNNING_HOLD, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
+    }
+
+    /// In the pool: ends a [`ControlPage::hold`].
+    pub(crate) fn release_hold(&self, id: u64) {
+        let _ = self.words.running.compare_exchange(
+            id | RUNNING_HOLD,
+            id,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    /// In the pool: asks the worker to send an ACK frame for every task it
+    /// starts (after the cancel list said to run it), so that the pool
+    /// learns of each start at once ([`crate::Notice`]).
+    pub(crate) fn ask_for_acks(&self) {
+        self.words.ack_starts.store(1, Ordering::Release);
+    }
+
+    /// In the worker: whether the pool wants an ACK for each start.
+    pub(crate) fn acks_wanted(&self) -> bool {
+        self.words.ack_starts.load(Ordering::Relaxed) != 0
     }
 
     /// In the pool: claims the stop of the worker for task `id`, which the
@@ -260,6 +323,28 @@ mod tests {
             });
             assert_ne!(pool == StopClaim::Claimed, worker, "exactly one side wins");
         }
+    }
+
+    #[test]
+    fn a_held_task_cannot_end_until_the_hold_is_released_nor_be_held_once_done() {
+        let area = Area::new(4096).unwrap();
+        let c = area.control();
+        c.begin_task(3);
+        assert!(c.hold(3));
+        assert!(!c.hold(2), "only the task that runs");
+        let ended = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(c.end_task(3));
+                ended.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!ended.load(Ordering::SeqCst), "the end waits for the hold");
+            c.release_hold(3);
+        });
+        assert!(ended.load(Ordering::SeqCst));
+        assert!(!c.hold(3), "a finished task is not held");
+        assert_eq!(c.claim_stop(3), StopClaim::Finished);
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //! ```
 
 /// cbindgen:ignore
+mod adopted;
+/// cbindgen:ignore
 mod area;
 /// cbindgen:ignore
 pub mod config;
@@ -41,7 +43,10 @@ mod watch;
 /// cbindgen:ignore
 pub mod worker;
 
-pub use config::{Config, Event, StartMethod};
+pub use config::{Config, Event, NoticeKinds, StartMethod, WorkerHooks};
 pub use error::{Error, Result};
-pub use pool::{Limit, Outcome, Pool, Stats, TaskOptions, TaskResult, WorkerInfo, WorkerState};
+pub use pool::{
+    Limit, Notice, NoticeKind, Outcome, Pool, Stats, TaskOptions, TaskResult, TaskState,
+    TaskStatus, WorkerInfo, WorkerState,
+};
 pub use worker::Reply;

@@ -319,3 +319,8 @@ fn header_compiles_alone_as_c_and_cpp() {
         );
     }
 }
+
+#[test]
+fn c_frameworks() {
+    run_with_every_start_method("tests/c/frameworks.c");
+}

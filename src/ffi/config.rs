@@ -9,7 +9,8 @@ use super::{arg_mut, arg_timeout, call};
 use std::ffi::{c_char, CStr};
 use std::sync::Arc;
 
-use crate::config::{Config, Handler, StartMethod};
+use super::pool::{BILLIARD_NOTICE_SOFT_LIMIT, BILLIARD_NOTICE_STARTED};
+use crate::config::{Config, ExitHook, Handler, Initializer, NoticeKinds, ServerFork, StartMethod};
 use crate::error::Error;
 
 /// Start method: fork the host from the pool's own thread; workers call
@@ -45,9 +46,27 @@ pub type billiard_handler = Option<
     ) -> c_int,
 >;
 
-/// Runs once in each worker before its first task. Non-zero: the worker
-/// does not start (billiard_pool_new fails with BILLIARD_ESPAWN).
+/// Runs once in each worker before its first task (the after-fork hook).
+/// Non-zero: the worker does not start; it is a failed start, counted by
+/// the restart intensity (billiard_pool_new fails with BILLIARD_ESPAWN
+/// while no worker ever started). The message is "initializer returned N",
+/// or what the hook passed to billiard_worker_set_error.
 pub type billiard_initializer = Option<unsafe extern "C" fn(ctx: *mut c_void) -> c_int>;
+
+/// Runs in a worker when it exits in an orderly way: the pool closed its
+/// channel (recycle, shrink, restart, close and join). Not on a crash, a
+/// kill, a stop for a task or terminate.
+pub type billiard_exit_hook = Option<unsafe extern "C" fn(ctx: *mut c_void)>;
+
+/// Forks a fork server (BILLIARD_START_FORKSERVER with
+/// billiard_config_set_fork_server_callback): in the parent, returns the
+/// child's pid (> 0), or a negative number when it could not fork. The
+/// child calls billiard_forkserver_serve(server_fd, ...) and then _exit()s
+/// with what it returned. Called on the thread that calls
+/// billiard_pool_new for the first server, and on the pool's own thread
+/// for each replacement (a server that died).
+pub type billiard_fork_server =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, server_fd: c_int) -> c_int>;
 
 /// Pool configuration (opaque). Not thread-safe: build it on one thread.
 pub struct billiard_config {
@@ -178,19 +197,115 @@ pub unsafe extern "C" fn billiard_config_set_initializer(
     ctx: *mut c_void,
 ) -> c_int {
     update(cfg, |mut c| {
-        let Some(f) = initializer else {
-            c.initializer = None;
-            return Ok(c);
+        c.hooks.after_fork = c_after_fork(initializer, ctx);
+        Ok(c)
+    })
+}
+
+/// A C after-fork hook and its context as an [`Initializer`] (NULL: none).
+/// A failing hook's message is what it gave billiard_worker_set_error.
+pub(crate) fn c_after_fork(
+    initializer: billiard_initializer,
+    ctx: *mut c_void,
+) -> Option<Initializer> {
+    let cb = CCallback {
+        f: initializer?,
+        ctx,
+    };
+    Some(Arc::new(move || {
+        let (f, ctx) = cb.parts();
+        super::worker::take_hook_error();
+        // SAFETY: the host's hook with its own context.
+        match unsafe { f(ctx) } {
+            0 => Ok(()),
+            rc => Err(super::worker::take_hook_error()
+                .unwrap_or_else(|| format!("initializer returned {rc}"))),
+        }
+    }))
+}
+
+/// A C at-exit hook and its context as an [`ExitHook`] (NULL: none).
+pub(crate) fn c_at_exit(at_exit: billiard_exit_hook, ctx: *mut c_void) -> Option<ExitHook> {
+    let cb = CCallback { f: at_exit?, ctx };
+    Some(Arc::new(move || {
+        let (f, ctx) = cb.parts();
+        // SAFETY: the host's hook with its own context.
+        unsafe { f(ctx) }
+    }))
+}
+
+/// Code run in each FORK worker when it exits in an orderly way (see
+/// billiard_exit_hook), with its context. NULL removes it. Worker programs
+/// pass theirs to billiard_worker_main_hooks.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_at_exit(
+    cfg: *mut billiard_config,
+    at_exit: billiard_exit_hook,
+    ctx: *mut c_void,
+) -> c_int {
+    update(cfg, |mut c| {
+        c.hooks.at_exit = c_at_exit(at_exit, ctx);
+        Ok(c)
+    })
+}
+
+/// Which notices the pool keeps for billiard_pool_notices: a bit set of
+/// BILLIARD_NOTICE_STARTED and BILLIARD_NOTICE_SOFT_LIMIT (default 0:
+/// none, and no cost). Unknown bits are BILLIARD_EINVAL.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_notices(
+    cfg: *mut billiard_config,
+    kinds: u32,
+) -> c_int {
+    update(cfg, |c| {
+        let known = (BILLIARD_NOTICE_STARTED | BILLIARD_NOTICE_SOFT_LIMIT) as u32;
+        if kinds & !known != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "unknown notice kinds {:#x} (known: BILLIARD_NOTICE_STARTED, \
+                 BILLIARD_NOTICE_SOFT_LIMIT)",
+                kinds & !known
+            )));
+        }
+        Ok(c.notices(NoticeKinds {
+            started: kinds & BILLIARD_NOTICE_STARTED as u32 != 0,
+            soft_limit: kinds & BILLIARD_NOTICE_SOFT_LIMIT as u32 != 0,
+        }))
+    })
+}
+
+/// FORKSERVER with a fork server the host forks itself, in its own
+/// language (Python's os.fork, Ruby's Process.fork: their at-fork handlers
+/// run), instead of a worker program: the pool makes the control socket
+/// and calls `fork_server` with the server's end, which forks; the child
+/// calls billiard_forkserver_serve. Every worker is forked from that
+/// server, so it has the host's code, data and closures as they were when
+/// the server was forked. Sets the start method to FORKSERVER; no worker
+/// argv, handler or hooks go in the config (the child passes its own).
+/// If the server dies, its workers' tasks end as for any death and the
+/// pool calls `fork_server` again, on its own thread (counted by the
+/// restart intensity). `ctx` must stay valid while any pool made from this
+/// config exists. NULL removes it.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_config_set_fork_server_callback(
+    cfg: *mut billiard_config,
+    fork_server: billiard_fork_server,
+    ctx: *mut c_void,
+) -> c_int {
+    update(cfg, |c| {
+        let Some(f) = fork_server else {
+            return Ok(c.fork_server_by_host(None));
         };
         let cb = CCallback { f, ctx };
-        Ok(c.initializer(move || {
-            // SAFETY: the host's initializer with its own context.
+        let fork: ServerFork = Arc::new(move |server_fd| {
             let (f, ctx) = cb.parts();
-            match unsafe { f(ctx) } {
-                0 => Ok(()),
-                rc => Err(format!("initializer returned {rc}")),
+            // SAFETY: the host's callback with its own context.
+            match unsafe { f(ctx, server_fd) } {
+                pid if pid > 0 => Ok(pid),
+                rc => Err(format!("the fork server callback returned {rc}")),
             }
-        }))
+        });
+        Ok(c.fork_server_by_host(Some(fork))
+            .start_method(StartMethod::ForkServer))
     })
 }
 

@@ -9,7 +9,7 @@ use super::error::fail;
 use super::result::billiard_result;
 use super::{arg_bytes, arg_mut, arg_ref, arg_timeout, call};
 use crate::error::Error;
-use crate::pool::{Limit, Pool, TaskOptions, WorkerState};
+use crate::pool::{Limit, NoticeKind, Pool, TaskOptions, TaskState, WorkerState};
 
 /// Submit flag: fail with BILLIARD_EFULL instead of blocking on a full queue.
 pub const BILLIARD_SUBMIT_NONBLOCK: u32 = 1;
@@ -302,6 +302,173 @@ pub unsafe extern "C" fn billiard_pool_free(pool: *mut billiard_pool) {
 #[no_mangle]
 pub unsafe extern "C" fn billiard_task_cancel(pool: *mut billiard_pool, task_id: u64) -> c_int {
     with_pool(pool, |p| p.cancel(task_id))
+}
+
+/// billiard_task_cancel with `signal` as the first signal a running task's
+/// worker (and its process group) gets instead of SIGTERM: SIGKILL kills at
+/// once; another (SIGUSR1, SIGINT) lets the task react, and SIGKILL follows
+/// after the kill grace. The same exactly-once rules as billiard_task_cancel.
+/// BILLIARD_EINVAL for a number that is not a signal. Thread-safe; never
+/// blocks.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_task_cancel_signal(
+    pool: *mut billiard_pool,
+    task_id: u64,
+    signal: c_int,
+) -> c_int {
+    with_pool(pool, |p| p.cancel_with_signal(task_id, signal))
+}
+
+/// Sends `signal` to the worker process running task `task_id` without
+/// cancelling the task (billiard's terminate_job without the stop: SIGUSR1
+/// to make a Python task raise, say). Sent only while that task runs, never
+/// to the task after it. BILLIARD_ENOTFOUND when the task is not running
+/// (queued, not started yet, finished, or its worker is being stopped):
+/// nothing was sent. A signal that kills the worker ends the task
+/// BILLIARD_OUTCOME_WORKER_LOST. Thread-safe; never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_task_signal(
+    pool: *mut billiard_pool,
+    task_id: u64,
+    signal: c_int,
+) -> c_int {
+    with_pool(pool, |p| p.signal_task(task_id, signal))
+}
+
+/// Notice kind (and billiard_config_set_notices bit): a task started.
+pub const BILLIARD_NOTICE_STARTED: i32 = 1;
+/// Notice kind (and billiard_config_set_notices bit): a task's soft time
+/// limit passed (its worker got SIGUSR1).
+pub const BILLIARD_NOTICE_SOFT_LIMIT: i32 = 2;
+
+/// Something that happened to a task before its result
+/// (billiard_pool_notices).
+#[repr(C)]
+pub struct billiard_notice {
+    /// BILLIARD_NOTICE_*.
+    pub kind: i32,
+    /// The worker running the task.
+    pub pid: i32,
+    pub task_id: u64,
+    /// The task's tag (billiard_task_opts).
+    pub tag: u64,
+    /// When it happened: microseconds since the Unix epoch.
+    pub time_us: u64,
+    /// STARTED: from submit to the start. SOFT_LIMIT: from the start.
+    pub elapsed_us: u64,
+}
+
+/// Takes up to `cap` waiting notices into `out`, oldest first, and their
+/// number into `*count` (0: none). Never blocks and never takes a result.
+/// Notices are kept only for the kinds turned on with
+/// billiard_config_set_notices, each once, until read; billiard_pool_fd is
+/// readable while a notice or a result waits. A task's STARTED notice is
+/// queued before its result is handed out (to billiard_pool_wait,
+/// billiard_task_wait or the fd), and only for a task that started.
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_pool_notices(
+    pool: *mut billiard_pool,
+    out: *mut billiard_notice,
+    cap: usize,
+    count: *mut usize,
+) -> c_int {
+    with_pool(pool, |p| {
+        let count = unsafe { arg_mut(count, "count") }?;
+        *count = 0;
+        if out.is_null() && cap > 0 {
+            return Err(Error::InvalidArgument(format!(
+                "out is NULL with a capacity of {cap}"
+            )));
+        }
+        let notices = p.notices(cap);
+        for (i, n) in notices.iter().enumerate() {
+            let notice = billiard_notice {
+                kind: match n.kind {
+                    NoticeKind::Started => BILLIARD_NOTICE_STARTED,
+                    NoticeKind::SoftLimit => BILLIARD_NOTICE_SOFT_LIMIT,
+                },
+                pid: n.pid,
+                task_id: n.task_id,
+                tag: n.tag,
+                time_us: unix_us(n.at),
+                elapsed_us: n.elapsed.as_micros() as u64,
+            };
+            // SAFETY: out has room for cap entries and i < cap.
+            unsafe { out.add(i).write(notice) };
+        }
+        *count = notices.len();
+        Ok(())
+    })
+}
+
+/// Microseconds since the Unix epoch (0 before it).
+fn unix_us(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Task state: waiting in the queue.
+pub const BILLIARD_TASK_QUEUED: i32 = 1;
+/// Task state: sent to a worker (pid) that has not started it.
+pub const BILLIARD_TASK_SENT: i32 = 2;
+/// Task state: running on a worker (pid) since started_us.
+pub const BILLIARD_TASK_RUNNING: i32 = 3;
+/// Task state: finished; its result waits to be collected.
+pub const BILLIARD_TASK_DONE: i32 = 4;
+
+/// Where a task is now (billiard_task_status).
+#[repr(C)]
+pub struct billiard_task_info {
+    /// Set to sizeof(billiard_task_info) before the call.
+    pub struct_size: u32,
+    /// BILLIARD_TASK_*.
+    pub state: i32,
+    /// The worker holding or running it (or that ran it); 0 if none.
+    pub pid: i32,
+    pub reserved: i32,
+    pub tag: u64,
+    /// RUNNING: when it started, in microseconds since the Unix epoch;
+    /// else 0.
+    pub started_us: u64,
+}
+
+/// Where task `task_id` is now: queued, sent to a worker, running (which
+/// worker, since when) or done with its result waiting (for `inspect
+/// active`, billiard's ApplyResult.accepted()). Works whether or not
+/// notices are on; costs one lock. BILLIARD_ENOTFOUND for an unknown task
+/// or a collected result. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_task_status(
+    pool: *mut billiard_pool,
+    task_id: u64,
+    out: *mut billiard_task_info,
+) -> c_int {
+    with_pool(pool, |p| {
+        let out = unsafe { arg_mut(out, "out") }?;
+        let size = std::mem::size_of::<billiard_task_info>() as u32;
+        if out.struct_size < size {
+            return Err(Error::InvalidArgument(format!(
+                "out->struct_size is {}; set it to sizeof(billiard_task_info) ({size})",
+                out.struct_size
+            )));
+        }
+        let st = p.task_status(task_id)?;
+        *out = billiard_task_info {
+            struct_size: size,
+            state: match st.state {
+                TaskState::Queued => BILLIARD_TASK_QUEUED,
+                TaskState::Sent => BILLIARD_TASK_SENT,
+                TaskState::Running => BILLIARD_TASK_RUNNING,
+                TaskState::Done => BILLIARD_TASK_DONE,
+            },
+            pid: st.pid,
+            reserved: 0,
+            tag: st.tag,
+            started_us: st.started.map_or(0, unix_us),
+        };
+        Ok(())
+    })
 }
 
 /// Grows or shrinks the pool to `n` workers (1 to 4096). Growing starts

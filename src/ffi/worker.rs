@@ -1,9 +1,87 @@
 //! The worker side of the C ABI for worker programs (SPAWN, FORKSERVER).
 
-use std::ffi::{c_int, c_void};
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void, CStr};
 
-use super::config::{billiard_handler, c_handler};
+use super::arg_ref;
+use super::config::{
+    billiard_exit_hook, billiard_handler, billiard_initializer, c_after_fork, c_at_exit, c_handler,
+};
 use super::error::{status, BILLIARD_EPANIC};
+use crate::config::WorkerHooks;
+use crate::error::Error;
+
+/// Code a worker program's workers run around their lives (see
+/// billiard_worker_main_hooks). Initialise with zeros and set
+/// `struct_size`; NULL members are not run.
+#[repr(C)]
+pub struct billiard_worker_hooks {
+    /// sizeof(billiard_worker_hooks).
+    pub struct_size: u32,
+    pub reserved: u32,
+    /// Runs in each worker after it came to be (a fork server's: after
+    /// each fork) and before its first task, outside any time limit.
+    /// Non-zero is a failed start, reported with the message given to
+    /// billiard_worker_set_error (else "initializer returned N") and
+    /// counted by the restart intensity.
+    pub after_fork: billiard_initializer,
+    /// Runs in each worker when it exits in an orderly way (the pool closed
+    /// its channel: recycle, shrink, restart, close); not on a crash, a
+    /// kill, a stop for a task or terminate.
+    pub at_exit: billiard_exit_hook,
+    /// Passed to both hooks.
+    pub ctx: *mut c_void,
+}
+
+thread_local! {
+    /// What a failing after-fork hook gave billiard_worker_set_error.
+    static HOOK_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Takes the message a failing hook left (and clears it).
+pub(crate) fn take_hook_error() -> Option<String> {
+    HOOK_ERROR.with(|e| e.borrow_mut().take())
+}
+
+/// Inside an after-fork hook (or a FORK initializer): the message the pool
+/// reports when the hook then returns non-zero. Copied; NULL clears it.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_worker_set_error(message: *const c_char) {
+    boundary!((), {
+        let text = (!message.is_null())
+            // SAFETY: the caller passes a NUL-terminated string.
+            .then(|| {
+                unsafe { CStr::from_ptr(message) }
+                    .to_string_lossy()
+                    .into_owned()
+            });
+        HOOK_ERROR.with(|e| *e.borrow_mut() = text);
+    })
+}
+
+/// The hooks behind a C pointer (NULL: none), checked.
+///
+/// # Safety
+/// `hooks` is NULL or points to a `billiard_worker_hooks` of at least
+/// `struct_size` bytes.
+unsafe fn hooks_from(hooks: *const billiard_worker_hooks) -> Result<WorkerHooks, Error> {
+    if hooks.is_null() {
+        return Ok(WorkerHooks::default());
+    }
+    // SAFETY: as the function's contract says.
+    let h = unsafe { arg_ref(hooks, "hooks") }?;
+    if (h.struct_size as usize) < std::mem::size_of::<billiard_worker_hooks>() {
+        return Err(Error::InvalidArgument(format!(
+            "hooks->struct_size is {}; set it to sizeof(billiard_worker_hooks) ({})",
+            h.struct_size,
+            std::mem::size_of::<billiard_worker_hooks>()
+        )));
+    }
+    Ok(WorkerHooks {
+        after_fork: c_after_fork(h.after_fork, h.ctx),
+        at_exit: c_at_exit(h.at_exit, h.ctx),
+    })
+}
 
 /// The whole life of a worker program (SPAWN and FORKSERVER): call it from
 /// main() with the task handler and its context. It finds the channel the
@@ -31,8 +109,62 @@ pub unsafe extern "C" fn billiard_worker_main(
     handler: billiard_handler,
     ctx: *mut c_void,
 ) -> c_int {
+    // SAFETY: no hooks.
+    unsafe { billiard_worker_main_hooks(handler, ctx, std::ptr::null()) }
+}
+
+/// billiard_worker_main with worker hooks (NULL: none): `after_fork` runs
+/// in each worker before its first task (a SPAWN worker: in this call; a
+/// fork server's worker: after each fork), `at_exit` at its orderly end.
+/// Needed under FORKSERVER, where per-worker set-up (reconnect, reseed)
+/// must run after the fork, and where workers end with _exit (no atexit
+/// handler of the program runs: put what must run in `at_exit`).
+#[no_mangle]
+pub unsafe extern "C" fn billiard_worker_main_hooks(
+    handler: billiard_handler,
+    ctx: *mut c_void,
+    hooks: *const billiard_worker_hooks,
+) -> c_int {
     boundary!(BILLIARD_EPANIC, {
-        match c_handler(handler, ctx).and_then(crate::worker::main) {
+        // SAFETY: the caller's hooks pointer, per the contract.
+        let run = || -> Result<c_int, Error> {
+            let hooks = unsafe { hooks_from(hooks) }?;
+            crate::worker::main(c_handler(handler, ctx)?, hooks)
+        };
+        match run() {
+            Ok(code) => code,
+            Err(e) => status(Err(e)),
+        }
+    })
+}
+
+/// In the child of the fork a pool asked for (see
+/// billiard_config_set_fork_server_callback): serves as the pool's fork
+/// server on `server_fd` until the pool is done with it, forking one worker
+/// per request; each runs `handler` (with the hooks, NULL: none). Every
+/// worker is a fork of this process, so it has the code, data and closures
+/// the host had when it forked the server. Returns the exit code (0 when
+/// the pool closed the socket): call _exit() with it. Returns
+/// BILLIARD_EINVAL at once when `server_fd` is not the server end of a
+/// socket a pool made for a fork server in this process.
+///
+/// The child must not use the host's threads (they do not exist there) or
+/// locks they may have held; this call takes none. Its workers get SIGKILL
+/// when it dies; it gets SIGKILL when the thread that forked it exits.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_forkserver_serve(
+    server_fd: c_int,
+    handler: billiard_handler,
+    ctx: *mut c_void,
+    hooks: *const billiard_worker_hooks,
+) -> c_int {
+    boundary!(BILLIARD_EPANIC, {
+        let run = || -> Result<c_int, Error> {
+            // SAFETY: the caller's hooks pointer, per the contract.
+            let hooks = unsafe { hooks_from(hooks) }?;
+            crate::worker::serve_host_forked(server_fd, c_handler(handler, ctx)?, hooks)
+        };
+        match run() {
             Ok(code) => code,
             Err(e) => status(Err(e)),
         }

@@ -22,9 +22,11 @@
 //! never hits another task. Everything here runs under the state lock and
 //! touches no process, so each rule has a plain unit test below.
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::notice::NoticeKind;
 use super::result::{Outcome, TaskResult};
 use super::state::{Phase, State, Worker};
 use super::task::{Stop, Task};
@@ -51,6 +53,15 @@ impl State {
         status: Option<sys::ExitStatus>,
         now: Instant,
     ) {
+        if self.notice_kinds.started {
+            // A task that started has its notice before its result.
+            if let Some(t) = self.tasks.get(&task_id).filter(|t| !t.noticed) {
+                if let (Some(at), holder) = self.start_of(t, task_id) {
+                    let pid = if holder != 0 { holder } else { pid };
+                    self.notice(NoticeKind::Started, task_id, pid, at);
+                }
+            }
+        }
         let Some(task) = self.tasks.remove(&task_id) else {
             return;
         };
@@ -106,7 +117,14 @@ impl State {
     /// Cancels task `id` (see [`crate::Pool::cancel`]). Under the lock, so
     /// that nothing can be assigned to a worker the cancel stops, and no
     /// result of the task can be applied after the cancel returned OK.
-    pub(crate) fn cancel(&mut self, id: u64, grace: Duration) -> Result<()> {
+    /// `signal`: the stop's first signal (`None`: SIGTERM); SIGKILL after
+    /// the grace either way, and at once when `signal` is SIGKILL.
+    pub(crate) fn cancel(&mut self, id: u64, grace: Duration, signal: Option<i32>) -> Result<()> {
+        let grace = if signal == Some(libc::SIGKILL) {
+            Duration::ZERO
+        } else {
+            grace
+        };
         let Some(task) = self.tasks.get(&id) else {
             return Err(Error::NotFound(format!(
                 "task {id} is not pending (unknown, or it finished)"
@@ -130,7 +148,7 @@ impl State {
             // Its worker is being stopped for it already (time limit): the
             // task ends cancelled instead.
             Some(stop) if stop.outcome_for(id).is_some() => {
-                w.stop = Some(Stop::Cancel { task: id });
+                w.stop = Some(Stop::Cancel { task: id, signal });
                 return Ok(());
             }
             // Its worker is being stopped for another reason: whatever it
@@ -145,7 +163,8 @@ impl State {
         }
         let message = match cancel_on_worker(w, id, acked) {
             CancelSeen::Running => {
-                self.begin_stop(slot, generation, Stop::Cancel { task: id }, grace);
+                let stop = Stop::Cancel { task: id, signal };
+                self.begin_stop(slot, generation, stop, grace);
                 return Ok(());
             }
             CancelSeen::NotStarted => {
@@ -161,6 +180,53 @@ impl State {
         // result arrives; finishing it now makes that result a no-op.
         self.finish(id, Outcome::Cancelled, message.into_bytes(), pid, None, now);
         Ok(())
+    }
+
+    /// Sends `sig` to the worker running task `id`, without cancelling it
+    /// (see [`crate::Pool::signal_task`]): only while the task runs, held
+    /// on the control page so that it cannot end meanwhile
+    /// (`src/control.rs`), so the signal never reaches another task.
+    pub(crate) fn signal_task(&mut self, id: u64, sig: i32) -> Result<()> {
+        let not_running = |why: String| {
+            Err(Error::NotFound(format!(
+                "task {id} {why}; no signal was sent"
+            )))
+        };
+        let Some(task) = self.tasks.get(&id) else {
+            return not_running("is not pending (unknown, or it finished)".into());
+        };
+        let (started, _) = self.start_of(task, id);
+        let Some((slot, generation)) = task.holder else {
+            return not_running("waits in the queue".into());
+        };
+        let Some(w) = self.worker_mut(slot, generation) else {
+            return not_running("has no worker".into());
+        };
+        if w.stop.is_some() || w.dead {
+            return not_running(format!("is on worker {}, which is being stopped", w.pid));
+        }
+        if started.is_none() {
+            return not_running(format!("has not started on worker {}", w.pid));
+        }
+        let Some(pidfd) = w.pidfd.clone() else {
+            return Err(Error::InvalidArgument(
+                "signals to a task need pidfds (Linux 5.3 and later)".into(),
+            ));
+        };
+        // A worker without the control page holds this task alone (its
+        // window is one) and gets no other before the pool reads this
+        // one's result, which needs the lock held here.
+        let control = w.control.then(|| w.area.control());
+        if let Some(c) = &control {
+            if !c.hold(id) {
+                return not_running("has just finished".into());
+            }
+        }
+        let sent = sys::pidfd_send_signal(pidfd.as_raw_fd(), sig);
+        if let Some(c) = &control {
+            c.release_hold(id);
+        }
+        sent.map_err(|e| Error::io("pidfd_send_signal", e))
     }
 
     /// Whether the worker in `slot` may be stopped for `task`, whose hard
@@ -475,17 +541,17 @@ mod tests {
         f.st.workers[0].as_mut().unwrap().ready = false; // takes nothing
         f.st.idle.clear();
         f.submit(5);
-        f.st.cancel(5, Duration::ZERO).unwrap();
+        f.st.cancel(5, Duration::ZERO, None).unwrap();
         let r = f.result(5);
         assert_eq!(r.outcome, Outcome::Cancelled);
         assert!(r.text().contains("queue"), "{}", r.text());
         assert!(f.st.queue.is_empty());
         assert!(matches!(
-            f.st.cancel(5, Duration::ZERO),
+            f.st.cancel(5, Duration::ZERO, None),
             Err(Error::NotFound(_))
         ));
         assert!(matches!(
-            f.st.cancel(99, Duration::ZERO),
+            f.st.cancel(99, Duration::ZERO, None),
             Err(Error::NotFound(_))
         ));
     }
@@ -496,7 +562,7 @@ mod tests {
         f.submit(1);
         f.submit(2);
         f.start(0, 1);
-        f.st.cancel(2, Duration::from_secs(1)).unwrap();
+        f.st.cancel(2, Duration::from_secs(1), None).unwrap();
         assert_eq!(f.result(2).outcome, Outcome::Cancelled);
         let w = f.worker(0);
         assert!(w.stop.is_none(), "the worker runs on");
@@ -512,14 +578,20 @@ mod tests {
         f.submit(1);
         f.submit(2);
         f.start(0, 1);
-        f.st.cancel(1, Duration::from_secs(1)).unwrap();
+        f.st.cancel(1, Duration::from_secs(1), None).unwrap();
         assert!(
             f.st.take_done(None).is_none(),
             "ends when the worker is gone"
         );
         assert_eq!(f.st.stop_requests, [(0, 1)]);
         let w = f.worker(0);
-        assert_eq!(w.stop, Some(Stop::Cancel { task: 1 }));
+        assert_eq!(
+            w.stop,
+            Some(Stop::Cancel {
+                task: 1,
+                signal: None
+            })
+        );
         assert!(
             !w.area.control().end_task(1),
             "the worker must not go on to task 2"
@@ -541,7 +613,7 @@ mod tests {
             "the worker finished it"
         );
         f.start(0, 2);
-        f.st.cancel(1, Duration::from_secs(1)).unwrap();
+        f.st.cancel(1, Duration::from_secs(1), None).unwrap();
         let r = f.result(1);
         assert_eq!(r.outcome, Outcome::Cancelled);
         assert!(r.text().contains("dropped"), "{}", r.text());
@@ -556,7 +628,7 @@ mod tests {
         f.submit(2);
         assert_eq!(f.worker(0).tasks, [1], "a window of one");
         assert_eq!(f.st.queue, [2]);
-        f.st.cancel(1, Duration::from_secs(1)).unwrap();
+        f.st.cancel(1, Duration::from_secs(1), None).unwrap();
         assert_eq!(f.result(1).outcome, Outcome::Cancelled, "not acknowledged");
         assert!(f.worker(0).stop.is_none());
     }

@@ -7,6 +7,7 @@
 
 use parking_lot::MutexGuard;
 
+use super::notice::NoticeKind;
 use super::result::Outcome;
 use super::shared::Shared;
 use super::state::{Phase, Send, State, Worker};
@@ -151,10 +152,17 @@ fn apply(
                 return Err(format!("it acknowledged task {id}, which it was not given"));
             }
             w.acked = Some(id);
+            let pid = w.pid;
+            let at = w
+                .area
+                .progress()
+                .started_at_by(id, &ctx.clock)
+                .unwrap_or(ctx.clock.instant);
             if let Some(t) = st.tasks.get_mut(&id) {
-                t.started = Some(ctx.clock.instant);
+                t.started = Some(at);
                 t.frame = None;
             }
+            st.notice(NoticeKind::Started, id, pid, at);
             Ok(None)
         }
         Frame::Fatal { message } => {

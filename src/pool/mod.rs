@@ -10,6 +10,7 @@ mod fate;
 mod frames;
 mod ids;
 mod life;
+mod notice;
 mod reader;
 mod result;
 mod shared;
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use callback::refuse_in_event_handler;
+pub use notice::{Notice, NoticeKind, TaskState, TaskStatus};
 use reader::SessionEnd;
 pub use result::{Outcome, TaskResult};
 use shared::Shared;
@@ -101,6 +103,18 @@ fn task_limits(opts: &TaskOptions, limits: &crate::config::Limits) -> Result<Tim
         .resolve(limits.hard_time, "hard time limit")?;
     crate::config::check_soft_below_hard(soft, hard, "the task's")?;
     Ok(TimeLimits { soft, hard })
+}
+
+/// A signal number a task may be sent: 1 to SIGRTMAX.
+fn check_signal(signal: i32) -> Result<()> {
+    if (1..=libc::SIGRTMAX()).contains(&signal) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{signal} is not a signal number (1 to {})",
+            libc::SIGRTMAX()
+        )))
+    }
 }
 
 /// What a pool is doing now ([`Pool::stats`]).
@@ -191,6 +205,7 @@ impl Pool {
             config.prefetch,
         )
         .map_err(|e| Error::io("timerfd_create", e))?;
+        state.notice_kinds = config.notices;
         state.target = workers;
         epoll
             .add(state.timers.fd(), INPUT, Token::Timer)
@@ -454,8 +469,25 @@ impl Pool {
         }
     }
 
-    /// A file descriptor that is readable while results wait to be collected
-    /// by [`Pool::wait`]. Owned by the pool: poll it, never read or close it.
+    /// Up to `max` notices, oldest first, without waiting (none: empty).
+    /// Kept only for the kinds the config turned on
+    /// ([`crate::Config::notices`]), each once, until read: a host that
+    /// turns them on reads them. A task's `Started` notice is queued before
+    /// its result is handed out, whichever way that is collected.
+    pub fn notices(&self, max: usize) -> Vec<Notice> {
+        self.shared.state.lock().take_notices(max)
+    }
+
+    /// Where task `id` is now: queued, sent, running (worker, start time)
+    /// or done (its result waiting). Works whether or not notices are on.
+    /// [`Error::NotFound`] for an unknown id or a collected result.
+    pub fn task_status(&self, id: u64) -> Result<TaskStatus> {
+        self.shared.state.lock().task_status(id)
+    }
+
+    /// A file descriptor that is readable while results wait to be
+    /// collected by [`Pool::wait`] or notices to be read by
+    /// [`Pool::notices`]. Owned by the pool: poll it, never read or close it.
     pub fn event_fd(&self) -> RawFd {
         self.shared.results_fd.as_raw_fd()
     }
@@ -525,7 +557,30 @@ impl Pool {
     /// an id that is not pending (unknown, or its result is in).
     pub fn cancel(&self, id: u64) -> Result<()> {
         let grace = self.shared.limits.kill_grace;
-        self.shared.state.lock().cancel(id, grace)
+        self.shared.state.lock().cancel(id, grace, None)
+    }
+
+    /// [`Pool::cancel`], with `signal` as the first signal a running
+    /// task's worker gets (and its process group) instead of SIGTERM:
+    /// SIGKILL kills at once; another (SIGUSR1, SIGINT) lets the task
+    /// react, and SIGKILL follows after the kill grace. The same
+    /// exactly-once rules hold.
+    pub fn cancel_with_signal(&self, id: u64, signal: i32) -> Result<()> {
+        check_signal(signal)?;
+        let grace = self.shared.limits.kill_grace;
+        self.shared.state.lock().cancel(id, grace, Some(signal))
+    }
+
+    /// Sends `signal` to the worker process running task `id`, without
+    /// cancelling it: the task goes on (or dies of the signal: then it ends
+    /// `WorkerLost`). Sent only while the task runs, and never to a worker
+    /// for the task after it (the task is held on the worker's control
+    /// page meanwhile). [`Error::NotFound`] when task `id` is not running
+    /// (queued, not started yet, finished, or its worker is being stopped):
+    /// nothing was sent.
+    pub fn signal_task(&self, id: u64, signal: i32) -> Result<()> {
+        check_signal(signal)?;
+        self.shared.state.lock().signal_task(id, signal)
     }
 
     /// Grows or shrinks the pool to `n` workers (at least 1, at most

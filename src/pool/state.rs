@@ -9,16 +9,18 @@ use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use super::ids::{IdMap, SeqMap};
+use super::notice::{wall_time, Notice, NoticeKind, TaskState, TaskStatus};
 use super::result::TaskResult;
 use super::task::{Stop, Task};
 use super::timers::{Due, Timers};
 use crate::area::{self, Area};
-use crate::error::Error;
+use crate::config::NoticeKinds;
+use crate::error::{Error, Result};
 use crate::progress::monotonic_ns;
 use crate::sys;
 use crate::watch::{Epoll, Token, OUTPUT, QUIET, RESULTS_EVENTS};
@@ -327,6 +329,12 @@ pub(crate) struct State {
     spare_wakes: Vec<Arc<Wake>>,
     next_waiter: u64,
     results_fd: RawFd,
+    /// `results_fd` is signalled (results or notices wait).
+    results_fd_ready: bool,
+    /// Which notices the host asked for.
+    pub notice_kinds: NoticeKinds,
+    /// Notices not yet read, oldest first.
+    notices: VecDeque<Notice>,
     /// The pool's epoll set (the supervisor waits in it).
     pub(crate) epoll: Arc<Epoll>,
     /// Most tasks in flight per worker.
@@ -386,6 +394,9 @@ impl State {
             spare_wakes: Vec::new(),
             next_waiter: 0,
             results_fd,
+            results_fd_ready: false,
+            notice_kinds: NoticeKinds::default(),
+            notices: VecDeque::new(),
             epoll,
             prefetch: prefetch.max(1),
             timers: Timers::new()?,
@@ -826,14 +837,113 @@ impl State {
                 mb.wake.cv.notify_one();
             }
             None => {
-                if self.done.is_empty() {
-                    sys::eventfd_signal(self.results_fd);
-                }
                 self.done_order.push_back(result.task_id);
                 self.done.insert(result.task_id, result);
+                self.sync_results_fd();
             }
         }
         self.wake_hopeless_waiters();
+    }
+
+    /// Makes `results_fd` readable exactly while results or notices wait.
+    fn sync_results_fd(&mut self) {
+        let want = !self.done.is_empty() || !self.notices.is_empty();
+        if want == self.results_fd_ready {
+            return;
+        }
+        self.results_fd_ready = want;
+        if want {
+            sys::eventfd_signal(self.results_fd);
+        } else {
+            sys::eventfd_drain(self.results_fd);
+        }
+    }
+
+    /// Queues a notice of `kind` for task `task_id` (if the host asked for
+    /// that kind): `Started` once per task, at `at`; `SoftLimit` now.
+    pub(crate) fn notice(&mut self, kind: NoticeKind, task_id: u64, pid: i32, at: Instant) {
+        let wanted = match kind {
+            NoticeKind::Started => self.notice_kinds.started,
+            NoticeKind::SoftLimit => self.notice_kinds.soft_limit,
+        };
+        if !wanted {
+            return;
+        }
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        let elapsed = match kind {
+            NoticeKind::Started if t.noticed => return,
+            NoticeKind::Started => {
+                t.noticed = true;
+                at.saturating_duration_since(t.submitted)
+            }
+            NoticeKind::SoftLimit => t.started.map_or(Duration::ZERO, |s| at - s),
+        };
+        self.notices.push_back(Notice {
+            kind,
+            task_id,
+            tag: t.tag,
+            pid,
+            at: wall_time(at),
+            elapsed,
+        });
+        self.sync_results_fd();
+    }
+
+    /// Up to `max` notices, oldest first.
+    pub(crate) fn take_notices(&mut self, max: usize) -> Vec<Notice> {
+        let n = max.min(self.notices.len());
+        let taken: Vec<Notice> = self.notices.drain(..n).collect();
+        if !taken.is_empty() {
+            self.sync_results_fd();
+        }
+        taken
+    }
+
+    /// When task `t` started on its holder, as far as the pool knows now
+    /// (an ACK, or the holder's progress page), and the holder's pid.
+    pub(crate) fn start_of(&self, t: &Task, id: u64) -> (Option<Instant>, i32) {
+        let Some((slot, generation)) = t.holder else {
+            return (t.started, 0);
+        };
+        match self.workers.get(slot).and_then(|w| w.as_ref()) {
+            Some(w) if w.generation == generation => (
+                t.started.or_else(|| w.area.progress().started_at(id)),
+                w.pid,
+            ),
+            _ => (t.started, 0),
+        }
+    }
+
+    /// Where task `id` is now (see [`crate::Pool::task_status`]).
+    pub(crate) fn task_status(&self, id: u64) -> Result<TaskStatus> {
+        if let Some(t) = self.tasks.get(&id) {
+            let (started, pid) = self.start_of(t, id);
+            let state = match (t.holder, started) {
+                (None, _) => TaskState::Queued,
+                (Some(_), None) => TaskState::Sent,
+                (Some(_), Some(_)) => TaskState::Running,
+            };
+            return Ok(TaskStatus {
+                state,
+                pid,
+                tag: t.tag,
+                started: started.map(wall_time),
+            });
+        }
+        if let Some(r) = self.done.get(&id) {
+            // Its result says how long it ran; the start time is not kept.
+            return Ok(TaskStatus {
+                state: TaskState::Done,
+                pid: r.pid,
+                tag: r.tag,
+                started: None,
+            });
+        }
+        Err(Error::NotFound(format!(
+            "task {id} is not pending and its result is not waiting to be collected"
+        )))
     }
 
     /// Tasks whose result no thread waits for by id.
@@ -869,7 +979,7 @@ impl State {
         };
         if result.is_some() && self.done.is_empty() {
             self.done_order.clear();
-            sys::eventfd_drain(self.results_fd);
+            self.sync_results_fd();
         }
         result
     }
@@ -947,11 +1057,9 @@ impl State {
             None => self.any_waiters.retain(|&w| w != waiter),
         }
         if let Some(r) = mail {
-            if self.done.is_empty() {
-                sys::eventfd_signal(self.results_fd);
-            }
             self.done_order.push_back(r.task_id);
             self.done.insert(r.task_id, r);
+            self.sync_results_fd();
         }
     }
 }

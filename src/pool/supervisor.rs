@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::life::{describe_exit, first_stop_signal, signal_link, wait_groups_empty, Link, Lives};
+use super::notice::NoticeKind;
 use super::reader::pump;
 use super::result::Outcome;
 use super::shared::Shared;
@@ -358,6 +359,10 @@ impl Supervisor {
         if limits.soft_memory.is_some() {
             area.control().watch_memory();
         }
+        if self.shared.state.lock().notice_kinds.started {
+            // Each start is noticed at once rather than with the result.
+            area.control().ask_for_acks();
+        }
         let max_tasks = limits
             .max_tasks
             .map(|n| n + sys::random_below(limits.max_tasks_jitter + 1));
@@ -491,9 +496,22 @@ impl Supervisor {
     /// Sends the first signal to the workers being stopped
     /// ([`State::begin_stop`]); SIGKILL follows when the kill grace ends.
     fn stop_requested(&mut self) {
-        let requests = std::mem::take(&mut self.shared.state.lock().stop_requests);
-        let first = first_stop_signal(self.shared.limits.kill_grace);
-        for (slot, generation) in requests {
+        let grace = self.shared.limits.kill_grace;
+        let requests: Vec<(usize, u32, i32)> = {
+            let mut st = self.shared.state.lock();
+            let requests = std::mem::take(&mut st.stop_requests);
+            requests
+                .into_iter()
+                .map(|(slot, generation)| {
+                    let first = st
+                        .worker_mut(slot, generation)
+                        .and_then(|w| w.stop.as_ref())
+                        .map_or_else(|| first_stop_signal(grace), |s| s.first_signal(grace));
+                    (slot, generation, first)
+                })
+                .collect()
+        };
+        for (slot, generation, first) in requests {
             self.signal(slot, generation, first);
         }
     }
@@ -647,7 +665,10 @@ impl Supervisor {
                 self.stop_requested();
                 return;
             }
-            (slot, generation, w.control, w.area.clone())
+            let found = (slot, generation, w.control, w.area.clone());
+            let pid = w.pid;
+            st.notice(NoticeKind::SoftLimit, task, pid, clock.instant);
+            found
         };
         area.control().set_soft_limit(task);
         // The worker alone: processes its handler started are not told.

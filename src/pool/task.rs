@@ -17,6 +17,8 @@ pub(crate) struct Task {
     pub in_area: Option<usize>,
     pub submitted: Instant,
     pub started: Option<Instant>,
+    /// Its `Started` notice was queued.
+    pub noticed: bool,
     /// A thread waits for this task by id.
     pub waiter: Option<u64>,
     /// Its time limits (the pool's, or its own).
@@ -47,6 +49,7 @@ impl Task {
             in_area,
             submitted: Instant::now(),
             started: None,
+            noticed: false,
             waiter: None,
             limits,
             holder: None,
@@ -61,8 +64,9 @@ pub(crate) enum Stop {
     Broken(String),
     /// Task `task` ran past its hard time limit.
     TimeLimit { task: u64, limit: Duration },
-    /// Task `task` was cancelled while it ran.
-    Cancel { task: u64 },
+    /// Task `task` was cancelled while it ran; `signal`: the first signal
+    /// the host chose (`None`: SIGTERM, or SIGKILL without a grace).
+    Cancel { task: u64, signal: Option<i32> },
 }
 
 impl Stop {
@@ -74,7 +78,14 @@ impl Stop {
                 "task {task} ran past its hard time limit of {}",
                 describe_duration(*limit)
             ),
-            Stop::Cancel { task } => format!("task {task} was cancelled while it ran"),
+            Stop::Cancel {
+                task,
+                signal: Some(sig),
+            } => format!(
+                "task {task} was cancelled while it ran ({} first)",
+                crate::sys::signal_name(*sig)
+            ),
+            Stop::Cancel { task, .. } => format!("task {task} was cancelled while it ran"),
         }
     }
 
@@ -87,8 +98,19 @@ impl Stop {
     pub(crate) fn outcome_for(&self, id: u64) -> Option<Outcome> {
         match *self {
             Stop::TimeLimit { task, .. } if task == id => Some(Outcome::TimeLimit),
-            Stop::Cancel { task } if task == id => Some(Outcome::Cancelled),
+            Stop::Cancel { task, .. } if task == id => Some(Outcome::Cancelled),
             _ => None,
+        }
+    }
+
+    /// The first signal of this stop, given the pool's kill grace.
+    pub(crate) fn first_signal(&self, grace: Duration) -> i32 {
+        match *self {
+            Stop::Cancel {
+                signal: Some(sig), ..
+            } => sig,
+            _ if grace.is_zero() => libc::SIGKILL,
+            _ => libc::SIGTERM,
         }
     }
 }

@@ -11,14 +11,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{watch_child, Channel, Launcher, Reaper, Started};
 use crate::area::Area;
-use crate::config::{Config, Handler, Initializer};
+use crate::config::{Config, Handler, WorkerHooks};
 use crate::sys;
 use crate::worker::{self, EXIT_PANIC, EXIT_PARENT_GONE};
 
 /// Forks workers that call a handler living in the host's memory.
 pub(crate) struct ForkLauncher {
     handler: Handler,
-    initializer: Option<Initializer>,
+    hooks: WorkerHooks,
     close_inherited_fds: bool,
     keep_fds: Vec<RawFd>,
     max_frame: usize,
@@ -29,7 +29,7 @@ impl ForkLauncher {
     pub(crate) fn new(config: &Config, handler: Handler) -> ForkLauncher {
         ForkLauncher {
             handler,
-            initializer: config.initializer.clone(),
+            hooks: config.hooks.clone(),
             close_inherited_fds: config.close_inherited_fds,
             keep_fds: config.keep_fds.clone(),
             max_frame: config.max_frame,
@@ -111,7 +111,7 @@ impl Child<'_> {
                 self.results,
                 self.area.handle(),
                 &l.handler,
-                l.initializer.as_ref(),
+                &l.hooks,
                 l.max_frame,
                 worker::Origin::Forked,
             )

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use super::program::Program;
 use super::{Channel, LaunchEvent, Launcher, Reaper, Started};
-use crate::config::Config;
-use crate::error::Result;
+use crate::adopted;
+use crate::config::{Config, ServerFork};
+use crate::error::{Error, Result};
 use crate::protocol::{
     self, control_word, ENV_FORKSERVER_FD, KIND_EXITED, KIND_FATAL, KIND_FORK, KIND_FORKED,
     KIND_FORK_FAILED, KIND_SERVER_HELLO, PROTOCOL_VERSION,
@@ -36,12 +37,23 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// A FORK request's answer: the worker's pid and pidfd, or why not.
 type ForkReply = io::Result<(libc::pid_t, Option<OwnedFd>)>;
 
+/// Where fork servers come from.
+enum Source {
+    /// The worker program, spawned in FORKSERVER mode.
+    Program(Program),
+    /// The host forks each one itself ([`Config::fork_server_by_host`]).
+    Host(ServerFork),
+}
+
 /// A running fork server.
 struct Server {
     number: u32,
     pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
     control: OwnedFd,
+    /// Its control socket's entry in the table of host-forked servers
+    /// (freed once it is reaped).
+    _registered: Option<adopted::Registered>,
     /// It said hello: it takes FORK requests.
     ready: bool,
     /// What it said in a FATAL message, if anything.
@@ -50,7 +62,7 @@ struct Server {
 
 /// Starts workers through a fork server, starting the server when needed.
 pub(crate) struct ForkServerLauncher {
-    program: Program,
+    source: Source,
     max_frame: usize,
     use_pidfd: bool,
     /// The pool's epoll set, where the server's fds are watched.
@@ -62,24 +74,52 @@ pub(crate) struct ForkServerLauncher {
 }
 
 impl ForkServerLauncher {
+    /// A launcher for `config`. A server the host forks itself is forked
+    /// here, on the thread that creates the pool.
     pub(crate) fn new(config: &Config, epoll: Arc<Epoll>) -> Result<ForkServerLauncher> {
-        Ok(ForkServerLauncher {
-            program: Program::new(config)?,
+        let source = match &config.server_fork {
+            Some(fork) => Source::Host(fork.clone()),
+            None => Source::Program(Program::new(config)?),
+        };
+        let mut launcher = ForkServerLauncher {
+            source,
             max_frame: config.max_frame,
             use_pidfd: config.use_pidfd,
             epoll,
             server: None,
             servers_started: 0,
             pending: Vec::new(),
-        })
+        };
+        if matches!(launcher.source, Source::Host(_)) {
+            launcher
+                .start_server()
+                .map_err(|e| Error::Spawn(format!("the fork server could not start: {e}")))?;
+        }
+        Ok(launcher)
     }
 
-    /// Spawns a server and watches its control socket and pidfd.
+    /// Starts a server (spawns the program, or asks the host to fork one)
+    /// and watches its control socket and pidfd.
     fn start_server(&mut self) -> io::Result<()> {
         let (ours, theirs) = sys::seqpacket_pair()?;
-        let pid = self
-            .program
-            .spawn(&[(ENV_FORKSERVER_FD, theirs.as_raw_fd())])?;
+        let (pid, registered) = match &self.source {
+            Source::Program(program) => (
+                program.spawn(&[(ENV_FORKSERVER_FD, theirs.as_raw_fd())])?,
+                None,
+            ),
+            Source::Host(fork) => {
+                let registered =
+                    adopted::register(ours.as_raw_fd(), theirs.as_raw_fd(), self.max_frame)
+                        .ok_or_else(|| {
+                            io::Error::other(format!(
+                                "more than {} host-forked fork servers at once",
+                                adopted::SLOTS
+                            ))
+                        })?;
+                let pid = fork(theirs.as_raw_fd()).map_err(io::Error::other)?;
+                (pid, Some(registered))
+            }
+        };
         drop(theirs);
         let pidfd = super::watch_child(pid, self.use_pidfd)?;
         for fd in std::iter::once(ours.as_raw_fd()).chain(pidfd.as_ref().map(|p| p.as_raw_fd())) {
@@ -91,6 +131,7 @@ impl ForkServerLauncher {
             pid,
             pidfd,
             control: ours,
+            _registered: registered,
             ready: false,
             last_words: None,
         });
@@ -104,10 +145,21 @@ impl ForkServerLauncher {
         match decoded {
             Some((KIND_SERVER_HELLO, body)) => {
                 let version = control_word(body, 0).unwrap_or(0);
-                if version != PROTOCOL_VERSION {
-                    server.last_words = Some(format!(
+                let pid = control_word(body, 1).unwrap_or(0) as libc::pid_t;
+                let wrong = if version != PROTOCOL_VERSION {
+                    Some(format!(
                         "it speaks protocol version {version}, the pool speaks {PROTOCOL_VERSION}"
-                    ));
+                    ))
+                } else if pid != server.pid {
+                    Some(format!(
+                        "its hello names pid {pid}, not its own {}",
+                        server.pid
+                    ))
+                } else {
+                    None
+                };
+                if let Some(wrong) = wrong {
+                    server.last_words = Some(wrong);
                     // SAFETY: our own unreaped child.
                     unsafe { libc::kill(server.pid, libc::SIGKILL) };
                 } else {

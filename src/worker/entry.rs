@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 
 use super::{forkserver, serve, Origin, EXIT_PARENT_GONE};
 use crate::area::AreaHandle;
-use crate::config::Handler;
+use crate::config::{Handler, WorkerHooks};
 use crate::error::{Error, Result};
 use crate::protocol::{
     self, ENV_ALL, ENV_AREA_FD, ENV_FORKSERVER_FD, ENV_MAX_FRAME, ENV_POOL_PID, ENV_PROTOCOL,
@@ -46,9 +46,12 @@ enum Role {
 /// [`Error::InvalidArgument`] when the program was not started by a pool.
 /// A fork server's workers never return from it: they `_exit`.
 ///
+/// `hooks` run in each worker: after it came to be (a SPAWN worker: here;
+/// a fork server's: after each fork), and at its orderly end.
+///
 /// Call it from the program's main thread while no other thread runs (a
 /// fork server forks).
-pub fn main(handler: Handler) -> Result<i32> {
+pub fn main(handler: Handler, hooks: WorkerHooks) -> Result<i32> {
     let protocol = std::env::var(ENV_PROTOCOL).ok();
     if protocol.is_none() && std::env::var_os(ENV_FORKSERVER_FD).is_none() {
         return Err(Error::InvalidArgument(format!(
@@ -100,13 +103,51 @@ pub fn main(handler: Handler) -> Result<i32> {
                 results,
                 area,
                 &handler,
-                None,
+                &hooks,
                 max_frame,
                 Origin::Spawned,
             ))
         }
-        Role::Server { control } => Ok(forkserver::serve_forks(control, &handler, max_frame)),
+        Role::Server { control } => Ok(forkserver::serve_forks(
+            control, &handler, &hooks, max_frame,
+        )),
     }
+}
+
+/// Runs a fork server that the host forked itself (in its own language,
+/// so its runtime's at-fork handlers ran), for the pool that handed it
+/// `control`, the server's end of the control socket the pool made: the
+/// pool asked for the fork (see [`crate::Config::fork_server_by_host`]),
+/// and the child calls this. It closes the pool's ends of every control
+/// socket it inherited, asks for SIGKILL when the thread that forked it
+/// exits, then serves FORK requests exactly as a spawned fork server does:
+/// each worker is a fork of this process, so it has every piece of code
+/// and data the host had when it forked. Returns the exit code (0 when the
+/// pool closed the socket); the caller exits with it (`_exit` is best: the
+/// host's at-exit handlers are the host's). Fails with
+/// [`Error::InvalidArgument`] at once if `control` is not a control socket
+/// the pool registered in this process.
+pub fn serve_host_forked(control: RawFd, handler: Handler, hooks: WorkerHooks) -> Result<i32> {
+    let Some(socket) = crate::adopted::claim_in_server(control) else {
+        return Err(Error::InvalidArgument(format!(
+            "fd {control} is not the server end of a control socket a billiard pool made for a \
+             fork server (call this in the child the pool's fork callback forked)"
+        )));
+    };
+    // SAFETY: raw calls only.
+    let parent_alive = unsafe {
+        libc::fcntl(control, libc::F_SETFD, libc::FD_CLOEXEC);
+        sys::die_with_parent(socket.pool_pid)
+    };
+    if !parent_alive {
+        return Ok(EXIT_PARENT_GONE);
+    }
+    Ok(forkserver::serve_forks(
+        control,
+        &handler,
+        &hooks,
+        socket.max_frame,
+    ))
 }
 
 /// A decimal number from the environment, or `EINVAL` naming it.

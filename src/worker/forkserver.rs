@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{serve, Origin, EXIT_PANIC, EXIT_PARENT_GONE, EXIT_PROTOCOL};
 use crate::area::AreaHandle;
-use crate::config::Handler;
+use crate::config::{Handler, WorkerHooks};
 use crate::protocol::{
     self, KIND_EXITED, KIND_FORK, KIND_FORKED, KIND_FORK_FAILED, KIND_SERVER_HELLO,
     PROTOCOL_VERSION,
@@ -28,7 +28,12 @@ struct Child {
 
 /// Serves FORK requests until the pool closes the control socket. Returns
 /// the server's exit code.
-pub(crate) fn serve_forks(control: RawFd, handler: &Handler, max_frame: usize) -> i32 {
+pub(crate) fn serve_forks(
+    control: RawFd,
+    handler: &Handler,
+    hooks: &WorkerHooks,
+    max_frame: usize,
+) -> i32 {
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
     let mut hello = PROTOCOL_VERSION.to_le_bytes().to_vec();
@@ -70,7 +75,7 @@ pub(crate) fn serve_forks(control: RawFd, handler: &Handler, max_frame: usize) -
         }
         match protocol::decode_control(&buf[..n]) {
             Some((KIND_FORK, _)) if passed.len() == 3 => {
-                let reply = fork_worker(control, &children, passed, handler, max_frame);
+                let reply = fork_worker(control, &children, passed, handler, hooks, max_frame);
                 let sent = match reply {
                     Ok(child) => {
                         let pid = (child.pid as u32).to_le_bytes();
@@ -146,6 +151,7 @@ fn fork_worker(
     siblings: &[Child],
     passed: Vec<OwnedFd>,
     handler: &Handler,
+    hooks: &WorkerHooks,
     max_frame: usize,
 ) -> Result<Child, u32> {
     // Prepared before the fork: the server's fds the worker must not keep.
@@ -180,7 +186,7 @@ fn fork_worker(
                     results,
                     area,
                     handler,
-                    None,
+                    hooks,
                     max_frame,
                     Origin::Forked,
                 ),
@@ -192,7 +198,8 @@ fn fork_worker(
             }))
             .unwrap_or(EXIT_PANIC)
         };
-        // SAFETY: ends the worker without the server's atexit handlers.
+        // SAFETY: ends the worker without the server's atexit handlers
+        // (its at-exit hook ran in serve, on an orderly end).
         unsafe { libc::_exit(code) };
     }
     if pid < 0 {

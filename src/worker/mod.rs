@@ -10,7 +10,7 @@ mod limits;
 mod reply;
 mod serve;
 
-pub use entry::{main, report_start_failure};
+pub use entry::{main, report_start_failure, serve_host_forked};
 pub use limits::soft_limit_reached;
 pub use reply::Reply;
 pub(crate) use serve::serve;

@@ -7,26 +7,27 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::{limits, Origin, Reply, EXIT_INIT_FAILED, EXIT_PARENT_GONE, EXIT_PROTOCOL};
 use crate::area::{AreaHandle, TaskRegion};
-use crate::config::{Handler, Initializer};
+use crate::config::{Handler, WorkerHooks};
 use crate::error::panic_text;
 use crate::protocol::{self, Frame, FEATURE_AREA, FEATURE_CONTROL, FEATURE_TASKS_READ_ONLY};
 use crate::sys;
 
-/// Runs the initializer and then serves the tasks read from `tasks` (the
-/// task socket), writing results to `results` (the results pipe), until end
-/// of stream. Returns the exit code the process should `_exit` with.
+/// Runs the after-fork hook and then serves the tasks read from `tasks`
+/// (the task socket), writing results to `results` (the results pipe),
+/// until end of stream; then runs the at-exit hook. Returns the exit code
+/// the process should `_exit` with.
 pub(crate) fn serve(
     tasks: RawFd,
     results: RawFd,
     area: AreaHandle,
     handler: &Handler,
-    initializer: Option<&Initializer>,
+    hooks: &WorkerHooks,
     max_frame: usize,
     origin: Origin,
 ) -> i32 {
-    if let Some(init) = initializer {
+    if let Some(init) = &hooks.after_fork {
         let outcome = catch_unwind(AssertUnwindSafe(|| init()))
-            .unwrap_or_else(|_| Err("initializer panicked".to_string()));
+            .unwrap_or_else(|_| Err("the after-fork hook panicked".to_string()));
         if let Err(message) = outcome {
             let _ = sys::write_all(results, &protocol::encode_fatal(message.as_bytes()));
             return EXIT_INIT_FAILED;
@@ -61,7 +62,8 @@ pub(crate) fn serve(
             }
             protocol::reserve_read_space(&mut inbuf, max_frame);
             match sys::recv_into(tasks, &mut inbuf, 0) {
-                Ok(0) if inbuf.is_empty() => return 0, // pool closed the socket: done
+                // The pool closed the socket: an orderly end.
+                Ok(0) if inbuf.is_empty() => return exit_in_order(hooks),
                 Ok(0) => return EXIT_PARENT_GONE,
                 Ok(_) => continue,
                 Err(_) => return EXIT_PARENT_GONE,
@@ -93,6 +95,10 @@ pub(crate) fn serve(
         let frame = if control.claim_cancel(id) {
             reply.finish(id, Err("cancelled before it started".into()), max_frame)
         } else {
+            if control.acks_wanted() && sys::write_all(results, &protocol::encode_ack(id)).is_err()
+            {
+                return EXIT_PARENT_GONE;
+            }
             limits::set_current(Some(id));
             let returned = catch_unwind(AssertUnwindSafe(|| handler(payload, &mut reply)))
                 .unwrap_or_else(|panic| Err(format!("handler panicked: {}", panic_text(&*panic))));
@@ -117,6 +123,15 @@ pub(crate) fn serve(
             start = 0;
         }
     }
+}
+
+/// The worker's orderly end: its at-exit hook, then exit code 0.
+fn exit_in_order(hooks: &WorkerHooks) -> i32 {
+    if let Some(at_exit) = &hooks.at_exit {
+        // A panicking hook still ends the worker in order.
+        let _ = catch_unwind(AssertUnwindSafe(|| at_exit()));
+    }
+    0
 }
 
 /// Waits for the pool's stop (SIGTERM, then SIGKILL), whatever handler the

@@ -9,7 +9,11 @@
  *              replies "reached" or "not reached"
  *   "stubborn:MS" ignores SIGTERM, then sleeps MS ms
  *   "grow"     mallocs (and touches) 8 MiB blocks until malloc fails, then aborts
- *   "touch:PATH" creates PATH   "hold:MIB" keeps MIB MiB of touched memory */
+ *   "touch:PATH" creates PATH   "hold:MIB" keeps MIB MiB of touched memory
+ *   "hooked"   replies the pid the after-fork hook ran in (0: it did not)
+ *   "usr1:MS"  sleeps MS ms at most, replies "usr1" once SIGUSR1 came, else "none"
+ * and the worker hooks test_after_fork / test_at_exit (ctx non-NULL: the
+ * after-fork hook fails), whose at-exit marker is at_exit_marker(pid). */
 #ifndef BILLIARD_TEST_SCRIPTED_H
 #define BILLIARD_TEST_SCRIPTED_H
 
@@ -68,6 +72,49 @@ static inline int wait_started(int pid) {
         sleep_ms(5);
     }
     return 0;
+}
+
+/* Path of the file a worker's at-exit hook creates. */
+static inline const char *at_exit_marker(int pid) {
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/billiard-test-atexit-%d", pid);
+    return path;
+}
+
+/* Waits (20 s at most) for worker `pid`'s at-exit marker; removes it. */
+static inline int wait_at_exit(int pid) {
+    int i;
+    for (i = 0; i < 4000; i++) {
+        if (access(at_exit_marker(pid), F_OK) == 0) {
+            unlink(at_exit_marker(pid));
+            return 1;
+        }
+        sleep_ms(5);
+    }
+    return 0;
+}
+
+static int hook_ran_in;
+
+static inline int test_after_fork(void *ctx) {
+    if (ctx != NULL) {
+        billiard_worker_set_error("the after-fork hook refused to start this worker");
+        return 1;
+    }
+    hook_ran_in = (int)getpid();
+    return 0;
+}
+
+static inline void test_at_exit(void *ctx) {
+    FILE *marker = fopen(at_exit_marker((int)getpid()), "w");
+    (void)ctx;
+    if (marker) fclose(marker);
+}
+
+static volatile sig_atomic_t usr1_seen;
+static inline void on_usr1(int sig) {
+    (void)sig;
+    usr1_seen = 1;
 }
 
 static inline int scripted(void *ctx, const uint8_t *in, size_t len, billiard_reply *reply) {
@@ -152,6 +199,22 @@ static inline int scripted(void *ctx, const uint8_t *in, size_t len, billiard_re
         FILE *f = fopen(arg, "w");
         if (f) fclose(f);
         return 0;
+    } else if (strcmp(cmd, "hooked") == 0) {
+        snprintf(out, sizeof out, "%d", hook_ran_in);
+        return billiard_reply_write(reply, out, strlen(out));
+    } else if (strncmp(cmd, "usr1:", 5) == 0) {
+        struct sigaction sa;
+        long waited = 0, limit = atol(arg);
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_usr1;
+        sigaction(SIGUSR1, &sa, NULL);
+        usr1_seen = 0;
+        while (!usr1_seen && waited < limit) {
+            sleep_ms(1);
+            waited++;
+        }
+        snprintf(out, sizeof out, "%s", usr1_seen ? "usr1" : "none");
+        return billiard_reply_write(reply, out, strlen(out));
     } else if (strcmp(cmd, "cwd") == 0) {
         if (!getcwd(out, sizeof out)) return billiard_reply_error(reply, "getcwd failed"), 1;
         return billiard_reply_write(reply, out, strlen(out));

@@ -1,5 +1,7 @@
 /* The worker program of the C tests' SPAWN and FORKSERVER runs: the same
- * scripted handler as FORK workers, served by billiard_worker_main.
+ * scripted handler as FORK workers, served by billiard_worker_main (with
+ * the test hooks when TEST_HOOKS is set; they fail when
+ * TEST_HOOK_FAIL is set too).
  * "init" replies the pid of the process that ran this program's start-up
  * code: the worker itself under SPAWN, the fork server under FORKSERVER. */
 #include "scripted.h"
@@ -18,7 +20,17 @@ static int handler(void *ctx, const uint8_t *in, size_t len, billiard_reply *rep
 int main(void) {
     int rc;
     started_by = (int)getpid(); /* the "initializer": runs once per program start */
-    rc = billiard_worker_main(handler, NULL);
+    if (getenv("TEST_HOOKS") != NULL) {
+        billiard_worker_hooks hooks;
+        memset(&hooks, 0, sizeof hooks);
+        hooks.struct_size = sizeof hooks;
+        hooks.after_fork = test_after_fork;
+        hooks.at_exit = test_at_exit;
+        hooks.ctx = getenv("TEST_HOOK_FAIL") != NULL ? (void *)&started_by : NULL;
+        rc = billiard_worker_main_hooks(handler, NULL, &hooks);
+    } else {
+        rc = billiard_worker_main(handler, NULL);
+    }
     if (rc < 0) {
         fprintf(stderr, "scripted_worker: %s\n", billiard_last_error());
         return 2;
