@@ -324,3 +324,9 @@ fn header_compiles_alone_as_c_and_cpp() {
 fn c_frameworks() {
     run_with_every_start_method("tests/c/frameworks.c");
 }
+
+#[test]
+fn c_adopted_server() {
+    let out = build_and_run("tests/c/adopted_server.c");
+    assert!(out.contains("adopted server: ok"), "{out}");
+}

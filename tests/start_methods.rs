@@ -252,9 +252,10 @@ fn outside_a_pool_the_worker_main_refuses_at_once() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("not started by a billiard pool"), "{text}");
 
-    let err = billiard::worker::main(std::sync::Arc::new(|_: &[u8], _: &mut billiard::Reply| {
-        Ok(())
-    }))
+    let err = billiard::worker::main(
+        std::sync::Arc::new(|_: &[u8], _: &mut billiard::Reply| Ok(())),
+        billiard::WorkerHooks::default(),
+    )
     .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(m) if m.contains("BILLIARD_PROTOCOL")));
 }

@@ -112,7 +112,7 @@ pub fn worker_program() -> i32 {
         reply.write(input);
         Ok(())
     });
-    billiard::worker::main(echo).unwrap_or(2)
+    billiard::worker::main(echo, billiard::WorkerHooks::default()).unwrap_or(2)
 }
 
 /// A pool of `workers` running this executable as its worker program.

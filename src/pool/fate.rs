@@ -202,17 +202,18 @@ impl State {
         let Some(w) = self.worker_mut(slot, generation) else {
             return not_running("has no worker".into());
         };
-        if w.stop.is_some() || w.dead {
+        if w.stop.is_some() || w.dead || w.exited {
             return not_running(format!("is on worker {}, which is being stopped", w.pid));
         }
         if started.is_none() {
             return not_running(format!("has not started on worker {}", w.pid));
         }
-        let Some(pidfd) = w.pidfd.clone() else {
+        if w.pidfd.is_none() && !w.own_child {
+            // Its fork server may reap it any time: its pid is not ours.
             return Err(Error::InvalidArgument(
-                "signals to a task need pidfds (Linux 5.3 and later)".into(),
+                "signals to a fork server's workers need pidfds (Linux 5.3 and later)".into(),
             ));
-        };
+        }
         // A worker without the control page holds this task alone (its
         // window is one) and gets no other before the pool reads this
         // one's result, which needs the lock held here.
@@ -222,7 +223,27 @@ impl State {
                 return not_running("has just finished".into());
             }
         }
-        let sent = sys::pidfd_send_signal(pidfd.as_raw_fd(), sig);
+        let by_pid = || {
+            // SAFETY: kill has no memory preconditions.
+            sys::cvt(unsafe { libc::kill(w.pid, sig) } as libc::c_long).map(drop)
+        };
+        let sent = match &w.pidfd {
+            Some(pidfd) => match sys::pidfd_send_signal(pidfd.as_raw_fd(), sig) {
+                // No pidfd_send_signal (valgrind): by pid, while the pidfd
+                // says the worker has not exited, as `signal_link` does.
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                    if !w.own_child && sys::pidfd_exited(pidfd.as_raw_fd()) {
+                        Ok(())
+                    } else {
+                        by_pid()
+                    }
+                }
+                other => other,
+            },
+            // Our own child, not reaped while it is in the state and not
+            // marked exited (the supervisor marks it under this lock).
+            None => by_pid(),
+        };
         if let Some(c) = &control {
             c.release_hold(id);
         }
@@ -420,6 +441,7 @@ mod tests {
                     pidfd: None,
                     inbox: Arc::new(Mutex::new(Vec::new())),
                     area_trusted: true,
+                    own_child: true,
                 },
                 None,
             );

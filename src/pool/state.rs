@@ -105,6 +105,12 @@ pub(crate) struct Worker {
     /// there can be run elsewhere when it dies before starting the task;
     /// any other worker program could have written the region itself.
     pub area_trusted: bool,
+    /// It is the host's child (FORK, SPAWN), which the supervisor reaps:
+    /// its pid is the pool's to signal until then.
+    pub own_child: bool,
+    /// Its process exited and the supervisor is reaping it: no signal may
+    /// go to its pid any more.
+    pub exited: bool,
     /// When its stop's grace ends (CLOCK_MONOTONIC ns): the SIGKILL to its
     /// group then, whether or not it is still there.
     pub kill_at: Option<u64>,
@@ -177,6 +183,8 @@ pub(crate) struct WorkerFds {
     pub inbox: Inbox,
     /// See [`Worker::area_trusted`].
     pub area_trusted: bool,
+    /// See [`Worker::own_child`].
+    pub own_child: bool,
 }
 
 impl Worker {
@@ -197,6 +205,8 @@ impl Worker {
             front_since: 0,
             kill_at: None,
             area_trusted: fds.area_trusted,
+            own_child: fds.own_child,
+            exited: false,
             area_reserved: false,
             ready: false,
             area_tasks: false,

@@ -357,6 +357,27 @@ fn check_forked(
     Ok(pidfd)
 }
 
+/// The FATAL message a worker that is gone already left on its results
+/// pipe (a failed after-fork hook says why), if any.
+fn last_words(channel: &Channel, max_frame: usize) -> Option<String> {
+    let mut buf = Vec::with_capacity(4096);
+    // Non-blocking: stops when the pipe is empty.
+    while buf.len() < 65536 {
+        buf.reserve(4096);
+        if !matches!(sys::read_into(channel.results.as_raw_fd(), &mut buf), Ok(n) if n > 0) {
+            break;
+        }
+    }
+    let mut at = 0;
+    while let Ok(Some((frame, used))) = protocol::decode(&buf[at..], max_frame) {
+        if let protocol::Frame::Fatal { message } = frame {
+            return Some(String::from_utf8_lossy(message).into_owned());
+        }
+        at += used;
+    }
+    None
+}
+
 /// "the fork server 12 exited with code 3".
 fn describe(pid: libc::pid_t, status: ExitStatus) -> String {
     match status {
@@ -395,9 +416,11 @@ impl Launcher for ForkServerLauncher {
                 let pidfd = match check_forked(pid, server_pid, server_pidfd, self.use_pidfd) {
                     Ok(pidfd) => pidfd,
                     Err(Refused::Gone) => {
+                        let said = last_words(&channel, self.max_frame)
+                            .map_or(String::new(), |w| format!(" (it said: {w})"));
                         return Err(io::Error::other(format!(
-                            "worker {pid} exited before the pool could take it"
-                        )))
+                            "worker {pid} exited before the pool could take it{said}"
+                        )));
                     }
                     Err(Refused::Lie(lie)) => {
                         // Never signal or limit what a server names without

@@ -196,9 +196,12 @@ static void signals(void) {
     CHECK_RC(billiard_task_signal(pool, 12345, SIGTERM), BILLIARD_ENOTFOUND);
 
     /* Cancel with SIGKILL: a task that ignores SIGTERM dies at once. */
+    memset(started_notices, 0, sizeof started_notices);
     a = submit_str(pool, "stubborn:60000");
-    CHECK(fd_readable(pool, 20000));
-    drain_notices(pool);
+    while (started_notices[a] == 0) {
+        CHECK(fd_readable(pool, 20000));
+        drain_notices(pool);
+    }
     CHECK_OK(billiard_task_cancel_signal(pool, a, SIGKILL));
     r = wait_task(pool, a);
     CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_CANCELLED);
@@ -207,13 +210,17 @@ static void signals(void) {
     billiard_result_free(r);
 
     /* A signal without a cancel: the task sees it and goes on. */
-    a = submit_str(pool, "usr1:20000");
+    a = submit_str(pool, "usr1:60000");
     b = submit_str(pool, "echo:after");
-    while (billiard_task_signal(pool, a, SIGUSR1) == BILLIARD_ENOTFOUND) sleep_ms(5);
+    while (started_notices[a] == 0) {
+        CHECK(fd_readable(pool, 20000));
+        drain_notices(pool);
+    }
+    CHECK(wait_started(started_pid[a])); /* its SIGUSR1 handler is in place */
+    CHECK_OK(billiard_task_signal(pool, a, SIGUSR1));
     r = wait_task(pool, a);
     CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_OK);
-    /* (The signal may have come before the task's handler was installed:
-     * then it ran under the worker loop's own SIGUSR1 handler.) */
+    CHECK(data_is(r, "usr1"));
     billiard_result_free(r);
     CHECK_RC(billiard_task_signal(pool, a, SIGUSR1), BILLIARD_ENOTFOUND);
     r = wait_task(pool, b);
@@ -255,6 +262,7 @@ static void signals(void) {
         drain_notices(pool);
     }
     printf("signals: %d of 60 racing signals hit their task\n", lost);
+    fflush(stdout);
     billiard_pool_free(pool);
     CHECK(count_children() == 0);
 }

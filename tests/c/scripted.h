@@ -11,7 +11,8 @@
  *   "grow"     mallocs (and touches) 8 MiB blocks until malloc fails, then aborts
  *   "touch:PATH" creates PATH   "hold:MIB" keeps MIB MiB of touched memory
  *   "hooked"   replies the pid the after-fork hook ran in (0: it did not)
- *   "usr1:MS"  sleeps MS ms at most, replies "usr1" once SIGUSR1 came, else "none"
+ *   "usr1:MS"  catches SIGUSR1, creates started_marker(getpid()), sleeps MS ms
+ *              at most, replies "usr1" once SIGUSR1 came, else "none"
  * and the worker hooks test_after_fork / test_at_exit (ctx non-NULL: the
  * after-fork hook fails), whose at-exit marker is at_exit_marker(pid). */
 #ifndef BILLIARD_TEST_SCRIPTED_H
@@ -207,8 +208,12 @@ static inline int scripted(void *ctx, const uint8_t *in, size_t len, billiard_re
         long waited = 0, limit = atol(arg);
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_usr1;
-        sigaction(SIGUSR1, &sa, NULL);
         usr1_seen = 0;
+        sigaction(SIGUSR1, &sa, NULL);
+        {
+            FILE *marker = fopen(started_marker((int)getpid()), "w");
+            if (marker) fclose(marker);
+        }
         while (!usr1_seen && waited < limit) {
             sleep_ms(1);
             waited++;
