@@ -11,6 +11,7 @@ mod frames;
 mod ids;
 mod life;
 mod notice;
+mod notify;
 mod reader;
 mod result;
 mod shared;

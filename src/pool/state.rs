@@ -9,18 +9,18 @@ use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 use super::ids::{IdMap, SeqMap};
-use super::notice::{wall_time, Notice, NoticeKind, TaskState, TaskStatus};
+use super::notice::Notice;
 use super::result::TaskResult;
 use super::task::{Stop, Task};
 use super::timers::{Due, Timers};
 use crate::area::{self, Area};
 use crate::config::NoticeKinds;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::progress::monotonic_ns;
 use crate::sys;
 use crate::watch::{Epoll, Token, OUTPUT, QUIET, RESULTS_EVENTS};
@@ -344,7 +344,7 @@ pub(crate) struct State {
     /// Which notices the host asked for.
     pub notice_kinds: NoticeKinds,
     /// Notices not yet read, oldest first.
-    notices: VecDeque<Notice>,
+    pub(super) notices: VecDeque<Notice>,
     /// The pool's epoll set (the supervisor waits in it).
     pub(crate) epoll: Arc<Epoll>,
     /// Most tasks in flight per worker.
@@ -856,7 +856,7 @@ impl State {
     }
 
     /// Makes `results_fd` readable exactly while results or notices wait.
-    fn sync_results_fd(&mut self) {
+    pub(super) fn sync_results_fd(&mut self) {
         let want = !self.done.is_empty() || !self.notices.is_empty();
         if want == self.results_fd_ready {
             return;
@@ -867,93 +867,6 @@ impl State {
         } else {
             sys::eventfd_drain(self.results_fd);
         }
-    }
-
-    /// Queues a notice of `kind` for task `task_id` (if the host asked for
-    /// that kind): `Started` once per task, at `at`; `SoftLimit` now.
-    pub(crate) fn notice(&mut self, kind: NoticeKind, task_id: u64, pid: i32, at: Instant) {
-        let wanted = match kind {
-            NoticeKind::Started => self.notice_kinds.started,
-            NoticeKind::SoftLimit => self.notice_kinds.soft_limit,
-        };
-        if !wanted {
-            return;
-        }
-        let Some(t) = self.tasks.get_mut(&task_id) else {
-            return;
-        };
-        let elapsed = match kind {
-            NoticeKind::Started if t.noticed => return,
-            NoticeKind::Started => {
-                t.noticed = true;
-                at.saturating_duration_since(t.submitted)
-            }
-            NoticeKind::SoftLimit => t.started.map_or(Duration::ZERO, |s| at - s),
-        };
-        self.notices.push_back(Notice {
-            kind,
-            task_id,
-            tag: t.tag,
-            pid,
-            at: wall_time(at),
-            elapsed,
-        });
-        self.sync_results_fd();
-    }
-
-    /// Up to `max` notices, oldest first.
-    pub(crate) fn take_notices(&mut self, max: usize) -> Vec<Notice> {
-        let n = max.min(self.notices.len());
-        let taken: Vec<Notice> = self.notices.drain(..n).collect();
-        if !taken.is_empty() {
-            self.sync_results_fd();
-        }
-        taken
-    }
-
-    /// When task `t` started on its holder, as far as the pool knows now
-    /// (an ACK, or the holder's progress page), and the holder's pid.
-    pub(crate) fn start_of(&self, t: &Task, id: u64) -> (Option<Instant>, i32) {
-        let Some((slot, generation)) = t.holder else {
-            return (t.started, 0);
-        };
-        match self.workers.get(slot).and_then(|w| w.as_ref()) {
-            Some(w) if w.generation == generation => (
-                t.started.or_else(|| w.area.progress().started_at(id)),
-                w.pid,
-            ),
-            _ => (t.started, 0),
-        }
-    }
-
-    /// Where task `id` is now (see [`crate::Pool::task_status`]).
-    pub(crate) fn task_status(&self, id: u64) -> Result<TaskStatus> {
-        if let Some(t) = self.tasks.get(&id) {
-            let (started, pid) = self.start_of(t, id);
-            let state = match (t.holder, started) {
-                (None, _) => TaskState::Queued,
-                (Some(_), None) => TaskState::Sent,
-                (Some(_), Some(_)) => TaskState::Running,
-            };
-            return Ok(TaskStatus {
-                state,
-                pid,
-                tag: t.tag,
-                started: started.map(wall_time),
-            });
-        }
-        if let Some(r) = self.done.get(&id) {
-            // Its result says how long it ran; the start time is not kept.
-            return Ok(TaskStatus {
-                state: TaskState::Done,
-                pid: r.pid,
-                tag: r.tag,
-                started: None,
-            });
-        }
-        Err(Error::NotFound(format!(
-            "task {id} is not pending and its result is not waiting to be collected"
-        )))
     }
 
     /// Tasks whose result no thread waits for by id.
@@ -992,6 +905,11 @@ impl State {
             self.sync_results_fd();
         }
         result
+    }
+
+    /// The result of task `id` waiting to be collected, if it is.
+    pub(super) fn done_result(&self, id: u64) -> Option<&TaskResult> {
+        self.done.get(&id)
     }
 
     /// Why a waiter for `want` has nothing to wait for, if so.

@@ -1,0 +1,99 @@
+//! What the pool tells the host about a task before its result: notices
+//! queued as tasks start and pass their soft limit, and a task's state on
+//! demand. The types are in `notice.rs`.
+
+use std::time::{Duration, Instant};
+
+use super::notice::{wall_time, Notice, NoticeKind, TaskState, TaskStatus};
+use super::state::State;
+use super::task::Task;
+use crate::error::{Error, Result};
+
+impl State {
+    /// Queues a notice of `kind` for task `task_id` (if the host asked for
+    /// that kind): `Started` once per task, at `at`; `SoftLimit` now.
+    pub(crate) fn notice(&mut self, kind: NoticeKind, task_id: u64, pid: i32, at: Instant) {
+        let wanted = match kind {
+            NoticeKind::Started => self.notice_kinds.started,
+            NoticeKind::SoftLimit => self.notice_kinds.soft_limit,
+        };
+        if !wanted {
+            return;
+        }
+        let Some(t) = self.tasks.get_mut(&task_id) else {
+            return;
+        };
+        let elapsed = match kind {
+            NoticeKind::Started if t.noticed => return,
+            NoticeKind::Started => {
+                t.noticed = true;
+                at.saturating_duration_since(t.submitted)
+            }
+            NoticeKind::SoftLimit => t.started.map_or(Duration::ZERO, |s| at - s),
+        };
+        self.notices.push_back(Notice {
+            kind,
+            task_id,
+            tag: t.tag,
+            pid,
+            at: wall_time(at),
+            elapsed,
+        });
+        self.sync_results_fd();
+    }
+
+    /// Up to `max` notices, oldest first.
+    pub(crate) fn take_notices(&mut self, max: usize) -> Vec<Notice> {
+        let n = max.min(self.notices.len());
+        let taken: Vec<Notice> = self.notices.drain(..n).collect();
+        if !taken.is_empty() {
+            self.sync_results_fd();
+        }
+        taken
+    }
+
+    /// When task `t` started on its holder, as far as the pool knows now
+    /// (an ACK, or the holder's progress page), and the holder's pid.
+    pub(crate) fn start_of(&self, t: &Task, id: u64) -> (Option<Instant>, i32) {
+        let Some((slot, generation)) = t.holder else {
+            return (t.started, 0);
+        };
+        match self.workers.get(slot).and_then(|w| w.as_ref()) {
+            Some(w) if w.generation == generation => (
+                t.started.or_else(|| w.area.progress().started_at(id)),
+                w.pid,
+            ),
+            _ => (t.started, 0),
+        }
+    }
+
+    /// Where task `id` is now (see [`crate::Pool::task_status`]).
+    pub(crate) fn task_status(&self, id: u64) -> Result<TaskStatus> {
+        if let Some(t) = self.tasks.get(&id) {
+            let (started, pid) = self.start_of(t, id);
+            let state = match (t.holder, started) {
+                (None, _) => TaskState::Queued,
+                (Some(_), None) => TaskState::Sent,
+                (Some(_), Some(_)) => TaskState::Running,
+            };
+            return Ok(TaskStatus {
+                state,
+                pid,
+                tag: t.tag,
+                started: started.map(wall_time),
+            });
+        }
+        if let Some(r) = self.done_result(id) {
+            // Its result says how long it ran; the start time is not kept.
+            return Ok(TaskStatus {
+                state: TaskState::Done,
+                pid: r.pid,
+                tag: r.tag,
+                started: None,
+            });
+        }
+        Err(Error::NotFound(format!(
+            "task {id} is not pending and its result is not waiting to be collected"
+        )))
+    }
+}
