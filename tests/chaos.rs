@@ -138,8 +138,15 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
         .kill_grace(Duration::from_millis(20))
         .max_tasks_per_worker(Some(200), 50)
         .unwrap()
-        .max_queued(500);
+        .max_queued(500)
+        .notices(billiard::NoticeKinds {
+            started: true,
+            soft_limit: false,
+        });
     let pool = Arc::new(Pool::new(cfg).unwrap());
+    // Started notices by task: each started task has exactly one, read
+    // before (or with) its result.
+    let mut started: HashMap<u64, usize> = HashMap::new();
     let expected: Arc<Mutex<HashMap<u64, Kind>>> = Arc::default();
     let seen_pids: Arc<Mutex<Vec<i32>>> = Arc::default();
     // Tasks whose cancel returned OK: each must end CANCELLED.
@@ -270,6 +277,20 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
             }
             Err(e) => panic!("wait: {e} after {} results", results.len()),
         };
+        for n in pool.notices(usize::MAX) {
+            assert_eq!(n.kind, billiard::NoticeKind::Started);
+            *started.entry(n.task_id).or_default() += 1;
+        }
+        // Outcomes that need a start: each has its notice by now.
+        if matches!(r.outcome, Outcome::Ok | Outcome::Failed | Outcome::WorkerLost) {
+            assert_eq!(
+                started.get(&r.task_id),
+                Some(&1),
+                "task {} ended {:?} with no started notice before it",
+                r.task_id,
+                r.outcome
+            );
+        }
         // A blocking submit registers its id after submit returns: a fast
         // result may come first; it is checked once the id is known.
         early.push(r);
@@ -309,6 +330,17 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
         Err(Error::NotFound(_))
     ));
 
+    for n in pool.notices(usize::MAX) {
+        *started.entry(n.task_id).or_default() += 1;
+    }
+    assert!(
+        started.values().all(|&n| n == 1),
+        "a task had two started notices"
+    );
+    assert!(
+        started.keys().all(|id| results.contains_key(id)),
+        "a started notice for a task never submitted"
+    );
     let by_outcome = |o: Outcome| results.values().filter(|&&x| x == o).count();
     let stats = pool.stats();
     eprintln!(
