@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Turns a `-1` return into the thread's `errno` as an error.
 pub(crate) fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
@@ -877,4 +878,26 @@ mod tests {
             assert!(flags & libc::FD_CLOEXEC != 0, "fd {fd} is not CLOEXEC");
         }
     }
+}
+
+/// How many times this process's memory was copied into a child by
+/// `fork()` and the copy went on as the child: 0 in the process that
+/// started, more in a forked child (a `pthread_atfork` child handler, an
+/// atomic add: safe right after a fork). Lets an object tell it is a copy
+/// in a forked child, whose threads are gone.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// This process's fork generation (see [`FORK_GENERATION`]); the first
+/// call registers the handler.
+pub(crate) fn fork_generation() -> u64 {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: registers a child handler that only adds to an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(count_fork_in_child)) };
+    });
+    FORK_GENERATION.load(Ordering::Relaxed)
 }

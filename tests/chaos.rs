@@ -282,7 +282,10 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
             *started.entry(n.task_id).or_default() += 1;
         }
         // Outcomes that need a start: each has its notice by now.
-        if matches!(r.outcome, Outcome::Ok | Outcome::Failed | Outcome::WorkerLost) {
+        if matches!(
+            r.outcome,
+            Outcome::Ok | Outcome::Failed | Outcome::WorkerLost
+        ) {
             assert_eq!(
                 started.get(&r.task_id),
                 Some(&1),

@@ -70,10 +70,23 @@ unsafe fn pool_ref(p: *const billiard_pool) -> Result<Arc<billiard_pool>, Error>
     }
     // SAFETY: p came from Arc::into_raw in billiard_pool_new and the caller
     // has not finished billiard_pool_free on it.
-    unsafe {
+    let handle = unsafe {
         Arc::increment_strong_count(p);
-        Ok(Arc::from_raw(p))
+        Arc::from_raw(p)
+    };
+    if !handle.pool.in_owner_process() {
+        return Err(not_in_owner_process());
     }
+    Ok(handle)
+}
+
+/// Why a forked child's copy of a pool refuses every call.
+fn not_in_owner_process() -> Error {
+    Error::InvalidArgument(
+        "this pool belongs to the process that made it; a process forked from it has only a \
+         copy, which it can neither use nor stop (billiard_pool_free there frees only the copy)"
+            .into(),
+    )
 }
 
 /// Runs `f` on the pool behind `p`, mapping errors to codes. `p` comes
@@ -275,6 +288,13 @@ pub unsafe extern "C" fn billiard_pool_terminate(pool: *mut billiard_pool) -> c_
 pub unsafe extern "C" fn billiard_pool_free(pool: *mut billiard_pool) {
     boundary!((), {
         if pool.is_null() {
+            return;
+        }
+        // SAFETY: pool came from billiard_pool_new and is not freed yet.
+        if !unsafe { &(*pool).pool }.in_owner_process() {
+            // SAFETY: as above; dropping the copy waits for nothing.
+            drop(unsafe { Arc::from_raw(pool.cast_const()) });
+            fail(not_in_owner_process());
             return;
         }
         // SAFETY: pool came from billiard_pool_new and is not freed yet.

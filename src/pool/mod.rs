@@ -159,6 +159,9 @@ pub struct WorkerInfo {
 pub struct Pool {
     shared: Arc<Shared>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
+    /// The fork generation of the process that made it (see
+    /// [`Pool::in_owner_process`]).
+    generation: u64,
 }
 
 impl std::fmt::Debug for Pool {
@@ -170,6 +173,14 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
+    /// False in a process forked from the one that made the pool (a FORK
+    /// worker, a host-forked fork server and its workers): there the pool
+    /// is a copy whose supervisor thread does not exist, and no call may
+    /// wait for it. Dropping such a copy frees its memory and nothing else.
+    pub fn in_owner_process(&self) -> bool {
+        sys::fork_generation() == self.generation
+    }
+
     /// This pool's identity, for [`callback`]: where its shared state lives.
     fn id(&self) -> usize {
         Arc::as_ptr(&self.shared) as usize
@@ -240,6 +251,7 @@ impl Pool {
         let pool = Pool {
             shared,
             supervisor: Mutex::new(Some(handle)),
+            generation: sys::fork_generation(),
         };
         let mut st = pool.shared.state.lock();
         while matches!(st.phase, Phase::Starting | Phase::Failing) {
@@ -709,6 +721,8 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        self.shutdown();
+        if self.in_owner_process() {
+            self.shutdown();
+        }
     }
 }

@@ -66,9 +66,10 @@ extern "C" fn on_crash(sig: libc::c_int) {
     unsafe { libc::raise(sig) };
 }
 
-/// Installs the soft-limit handler, and the crash handlers where those
+/// Installs the soft-limit handler and the crash handlers where those
 /// signals are at their default action: a worker program's runtime may
-/// need its own (Go turns SIGSEGV into a panic). Every handler has
+/// need its own (Go turns SIGSEGV into a panic), and a program may catch
+/// the soft limit's signal itself (Python's binding raises in the task). Every handler has
 /// SA_ONSTACK, which runtimes with small stacks (Go) require of handlers
 /// installed by other code. Raw sigaction calls: safe in a freshly forked
 /// child.
@@ -90,7 +91,9 @@ fn install_handlers() {
             libc::sigaction(sig, ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_DFL
         }
     };
-    set(SOFT_LIMIT_SIGNAL, on_soft_limit, 0);
+    if is_default(SOFT_LIMIT_SIGNAL) {
+        set(SOFT_LIMIT_SIGNAL, on_soft_limit, 0);
+    }
     for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGABRT] {
         if is_default(sig) {
             set(sig, on_crash, libc::SA_RESETHAND | libc::SA_NODEFER);

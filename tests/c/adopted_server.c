@@ -8,6 +8,8 @@
  *  - killing the server loses no task: running ones end WORKER_LOST, the
  *    others run on a replacement the pool asks the host to fork (on the
  *    pool's own thread); nothing is left after free;
+ *  - a worker's copy of the host's pool refuses calls, and freeing it
+ *    frees only the copy (no wait for a supervisor that is not there);
  *  - a callback that cannot fork fails billiard_pool_new with
  *    BILLIARD_ESPAWN; billiard_forkserver_serve on an fd no pool made for
  *    it returns BILLIARD_EINVAL at once. */
@@ -22,12 +24,23 @@
 #include "util.h"
 
 static char host_data[64];
+static billiard_pool *host_pool;
 static volatile int forks_asked;
 static volatile int last_server;
 
 static int handler(void *ctx, const uint8_t *in, size_t len, billiard_reply *reply) {
     if (len == 4 && memcmp(in, "data", 4) == 0)
         return billiard_reply_write(reply, host_data, strlen(host_data));
+    if (len == 8 && memcmp(in, "freecopy", 8) == 0) {
+        /* The worker's copy of the host's pool: refused, never waited on. */
+        char out[64];
+        uint64_t id = 0;
+        int rc = billiard_pool_submit(host_pool, "x", 1, NULL, &id);
+        billiard_pool_free(host_pool);
+        snprintf(out, sizeof out, "%d %s", rc,
+                 strstr(billiard_last_error(), "forked") ? "forked" : "?");
+        return billiard_reply_write(reply, out, strlen(out));
+    }
     return scripted(ctx, in, len, reply);
 }
 
@@ -125,6 +138,7 @@ int main(void) {
     cfg = config(2);
     CHECK_OK(billiard_pool_new(cfg, &pool));
     billiard_config_free(cfg);
+    host_pool = pool;
     snprintf(host_data, sizeof host_data, "changed after the fork");
     CHECK(forks_asked == 1);
     server = last_server;
@@ -148,6 +162,9 @@ int main(void) {
     CHECK(forks_asked >= 2 && last_server != server);
     /* The replacement was forked now, from the data as it is now. */
     CHECK(strcmp(ask(pool, "data"), "changed after the fork") == 0);
+    /* A forked copy of the pool refuses every call and frees only itself. */
+    CHECK(strcmp(ask(pool, "freecopy"), "-1 forked") == 0);
+    CHECK(strcmp(ask(pool, "echo:still serving"), "still serving") == 0);
     pid = atoi(ask(pool, "pid"));
 
     stop_busy = 1;

@@ -7,33 +7,41 @@
 
 Imported as ``libbilliard`` so that it never shadows Celery's ``billiard``.
 Workers are separate programs (SPAWN by default, safe in any host) that call
-:func:`worker_main`. Every task ends with exactly one :class:`Result`; its
-bytes are copied into Python and the C result is freed at once. Errors are
-:class:`BilliardError` (with ``code``, ``name`` and the library's message).
-Waits release the GIL and wake at least every 200 ms, so Ctrl-C works.
-No library thread ever calls into Python.
+:func:`worker_main`, or, with ``Pool(handler=fn)``, forks of this process:
+a fork server forked with ``os.fork`` (so the interpreter's at-fork
+handlers run) serves them, and ``fn`` with everything loaded before the
+pool was made comes along. Every task ends with exactly one
+:class:`Result`; its bytes are copied into Python and the C result is
+freed at once. Errors are :class:`BilliardError` (with ``code``, ``name``
+and the library's message). Waits release the GIL and wake at least every
+200 ms, so Ctrl-C works. The library calls into Python from its own thread
+only to fork a replacement fork server (``handler=`` pools).
 """
 import asyncio
+import atexit
 import collections
 import contextlib
 import ctypes
 import enum
 import math
 import os
+import signal as _signal
 import sys
 import threading
 import time
 import weakref
 from dataclasses import dataclass
 
-from ._lib import (ABI_VERSION, HANDLER, LIMIT_DEFAULT, LIMIT_NONE, SONAME, SUBMIT_NONBLOCK,
-                   Stats, TaskOpts, WorkerInfo, lib)
+from ._lib import (ABI_VERSION, AFTER_FORK, AT_EXIT, FORK_SERVER, HANDLER, LIMIT_DEFAULT,
+                   LIMIT_NONE, SONAME, SUBMIT_NONBLOCK, Notice as _Notice, Stats, TaskInfo,
+                   TaskOpts, WorkerHooks, WorkerInfo, lib)
 from . import _lib
 
 __all__ = [
-    "ABI_VERSION", "SONAME", "BilliardError", "Closed", "Full", "NotFound", "Outcome", "Pool",
-    "Result", "SpawnError", "StartMethod", "Task", "TaskError", "Timeout", "soft_limit_reached",
-    "version", "worker_main",
+    "ABI_VERSION", "SONAME", "BilliardError", "Closed", "Full", "NotFound", "Notice",
+    "NoticeKind", "Outcome", "Pool", "Result", "SoftTimeLimitExceeded", "SpawnError",
+    "StartMethod", "Task", "TaskError", "TaskState", "TaskStatus", "Timeout", "Worker",
+    "WorkerState", "soft_limit_reached", "version", "worker_main",
 ]
 
 # How long one blocking call into the library may last, so that signals
@@ -62,6 +70,66 @@ class StartMethod(enum.IntEnum):
     FORK = 0
     SPAWN = 1
     FORKSERVER = 2
+
+
+class NoticeKind(enum.IntEnum):
+    """What a Notice says (BILLIARD_NOTICE_*)."""
+    STARTED = 1
+    SOFT_LIMIT = 2
+
+
+class TaskState(enum.IntEnum):
+    """Where a task is (BILLIARD_TASK_*)."""
+    QUEUED = 1
+    SENT = 2
+    RUNNING = 3
+    DONE = 4
+
+
+class WorkerState(enum.IntEnum):
+    """A worker's state (BILLIARD_WORKER_*)."""
+    STARTING = 0
+    IDLE = 1
+    BUSY = 2
+    RETIRING = 3
+    STOPPING = 4
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something that happened to a task before its result
+    (:meth:`Pool.notices`)."""
+    kind: NoticeKind
+    task_id: int
+    tag: int
+    pid: int  # the worker running the task
+    time: float  # when, in seconds since the epoch (time.time())
+    elapsed: float  # STARTED: from submit to start; SOFT_LIMIT: from start
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """Where a task is now (:meth:`Task.status`)."""
+    state: TaskState
+    pid: int  # the worker holding or running it; 0 if none
+    tag: int
+    started: float  # RUNNING: when it started (time.time()); else None
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One worker process (:meth:`Pool.workers`)."""
+    pid: int
+    state: WorkerState
+    task_id: int  # the task it runs now; 0 if none
+    tasks_done: int
+    rss_bytes: int
+
+
+class SoftTimeLimitExceeded(Exception):
+    """Raised inside a task when its soft time limit passes, in workers
+    started with ``worker_main(..., soft_limit_raises=True)`` (and
+    ``Pool(handler=..., soft_limit_raises=True)``)."""
 
 
 class BilliardError(Exception):
@@ -248,15 +316,61 @@ class Task:
         return self.pool._wait(timeout, lambda h, ms, out: lib.billiard_task_wait(
             h, self.id, ms, out))
 
-    def cancel(self):
+    def cancel(self, signal=None):
         """Cancels the task; True if it was pending (it then ends CANCELLED),
-        False if it had finished already."""
+        False if it had finished already. ``signal`` is the first signal a
+        running task's worker gets instead of SIGTERM (SIGKILL: at once;
+        SIGKILL follows any other after the kill grace)."""
         with self.pool._call() as h:
-            rc = lib.billiard_task_cancel(h, self.id)
+            if signal is None:
+                rc = lib.billiard_task_cancel(h, self.id)
+            else:
+                rc = lib.billiard_task_cancel_signal(h, self.id, int(signal))
         if rc == _lib.ENOTFOUND:
             return False
         _check(rc)
         return True
+
+    def signal(self, signal):
+        """Sends ``signal`` to the worker running this task, without
+        cancelling it; True if it was sent, False if the task is not
+        running (queued, not started, or finished). Never reaches the task
+        after it on that worker."""
+        with self.pool._call() as h:
+            rc = lib.billiard_task_signal(h, self.id, int(signal))
+        if rc == _lib.ENOTFOUND:
+            return False
+        _check(rc)
+        return True
+
+    def status(self):
+        """Where the task is now (a TaskStatus); NotFound once its result
+        was collected."""
+        info = TaskInfo()
+        info.struct_size = ctypes.sizeof(TaskInfo)
+        with self.pool._call() as h:
+            _check(lib.billiard_task_status(h, self.id, ctypes.byref(info)))
+        return TaskStatus(state=TaskState(info.state), pid=info.pid, tag=info.tag,
+                          started=info.started_us / 1e6 if info.started_us else None)
+
+    def started(self):
+        """True once a worker started the task (billiard's
+        ApplyResult.accepted()): it runs, or it finished after running.
+        Also True once its result was collected."""
+        try:
+            status = self.status()
+        except NotFound:
+            return True
+        return status.state is TaskState.RUNNING or (
+            status.state is TaskState.DONE and status.pid != 0)
+
+    @property
+    def pid(self):
+        """The worker holding or running the task now (None if none)."""
+        try:
+            return self.status().pid or None
+        except NotFound:
+            return None
 
     def __await__(self):
         return self.pool._bridge().result_of(self.id).__await__()
@@ -320,7 +434,13 @@ class _AsyncBridge:
 
 class Pool:
     """A pool of worker processes running ``worker`` (an argv list; the
-    program calls :func:`worker_main`).
+    program calls :func:`worker_main`), or, with ``handler`` instead (a
+    function bytes -> bytes), forks of this process: the pool asks this
+    process to fork a fork server (``os.fork``, on the thread creating the
+    pool; a replacement for a server that died is forked on the pool's own
+    thread), and every worker is forked from it, so ``handler`` and all
+    the data loaded before the pool was made come along. ``after_fork``,
+    ``at_exit`` and ``soft_limit_raises`` are as for :func:`worker_main`.
 
     Options (seconds for times; None leaves the library's default):
     ``workers`` (0: one per CPU), ``start_method`` (SPAWN by default;
@@ -329,28 +449,46 @@ class Pool:
     ``hard_time_limit``, ``kill_grace``, ``max_tasks_per_worker``,
     ``max_queued`` (0: unbounded), ``prefetch``, ``start_timeout``,
     ``soft_memory_limit`` / ``hard_memory_limit`` (bytes),
-    ``restart_intensity`` ((max restarts, period in seconds)).
+    ``restart_intensity`` ((max restarts, period in seconds)), ``notices``
+    (True: keep started and soft-limit notices for :meth:`notices`).
 
     Close it with :meth:`shutdown` or a ``with`` block; if it is lost
     instead, a finalizer frees it (its workers are stopped and reaped).
     Thread-safe, as the C pool is.
     """
 
-    def __init__(self, worker, workers=0, *, start_method=StartMethod.SPAWN, env=None,
+    def __init__(self, worker=None, workers=0, *, handler=None, after_fork=None, at_exit=None,
+                 soft_limit_raises=False, start_method=StartMethod.SPAWN, env=None,
                  inherit_env=True, cwd=None, soft_time_limit=None, hard_time_limit=None,
                  kill_grace=None, max_tasks_per_worker=None, max_queued=0, prefetch=None,
                  start_timeout=None, soft_memory_limit=None, hard_memory_limit=None,
-                 restart_intensity=None):
-        if isinstance(worker, (str, bytes, os.PathLike)):
-            worker = [worker]
-        argv = [os.fsencode(a) for a in worker]
+                 restart_intensity=None, notices=False):
+        if (worker is None) == (handler is None):
+            raise TypeError("Pool needs a worker program (argv) or a handler, not both")
+        # ctypes callbacks the library may call while the pool lives.
+        self._callbacks = []
         cfg = ctypes.c_void_p()
         _check(lib.billiard_config_new(ctypes.byref(cfg)))
         try:
             _check(lib.billiard_config_set_workers(cfg, workers))
-            _check(lib.billiard_config_set_start_method(cfg, int(start_method)))
-            _check(lib.billiard_config_set_worker_argv(
-                cfg, (ctypes.c_char_p * len(argv))(*argv), len(argv)))
+            if handler is not None:
+                fork_server = FORK_SERVER(_server_forker(handler, after_fork, at_exit,
+                                                         soft_limit_raises))
+                self._callbacks.append(fork_server)
+                _check(lib.billiard_config_set_fork_server_callback(cfg, fork_server, None))
+            else:
+                if after_fork or at_exit or soft_limit_raises:
+                    raise TypeError("after_fork, at_exit and soft_limit_raises go with handler=; "
+                                    "a worker program passes them to worker_main")
+                if isinstance(worker, (str, bytes, os.PathLike)):
+                    worker = [worker]
+                argv = [os.fsencode(a) for a in worker]
+                _check(lib.billiard_config_set_start_method(cfg, int(start_method)))
+                _check(lib.billiard_config_set_worker_argv(
+                    cfg, (ctypes.c_char_p * len(argv))(*argv), len(argv)))
+            if notices:
+                _check(lib.billiard_config_set_notices(
+                    cfg, _lib.NOTICE_STARTED | _lib.NOTICE_SOFT_LIMIT))
             _check(lib.billiard_config_set_worker_env_inherit(cfg, inherit_env))
             for name, value in (env or {}).items():
                 _check(lib.billiard_config_set_worker_env(cfg, os.fsencode(name),
@@ -402,7 +540,12 @@ class Pool:
         ``block=False`` (then Full is raised)."""
         if isinstance(data, str):
             data = data.encode()
-        data = bytes(data)
+        else:
+            try:
+                data = bytes(memoryview(data))
+            except TypeError:
+                raise TypeError("submit takes bytes-like data or str, not "
+                                f"{type(data).__name__}") from None
         opts = None  # the defaults: no options struct to build
         if tag or not block or soft_time_limit is not None or hard_time_limit is not None:
             opts = TaskOpts()
@@ -461,7 +604,8 @@ class Pool:
         return self._async
 
     def fileno(self):
-        """The pool's fd: readable while results wait (for select/selectors)."""
+        """The pool's fd: readable while results or notices wait (for
+        select/selectors)."""
         with self._call():
             return self._fd
 
@@ -476,9 +620,10 @@ class Pool:
         out["outcomes"] = {o: stats.outcomes[o] for o in Outcome}
         return out
 
-    def worker_pids(self):
-        """The pids of the pool's workers now (all of them: the list grows
-        to what the library reports)."""
+    def workers(self):
+        """Every worker now, as Worker (pid, state, the task it runs,
+        tasks done, RSS): all of them (the list grows to what the library
+        reports)."""
         room = 64
         with self._call() as h:
             while True:
@@ -486,12 +631,42 @@ class Pool:
                 count = ctypes.c_size_t()
                 _check(lib.billiard_pool_workers(h, infos, room, ctypes.byref(count)))
                 if count.value <= room:
-                    return [infos[i].pid for i in range(count.value)]
+                    return [Worker(pid=w.pid, state=WorkerState(w.state), task_id=w.task_id,
+                                   tasks_done=w.tasks_done, rss_bytes=w.rss_bytes)
+                            for w in infos[:count.value]]
                 room = count.value + 16
 
+    def worker_pids(self):
+        """The pids of the pool's workers now (all of them)."""
+        return [w.pid for w in self.workers()]
+
+    def notices(self):
+        """Every notice waiting (a list of Notice, oldest first; empty when
+        none), without waiting and without taking a result. Kept only for
+        pools made with ``notices=True``; the pool's fd is readable while
+        one waits."""
+        out = []
+        batch = (_Notice * 64)()
+        count = ctypes.c_size_t()
+        with self._call() as h:
+            while True:
+                _check(lib.billiard_pool_notices(h, batch, 64, ctypes.byref(count)))
+                out.extend(Notice(kind=NoticeKind(n.kind), task_id=n.task_id, tag=n.tag,
+                                  pid=n.pid, time=n.time_us / 1e6, elapsed=n.elapsed_us / 1e6)
+                           for n in batch[:count.value])
+                if count.value < 64:
+                    return out
+
     def resize(self, workers):
+        """Grows or shrinks the pool (shrinking retires workers after the
+        tasks they hold)."""
         with self._call() as h:
             _check(lib.billiard_pool_resize(h, workers))
+
+    def restart(self):
+        """Replaces every worker, each after the tasks it holds."""
+        with self._call() as h:
+            _check(lib.billiard_pool_restart(h))
 
     def close(self):
         """Takes no more tasks; those queued and running still finish."""
@@ -541,12 +716,10 @@ class Pool:
         self.shutdown(wait=kind is None)
 
 
-def worker_main(handler):
-    """Runs a worker program: calls ``handler(bytes) -> bytes`` for each
-    task until the pool closes the channel, then returns the exit code
-    (use ``sys.exit(worker_main(handler))``). A str reply is encoded as
-    UTF-8; an exception fails the task with its text. Raises BilliardError
-    when the program was not started by a pool."""
+def _trampoline(handler):
+    """The C task handler calling ``handler(bytes)``: a str reply is encoded
+    as UTF-8; an exception fails the task with its text; SystemExit ends
+    the worker."""
 
     def trampoline(_ctx, data, length, reply):
         try:
@@ -563,8 +736,100 @@ def worker_main(handler):
             lib.billiard_reply_error(reply, message.replace(b"\0", b" "))
             return 1
 
-    callback = HANDLER(trampoline)
-    return _check(lib.billiard_worker_main(callback, None))
+    return HANDLER(trampoline)
+
+
+def _hooks(after_fork, at_exit, run_atexit):
+    """The C worker hooks: ``after_fork()`` (an exception is a failed start,
+    reported with its text), and at the worker's orderly end ``at_exit()``
+    and then, with ``run_atexit``, Python's own atexit functions, which a
+    forked worker's _exit would skip. (Not in the workers of a
+    ``Pool(handler=...)``: they are forks of the host, whose atexit
+    functions are the host's, as multiprocessing's forked children skip
+    them too.) Returns the struct and the callbacks to keep alive."""
+
+    def run_after_fork(_ctx):
+        try:
+            if after_fork is not None:
+                after_fork()
+            return 0
+        except BaseException as exc:
+            message = f"{type(exc).__name__}: {exc}".encode(errors="replace")
+            lib.billiard_worker_set_error(message.replace(b"\0", b" "))
+            return 1
+
+    def run_at_exit(_ctx):
+        try:
+            if at_exit is not None:
+                at_exit()
+        finally:
+            if run_atexit:
+                atexit._run_exitfuncs()
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+
+    keep = [AFTER_FORK(run_after_fork), AT_EXIT(run_at_exit)]
+    hooks = WorkerHooks(struct_size=ctypes.sizeof(WorkerHooks), reserved=0,
+                        after_fork=keep[0], at_exit=keep[1], ctx=None)
+    return hooks, keep
+
+
+def _raise_on_soft_limit(_signum, _frame):
+    # Also a SIGUSR1 sent for another reason: only the soft limit raises.
+    if soft_limit_reached():
+        raise SoftTimeLimitExceeded("the task's soft time limit passed")
+
+
+def worker_main(handler, *, after_fork=None, at_exit=None, soft_limit_raises=False):
+    """Runs a worker program: calls ``handler(bytes) -> bytes`` for each
+    task until the pool closes the channel, then returns the exit code
+    (use ``sys.exit(worker_main(handler))``). A str reply is encoded as
+    UTF-8; an exception fails the task with its text. Raises BilliardError
+    when the program was not started by a pool.
+
+    ``after_fork()`` runs in each worker before its first task (under
+    FORKSERVER: in each forked worker, not in the server); an exception
+    there is a failed start, reported with its text. ``at_exit()`` runs
+    when a worker exits in order (recycled, retired, pool closed), and
+    then the functions registered with :mod:`atexit` (a FORKSERVER worker
+    ends with _exit, which would skip them); neither runs on a crash, a
+    kill or terminate. With ``soft_limit_raises``,
+    a task whose soft time limit passes gets SoftTimeLimitExceeded raised
+    in it (a SIGUSR1 handler), so even ``time.sleep`` stops there."""
+    if soft_limit_raises:
+        _signal.signal(_signal.SIGUSR1, _raise_on_soft_limit)
+    callback = _trampoline(handler)
+    hooks, keep = _hooks(after_fork, at_exit, run_atexit=True)
+    rc = lib.billiard_worker_main_hooks(callback, None, ctypes.byref(hooks))
+    del keep
+    return _check(rc)
+
+
+def _server_forker(handler, after_fork, at_exit, soft_limit_raises):
+    """The fork-server callback of a ``Pool(handler=...)``: forks this
+    process with os.fork; the child serves as the pool's fork server and
+    never returns."""
+
+    def fork_server(_ctx, server_fd):
+        try:
+            pid = os.fork()
+        except OSError:
+            return -1
+        if pid != 0:
+            return pid
+        code = 2
+        try:
+            if soft_limit_raises:
+                _signal.signal(_signal.SIGUSR1, _raise_on_soft_limit)
+            callback = _trampoline(handler)
+            hooks, keep = _hooks(after_fork, at_exit, run_atexit=False)
+            code = lib.billiard_forkserver_serve(server_fd, callback, None, ctypes.byref(hooks))
+            del keep
+        finally:
+            os._exit(code if code >= 0 else 2)
+
+    return fork_server
 
 
 def soft_limit_reached():

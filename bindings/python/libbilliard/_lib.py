@@ -22,6 +22,8 @@ ESPAWN, ERESTARTS, ENOMEM, EIO, EPANIC = -6, -7, -8, -9, -10
 SUBMIT_NONBLOCK = 1
 LIMIT_DEFAULT = -1
 LIMIT_NONE = 0
+NOTICE_STARTED, NOTICE_SOFT_LIMIT = 1, 2
+TASK_QUEUED, TASK_SENT, TASK_RUNNING, TASK_DONE = 1, 2, 3, 4
 
 
 class TaskOpts(ctypes.Structure):
@@ -61,6 +63,43 @@ class WorkerInfo(ctypes.Structure):
     ]
 
 
+class Notice(ctypes.Structure):
+    _fields_ = [
+        ("kind", c_int32),
+        ("pid", c_int32),
+        ("task_id", c_uint64),
+        ("tag", c_uint64),
+        ("time_us", c_uint64),
+        ("elapsed_us", c_uint64),
+    ]
+
+
+class TaskInfo(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("state", c_int32),
+        ("pid", c_int32),
+        ("reserved", c_int32),
+        ("tag", c_uint64),
+        ("started_us", c_uint64),
+    ]
+
+
+AFTER_FORK = CFUNCTYPE(c_int, c_void_p)
+AT_EXIT = CFUNCTYPE(None, c_void_p)
+FORK_SERVER = CFUNCTYPE(c_int, c_void_p, c_int)
+
+
+class WorkerHooks(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("reserved", c_uint32),
+        ("after_fork", AFTER_FORK),
+        ("at_exit", AT_EXIT),
+        ("ctx", c_void_p),
+    ]
+
+
 Config = c_void_p
 PoolPtr = c_void_p
 ResultPtr = c_void_p
@@ -91,6 +130,8 @@ _SIGNATURES = {
     "billiard_config_set_soft_memory_limit": (c_int, [Config, c_uint64]),
     "billiard_config_set_hard_memory_limit": (c_int, [Config, c_uint64]),
     "billiard_config_set_restart_intensity": (c_int, [Config, c_uint32, c_uint64]),
+    "billiard_config_set_notices": (c_int, [Config, c_uint32]),
+    "billiard_config_set_fork_server_callback": (c_int, [Config, FORK_SERVER, c_void_p]),
     "billiard_task_opts_init": (c_int, [POINTER(TaskOpts)]),
     "billiard_pool_new": (c_int, [Config, POINTER(PoolPtr)]),
     "billiard_pool_submit": (c_int, [PoolPtr, c_char_p, c_size_t, POINTER(TaskOpts),
@@ -98,6 +139,11 @@ _SIGNATURES = {
     "billiard_pool_wait": (c_int, [PoolPtr, c_int64, POINTER(ResultPtr)]),
     "billiard_task_wait": (c_int, [PoolPtr, c_uint64, c_int64, POINTER(ResultPtr)]),
     "billiard_task_cancel": (c_int, [PoolPtr, c_uint64]),
+    "billiard_task_cancel_signal": (c_int, [PoolPtr, c_uint64, c_int]),
+    "billiard_task_signal": (c_int, [PoolPtr, c_uint64, c_int]),
+    "billiard_task_status": (c_int, [PoolPtr, c_uint64, POINTER(TaskInfo)]),
+    "billiard_pool_notices": (c_int, [PoolPtr, POINTER(Notice), c_size_t, POINTER(c_size_t)]),
+    "billiard_pool_restart": (c_int, [PoolPtr]),
     "billiard_pool_fd": (c_int, [PoolPtr]),
     "billiard_pool_close": (c_int, [PoolPtr]),
     "billiard_pool_join": (c_int, [PoolPtr, c_int64]),
@@ -120,6 +166,9 @@ _SIGNATURES = {
     "billiard_reply_write": (c_int, [ReplyPtr, c_char_p, c_size_t]),
     "billiard_reply_error": (c_int, [ReplyPtr, c_char_p]),
     "billiard_worker_main": (c_int, [HANDLER, c_void_p]),
+    "billiard_worker_main_hooks": (c_int, [HANDLER, c_void_p, POINTER(WorkerHooks)]),
+    "billiard_worker_set_error": (None, [c_char_p]),
+    "billiard_forkserver_serve": (c_int, [c_int, HANDLER, c_void_p, POINTER(WorkerHooks)]),
     "billiard_worker_soft_limit_reached": (c_bool, []),
 }
 

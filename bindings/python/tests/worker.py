@@ -3,8 +3,14 @@
 Commands: "echo:X" replies X, "pid" its pid, "fail:MSG" raises MSG,
 "crash" SIGKILLs itself, "exit:N" exits with N, "sleep:S" sleeps S seconds
 and replies "slept", "soft:S" polls soft_limit_reached() for S seconds at
-most and replies "reached" or "not reached".
+most and replies "reached" or "not reached", "stubborn:S" ignores SIGTERM
+and sleeps S seconds, "hooked" replies the pid the after-fork hook ran in.
+
+With TEST_HOOKS=DIR the worker has hooks: at_exit creates DIR/atexit-PID
+and an atexit function DIR/pyatexit-PID. TEST_SOFT_RAISES=1 makes a soft
+time limit raise in the task.
 """
+import atexit
 import os
 import signal
 import sys
@@ -12,6 +18,19 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import libbilliard  # noqa: E402
+
+
+HOOKED = 0
+
+
+def after_fork():
+    global HOOKED
+    HOOKED = os.getpid()
+
+
+def mark(name):
+    with open(os.path.join(os.environ["TEST_HOOKS"], f"{name}-{os.getpid()}"), "w"):
+        pass
 
 
 def handle(payload):
@@ -36,8 +55,18 @@ def handle(payload):
                 return "reached"
             time.sleep(0.005)
         return "not reached"
+    if command == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(float(arg))
+        return "slept"
+    if command == "hooked":
+        return str(HOOKED)
     raise ValueError(f"unknown command {command!r}")
 
 
 if __name__ == "__main__":
-    sys.exit(libbilliard.worker_main(handle))
+    options = {"soft_limit_raises": bool(os.environ.get("TEST_SOFT_RAISES"))}
+    if os.environ.get("TEST_HOOKS"):
+        atexit.register(mark, "pyatexit")
+        options.update(after_fork=after_fork, at_exit=lambda: mark("atexit"))
+    sys.exit(libbilliard.worker_main(handle, **options))
