@@ -822,6 +822,28 @@ pub(crate) fn timerfd_set(timer: RawFd, at_ns: Option<u64>) {
     unsafe { libc::timerfd_settime(timer, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut()) };
 }
 
+/// How many times this process's memory was copied into a child by
+/// `fork()` and the copy went on as the child: 0 in the process that
+/// started, more in a forked child (a `pthread_atfork` child handler, an
+/// atomic add: safe right after a fork). Lets an object tell it is a copy
+/// in a forked child, whose threads are gone.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// This process's fork generation (see [`FORK_GENERATION`]); the first
+/// call registers the handler.
+pub(crate) fn fork_generation() -> u64 {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: registers a child handler that only adds to an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(count_fork_in_child)) };
+    });
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -878,26 +900,4 @@ mod tests {
             assert!(flags & libc::FD_CLOEXEC != 0, "fd {fd} is not CLOEXEC");
         }
     }
-}
-
-/// How many times this process's memory was copied into a child by
-/// `fork()` and the copy went on as the child: 0 in the process that
-/// started, more in a forked child (a `pthread_atfork` child handler, an
-/// atomic add: safe right after a fork). Lets an object tell it is a copy
-/// in a forked child, whose threads are gone.
-static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-
-extern "C" fn count_fork_in_child() {
-    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
-}
-
-/// This process's fork generation (see [`FORK_GENERATION`]); the first
-/// call registers the handler.
-pub(crate) fn fork_generation() -> u64 {
-    static REGISTER: std::sync::Once = std::sync::Once::new();
-    REGISTER.call_once(|| {
-        // SAFETY: registers a child handler that only adds to an atomic.
-        unsafe { libc::pthread_atfork(None, None, Some(count_fork_in_child)) };
-    });
-    FORK_GENERATION.load(Ordering::Relaxed)
 }
