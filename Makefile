@@ -51,7 +51,8 @@ test-bindings: test-python test-go test-ruby
 test-ruby: lib
 	$(OPTIONAL) "Ruby binding" "ruby -e 'require \"ffi\"; require \"minitest\"'" \
 		env LIBBILLIARD_PATH=$(abspath $(OUTDIR))/libbilliard.so \
-		ruby -Ibindings/ruby/lib bindings/ruby/test/test_pool.rb
+		ruby -Ibindings/ruby/lib -e 'ARGV.each { |f| require File.expand_path(f) }' \
+		bindings/ruby/test/test_pool.rb bindings/ruby/test/test_frameworks.rb
 
 # Go: cgo through pkg-config (the uninstalled billiard.pc of this build);
 # Go's caches under target/, so no $HOME is needed.

@@ -1,10 +1,13 @@
 # frozen_string_literal: true
 
 # Ruby binding of libbilliard, a supervised process pool, through the ffi
-# gem. Workers are separate programs (Ruby ones call Billiard.worker_main);
-# every task ends with exactly one Billiard::Result. Waits are attached with
-# `blocking: true`, so they release the GVL; no library thread ever calls
-# into Ruby.
+# gem. Workers are separate programs (Ruby ones call Billiard.worker_main),
+# or, with Pool.new(handler: ...), forks of this process: a fork server
+# made with Process.fork serves them, so the handler block and everything
+# loaded before the pool came along. Every task ends with exactly one
+# Billiard::Result. Waits are attached with `blocking: true`, so they
+# release the GVL; the library calls into Ruby from its own thread only to
+# fork a replacement fork server (handler: pools).
 require "ffi"
 require "monitor"
 
@@ -36,7 +39,25 @@ module Billiard
              :rss_bytes, :uint64
     end
 
+    class Notice < FFI::Struct
+      layout :kind, :int32, :pid, :int32, :task_id, :uint64, :tag, :uint64,
+             :time_us, :uint64, :elapsed_us, :uint64
+    end
+
+    class TaskInfo < FFI::Struct
+      layout :struct_size, :uint32, :state, :int32, :pid, :int32, :reserved, :int32,
+             :tag, :uint64, :started_us, :uint64
+    end
+
     callback :handler, %i[pointer pointer size_t pointer], :int
+    callback :after_fork, [:pointer], :int
+    callback :at_exit, [:pointer], :void
+    callback :fork_server, %i[pointer int], :int
+
+    class WorkerHooks < FFI::Struct
+      layout :struct_size, :uint32, :reserved, :uint32, :after_fork, :after_fork,
+             :at_exit, :at_exit, :ctx, :pointer
+    end
 
     attach_function :billiard_version, [], :string
     attach_function :billiard_abi_version, [], :int
@@ -55,6 +76,8 @@ module Billiard
     attach_function :billiard_config_set_hard_time_limit, %i[pointer uint64], :int
     attach_function :billiard_config_set_kill_grace, %i[pointer uint64], :int
     attach_function :billiard_config_set_max_tasks_per_worker, %i[pointer uint64 uint64], :int
+    attach_function :billiard_config_set_notices, %i[pointer uint32], :int
+    attach_function :billiard_config_set_fork_server_callback, %i[pointer fork_server pointer], :int
     attach_function :billiard_task_opts_init, [:pointer], :int
     attach_function :billiard_pool_new, %i[pointer pointer], :int, blocking: true
     # Payloads and replies go in as Strings (:buffer_in): the library copies
@@ -64,6 +87,12 @@ module Billiard
     attach_function :billiard_pool_wait, %i[pointer int64 pointer], :int, blocking: true
     attach_function :billiard_task_wait, %i[pointer uint64 int64 pointer], :int, blocking: true
     attach_function :billiard_task_cancel, %i[pointer uint64], :int
+    attach_function :billiard_task_cancel_signal, %i[pointer uint64 int], :int
+    attach_function :billiard_task_signal, %i[pointer uint64 int], :int
+    attach_function :billiard_task_status, %i[pointer uint64 pointer], :int
+    attach_function :billiard_pool_notices, %i[pointer pointer size_t pointer], :int
+    attach_function :billiard_pool_resize, %i[pointer uint32], :int
+    attach_function :billiard_pool_restart, [:pointer], :int
     attach_function :billiard_pool_fd, [:pointer], :int
     attach_function :billiard_pool_close, [:pointer], :int
     attach_function :billiard_pool_join, %i[pointer int64], :int, blocking: true
@@ -84,6 +113,10 @@ module Billiard
     attach_function :billiard_reply_write, %i[pointer buffer_in size_t], :int
     attach_function :billiard_reply_error, %i[pointer string], :int
     attach_function :billiard_worker_main, %i[handler pointer], :int, blocking: true
+    attach_function :billiard_worker_main_hooks, %i[handler pointer pointer], :int, blocking: true
+    attach_function :billiard_worker_set_error, [:string], :void
+    attach_function :billiard_forkserver_serve, %i[int handler pointer pointer], :int,
+                    blocking: true
     attach_function :billiard_worker_soft_limit_reached, [], :bool
 
     if billiard_abi_version != ABI_VERSION
@@ -135,6 +168,23 @@ module Billiard
 
   # How a task ended: Result#outcome is one of these symbols.
   OUTCOMES = %i[ok failed worker_lost time_limit cancelled abandoned memory_limit].freeze
+  # Notice#kind (BILLIARD_NOTICE_*).
+  NOTICE_KINDS = { 1 => :started, 2 => :soft_limit }.freeze
+  # TaskStatus#state (BILLIARD_TASK_*).
+  TASK_STATES = { 1 => :queued, 2 => :sent, 3 => :running, 4 => :done }.freeze
+  # Worker#state (BILLIARD_WORKER_*).
+  WORKER_STATES = %i[starting idle busy retiring stopping].freeze
+
+  # Something that happened to a task before its result (Pool#notices):
+  # kind (:started or :soft_limit), pid (the worker running it), time (a
+  # Time), elapsed (seconds: from submit to start, or from start to the
+  # soft limit).
+  Notice = Struct.new(:kind, :task_id, :tag, :pid, :time, :elapsed, keyword_init: true)
+  # Where a task is now (Pool#task_status): state (:queued, :sent, :running,
+  # :done), pid (0 if none), started (a Time while running, else nil).
+  TaskStatus = Struct.new(:state, :pid, :tag, :started, keyword_init: true)
+  # One worker (Pool#workers): task_id is the task it runs now (0: none).
+  Worker = Struct.new(:pid, :state, :task_id, :tasks_done, :rss_bytes, keyword_init: true)
 
   # A finished task, copied out of the library (the C result is freed).
   Result = Struct.new(:task_id, :tag, :outcome, :data, :pid, :exit_code, :signal,
@@ -200,7 +250,7 @@ module Billiard
 
     # With a block: yields the pool, then closes it (waiting for its tasks,
     # or not when the block raised) and returns the block's value.
-    def self.open(argv, **options)
+    def self.open(argv = nil, **options)
       pool = new(argv, **options)
       return pool unless block_given?
 
@@ -221,24 +271,48 @@ module Billiard
       Lib.billiard_pool_free(ptr)
     end
 
+    # Workers run +argv+ (a worker program calling Billiard.worker_main),
+    # or, with +handler+ instead (a callable: payload String in, reply
+    # out), they are forks of this process: the pool asks it to fork a fork
+    # server (Process.fork, on the thread creating the pool; a replacement
+    # for a server that died is forked on a thread of the ffi gem), and the
+    # handler with everything loaded before the pool came along.
+    # +after_fork+, +at_exit+ and +soft_limit_raises+ are as for
+    # Billiard.worker_main.
+    #
     # Options (seconds for times): workers (0: one per CPU), start_method
     # (:spawn, default, or :forkserver), env, cwd, soft_time_limit,
-    # hard_time_limit, kill_grace, max_tasks_per_worker, max_queued.
-    def initialize(argv, workers: 0, start_method: :spawn, env: {}, cwd: nil,
-                   soft_time_limit: nil, hard_time_limit: nil, kill_grace: nil,
-                   max_tasks_per_worker: nil, max_queued: 0)
-      argv = Array(argv).map(&:to_s)
+    # hard_time_limit, kill_grace, max_tasks_per_worker, max_queued,
+    # notices (true: keep started and soft-limit notices for #notices).
+    def initialize(argv = nil, workers: 0, handler: nil, after_fork: nil, at_exit: nil,
+                   soft_limit_raises: false, start_method: :spawn, env: {}, cwd: nil, soft_time_limit: nil,
+                   hard_time_limit: nil, kill_grace: nil, max_tasks_per_worker: nil,
+                   max_queued: 0, notices: false)
+      raise ArgumentError, "a worker program (argv) or a handler, not both" if argv.nil? == handler.nil?
+      if argv && (after_fork || at_exit || soft_limit_raises)
+        raise ArgumentError, "after_fork, at_exit and soft_limit_raises go with handler:; " \
+                             "a worker program passes them to worker_main"
+      end
+
       cfg_out = FFI::MemoryPointer.new(:pointer)
       Billiard.check(Lib.billiard_config_new(cfg_out))
       cfg = cfg_out.read_pointer
       begin
-        strings = argv.map { |a| FFI::MemoryPointer.from_string(a) }
-        array = FFI::MemoryPointer.new(:pointer, strings.size)
-        array.write_array_of_pointer(strings)
-        method = START_METHODS.fetch(start_method) { raise ArgumentError, "start_method #{start_method}" }
         Billiard.check(Lib.billiard_config_set_workers(cfg, workers))
-        Billiard.check(Lib.billiard_config_set_start_method(cfg, method))
-        Billiard.check(Lib.billiard_config_set_worker_argv(cfg, array, strings.size))
+        if handler
+          # Kept for the pool's life: the library calls it for replacements.
+          @fork_server = Billiard.server_forker(handler, after_fork, at_exit, soft_limit_raises)
+          Billiard.check(Lib.billiard_config_set_fork_server_callback(cfg, @fork_server, nil))
+        else
+          argv = Array(argv).map(&:to_s)
+          strings = argv.map { |a| FFI::MemoryPointer.from_string(a) }
+          array = FFI::MemoryPointer.new(:pointer, strings.size)
+          array.write_array_of_pointer(strings)
+          method = START_METHODS.fetch(start_method) { raise ArgumentError, "start_method #{start_method}" }
+          Billiard.check(Lib.billiard_config_set_start_method(cfg, method))
+          Billiard.check(Lib.billiard_config_set_worker_argv(cfg, array, strings.size))
+        end
+        Billiard.check(Lib.billiard_config_set_notices(cfg, 3)) if notices
         env.each { |k, v| Billiard.check(Lib.billiard_config_set_worker_env(cfg, k.to_s, v.to_s)) }
         Billiard.check(Lib.billiard_config_set_worker_cwd(cfg, cwd.to_s)) if cwd
         Billiard.check(Lib.billiard_config_set_max_queued(cfg, max_queued))
@@ -302,12 +376,80 @@ module Billiard
     end
 
     # Cancels task +id+: true if it was pending (it ends :cancelled).
-    def cancel(id)
-      rc = call { |h| Lib.billiard_task_cancel(h, id) }
+    # +signal+ (a name or number) is the first signal a running task's
+    # worker gets instead of SIGTERM (:KILL: at once; SIGKILL follows any
+    # other after the kill grace).
+    def cancel(id, signal: nil)
+      rc = call do |h|
+        signal ? Lib.billiard_task_cancel_signal(h, id, Billiard.signo(signal)) : Lib.billiard_task_cancel(h, id)
+      end
       return false if rc == ENOTFOUND
 
       Billiard.check(rc)
       true
+    end
+
+    # Sends +signal+ to the worker running task +id+ without cancelling it:
+    # true if sent, false if the task is not running (queued, not started,
+    # finished). Never reaches the task after it on that worker.
+    def signal(id, signal)
+      rc = call { |h| Lib.billiard_task_signal(h, id, Billiard.signo(signal)) }
+      return false if rc == ENOTFOUND
+
+      Billiard.check(rc)
+      true
+    end
+
+    # Where task +id+ is now (a TaskStatus); NotFoundError once its result
+    # was collected.
+    def task_status(id)
+      info = Lib::TaskInfo.new
+      info[:struct_size] = Lib::TaskInfo.size
+      call { |h| Billiard.check(Lib.billiard_task_status(h, id, info)) }
+      TaskStatus.new(state: TASK_STATES.fetch(info[:state]), pid: info[:pid], tag: info[:tag],
+                     started: info[:started_us].zero? ? nil : Time.at(info[:started_us] / 1e6))
+    end
+
+    # Whether a worker started task +id+: it runs, or it finished after
+    # running (true once its result was collected).
+    def started?(id)
+      status = task_status(id)
+      status.state == :running || (status.state == :done && status.pid != 0)
+    rescue NotFoundError
+      true
+    end
+
+    # Every notice waiting (Notice structs, oldest first; [] when none),
+    # without waiting or taking a result. Kept only with notices: true;
+    # #io is readable while one waits.
+    def notices
+      out = []
+      batch = FFI::MemoryPointer.new(Lib::Notice, 64)
+      count = FFI::MemoryPointer.new(:size_t)
+      loop do
+        call { |h| Billiard.check(Lib.billiard_pool_notices(h, batch, 64, count)) }
+        n = count.read(:size_t)
+        n.times do |i|
+          c = Lib::Notice.new(batch[i])
+          out << Notice.new(kind: NOTICE_KINDS.fetch(c[:kind]), task_id: c[:task_id], tag: c[:tag],
+                            pid: c[:pid], time: Time.at(c[:time_us] / 1e6),
+                            elapsed: c[:elapsed_us] / 1e6)
+        end
+        return out if n < 64
+      end
+    end
+
+    # Grows or shrinks the pool (shrinking retires workers after the tasks
+    # they hold).
+    def resize(workers)
+      call { |h| Billiard.check(Lib.billiard_pool_resize(h, workers)) }
+      nil
+    end
+
+    # Replaces every worker, each after the tasks it holds.
+    def restart
+      call { |h| Billiard.check(Lib.billiard_pool_restart(h)) }
+      nil
     end
 
     # An IO that is readable while results wait, for IO.select. It holds a
@@ -319,19 +461,31 @@ module Billiard
       end
     end
 
-    # The pids of the pool's workers now: all of them (the list grows to
-    # what the library reports).
-    def worker_pids
+    # Every worker now (Worker structs: pid, state, the task it runs,
+    # tasks done, RSS): all of them (the list grows to what the library
+    # reports).
+    def workers
       room = 64
       count = FFI::MemoryPointer.new(:size_t)
       loop do
         infos = FFI::MemoryPointer.new(Lib::WorkerInfo, room)
         call { |h| Billiard.check(Lib.billiard_pool_workers(h, infos, room, count)) }
         n = count.read(:size_t)
-        return Array.new(n) { |i| Lib::WorkerInfo.new(infos[i])[:pid] } if n <= room
+        if n <= room
+          return Array.new(n) do |i|
+            w = Lib::WorkerInfo.new(infos[i])
+            Worker.new(pid: w[:pid], state: WORKER_STATES.fetch(w[:state]), task_id: w[:task_id],
+                       tasks_done: w[:tasks_done], rss_bytes: w[:rss_bytes])
+          end
+        end
 
         room = n + 16
       end
+    end
+
+    # The pids of the pool's workers now (all of them).
+    def worker_pids
+      workers.map(&:pid)
     end
 
     # Counters (billiard_stats) as a Hash.
@@ -408,21 +562,127 @@ module Billiard
     end
   end
 
+  # The C task handler calling +handler+ with each payload (a binary
+  # String); the reply is its value (to_s); an exception fails the task.
+  #
+  # Nothing may leave the block by an exception (it would unwind through
+  # the library's C frames): a signal Ruby turned into an exception
+  # (SIGTERM, SIGINT) ends the worker by that signal, as it would a worker
+  # without Ruby's handlers; exit ends it with its status; anything else
+  # fails the task.
+  def self.trampoline(handler)
+    FFI::Function.new(:int, %i[pointer pointer size_t pointer]) do |_ctx, input, length, reply|
+      out = handler.call(length.zero? ? "".b : input.read_bytes(length)).to_s
+      Lib.billiard_reply_write(reply, out, out.bytesize).zero? ? 0 : 1
+    rescue SignalException => e
+      die_of(e.signo)
+    rescue SystemExit => e
+      $stdout.flush
+      exit!(e.status)
+    rescue Exception => e # rubocop:disable Lint/RescueException
+      Lib.billiard_reply_error(reply, "#{e.class}: #{e.message}".delete("\0"))
+      1
+    end
+  end
+
+  # Ends this process by +signo+ with its default action.
+  def self.die_of(signo)
+    Signal.trap(signo, "SYSTEM_DEFAULT")
+    Process.kill(signo, Process.pid)
+    sleep 1 while true # rubocop:disable Style/InfiniteLoop
+  end
+
+  # Raised inside a task when its soft time limit passes, in workers made
+  # with soft_limit_raises: true.
+  class SoftTimeLimitExceeded < StandardError; end
+
+  # The soft limit's signal (SIGUSR1), which Ruby turns into an exception
+  # by default: with +raises+, a SoftTimeLimitExceeded in the task when its
+  # soft limit passed; else the library's own handler (a blocking call
+  # returns early; Billiard.soft_limit_reached? says why).
+  def self.set_soft_limit_signal(raises)
+    if raises
+      Signal.trap("USR1") { raise SoftTimeLimitExceeded, "the task's soft time limit passed" if soft_limit_reached? }
+    else
+      Signal.trap("USR1", "SYSTEM_DEFAULT")
+    end
+  end
+
+  # The C worker hooks (a struct and the functions to keep alive):
+  # +after_fork+ (an exception is a failed start, reported with its
+  # message) and +at_exit+.
+  def self.hooks(after_fork, at_exit)
+    run_after_fork = FFI::Function.new(:int, [:pointer]) do |_ctx|
+      after_fork&.call
+      0
+    rescue Exception => e # rubocop:disable Lint/RescueException
+      Lib.billiard_worker_set_error("#{e.class}: #{e.message}".delete("\0"))
+      1
+    end
+    run_at_exit = FFI::Function.new(:void, [:pointer]) do |_ctx|
+      at_exit&.call
+    rescue Exception # rubocop:disable Lint/RescueException
+      nil
+    ensure
+      $stdout.flush
+      $stderr.flush
+    end
+    hooks = Lib::WorkerHooks.new
+    hooks[:struct_size] = Lib::WorkerHooks.size
+    hooks[:after_fork] = run_after_fork
+    hooks[:at_exit] = run_at_exit
+    [hooks, [run_after_fork, run_at_exit]]
+  end
+
   # Runs a worker program: yields each task's payload (a binary String)
   # and replies with the block's value (to_s), until the pool closes the
   # channel; returns the exit code (exit Billiard.worker_main { ... }). An
   # exception fails the task with its message.
-  def self.worker_main(&handler)
-    callback = proc do |_ctx, input, length, reply|
-      begin
-        out = handler.call(length.zero? ? "".b : input.read_bytes(length)).to_s
-        Lib.billiard_reply_write(reply, out, out.bytesize).zero? ? 0 : 1
-      rescue StandardError => e
-        Lib.billiard_reply_error(reply, "#{e.class}: #{e.message}".delete("\0"))
-        1
+  #
+  # +after_fork+ runs in each worker before its first task (under
+  # :forkserver, in each forked worker, not in the server); an exception
+  # there is a failed start, reported with its message. +at_exit+ runs
+  # when a worker exits in order (recycled, retired, pool closed); not on a
+  # crash, a kill or terminate. (A :forkserver worker ends with _exit:
+  # Ruby's own at_exit blocks do not run there; put what must run in
+  # +at_exit+.)
+  #
+  # With +soft_limit_raises+, a task whose soft time limit passes gets
+  # Billiard::SoftTimeLimitExceeded raised in it.
+  def self.worker_main(after_fork: nil, at_exit: nil, soft_limit_raises: false, &handler)
+    set_soft_limit_signal(soft_limit_raises)
+    callback = trampoline(handler)
+    hooks, keep = self.hooks(after_fork, at_exit)
+    rc = Lib.billiard_worker_main_hooks(callback, nil, hooks)
+    keep.clear
+    check(rc)
+  end
+
+  # The fork-server callback of a Pool.new(handler: ...): forks this
+  # process (Process.fork); the child serves as the pool's fork server and
+  # leaves with exit! (the host's at_exit blocks are the host's).
+  def self.server_forker(handler, after_fork, at_exit, soft_limit_raises)
+    FFI::Function.new(:int, %i[pointer int]) do |_ctx, server_fd|
+      Process.fork do
+        code = 2
+        begin
+          set_soft_limit_signal(soft_limit_raises)
+          hooks, _keep = self.hooks(after_fork, at_exit)
+          code = Lib.billiard_forkserver_serve(server_fd, trampoline(handler), nil, hooks)
+        ensure
+          exit!(code.negative? ? 2 : code)
+        end
       end
+    rescue StandardError
+      -1
     end
-    check(Lib.billiard_worker_main(callback, nil))
+  end
+
+  # A signal number from a name (:KILL, "SIGUSR1") or a number.
+  def self.signo(signal)
+    return Integer(signal) if signal.is_a?(Integer)
+
+    Signal.list.fetch(signal.to_s.delete_prefix("SIG")) { raise ArgumentError, "unknown signal #{signal}" }
   end
 
   # Inside a worker: whether the running task's soft time limit passed.

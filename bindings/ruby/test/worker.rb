@@ -3,10 +3,20 @@
 # The test worker program, written with Billiard.worker_main. Commands:
 # "echo:X" replies X, "pid" its pid, "fail:MSG" raises MSG, "crash"
 # SIGKILLs itself, "exit:N" exits with N, "sleep:S" sleeps S seconds,
-# "soft:S" polls soft_limit_reached? for S seconds at most.
+# "soft:S" polls soft_limit_reached? for S seconds at most, "stubborn:S"
+# ignores SIGTERM and sleeps S seconds, "hooked" replies the pid the
+# after-fork hook ran in. With TEST_HOOKS=DIR, the at-exit hook creates
+# DIR/atexit-PID.
 require_relative "../lib/billiard"
 
-exit(Billiard.worker_main do |payload|
+hooked = 0
+hooks = {}
+if ENV["TEST_HOOKS"]
+  hooks[:after_fork] = -> { hooked = Process.pid }
+  hooks[:at_exit] = -> { File.write(File.join(ENV["TEST_HOOKS"], "atexit-#{Process.pid}"), "") }
+end
+
+exit(Billiard.worker_main(**hooks) do |payload|
   command, arg = payload.split(":", 2)
   case command
   when "echo" then arg
@@ -17,6 +27,11 @@ exit(Billiard.worker_main do |payload|
   when "sleep"
     sleep(Float(arg))
     "slept"
+  when "stubborn"
+    trap("TERM", "IGNORE")
+    sleep(Float(arg))
+    "slept"
+  when "hooked" then hooked.to_s
   when "soft"
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + Float(arg)
     reached = false
