@@ -5,8 +5,11 @@
 // Go cannot fork itself safely, so workers are separate programs (often
 // the same binary, run in a worker mode) that call WorkerMain; the pool
 // starts them with posix_spawn (Spawn, the default) or forks them from a
-// fork server (ForkServer). Results are copied into Go memory and the C
-// results freed at once. No library thread ever calls into Go.
+// fork server (ForkServer). For the same reason this binding offers no
+// pool whose workers are forks of the host (the C API's
+// billiard_config_set_fork_server_callback, which Python and Ruby use):
+// a forked Go runtime does not survive. Results are copied into Go memory
+// and the C results freed at once. No library thread ever calls into Go.
 package billiard
 
 /*
@@ -22,6 +25,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -130,6 +134,7 @@ type Options struct {
 	MaxTasks      uint64            // per worker, then it is replaced; 0: no limit
 	MaxQueued     int               // Submit blocks beyond this; 0: unbounded
 	StartTimeout  time.Duration     // for New; 0: as long as it takes
+	Notices       bool              // keep started and soft-limit notices for Notices
 }
 
 // TaskOptions are per-task settings for SubmitWith.
@@ -265,6 +270,11 @@ func New(argv []string, opts *Options) (*Pool, error) {
 	if opts.MaxTasks > 0 {
 		steps = append(steps, func() C.int {
 			return C.billiard_config_set_max_tasks_per_worker(cfg, C.uint64_t(opts.MaxTasks), 0)
+		})
+	}
+	if opts.Notices {
+		steps = append(steps, func() C.int {
+			return C.billiard_config_set_notices(cfg, C.BILLIARD_NOTICE_STARTED|C.BILLIARD_NOTICE_SOFT_LIMIT)
 		})
 	}
 	if opts.StartTimeout > 0 {
@@ -404,8 +414,202 @@ func (p *Pool) Cancel(id uint64) error {
 	return p.use(func(pool *C.billiard_pool) C.int { return C.billiard_task_cancel(pool, C.uint64_t(id)) })
 }
 
-// Fd is a file descriptor that is readable while results wait, for a poll
-// loop. The pool owns it: never read or close it. -1 after Close.
+// CancelSignal cancels task id as Cancel does, with sig as the first
+// signal a running task's worker gets instead of SIGTERM (SIGKILL: at
+// once; SIGKILL follows any other after the kill grace).
+func (p *Pool) CancelSignal(id uint64, sig syscall.Signal) error {
+	return p.use(func(pool *C.billiard_pool) C.int {
+		return C.billiard_task_cancel_signal(pool, C.uint64_t(id), C.int(sig))
+	})
+}
+
+// Signal sends sig to the worker running task id without cancelling it:
+// true if it was sent, false if the task is not running (queued, not
+// started, finished). It never reaches the task after it on that worker.
+func (p *Pool) Signal(id uint64, sig syscall.Signal) (bool, error) {
+	err := p.use(func(pool *C.billiard_pool) C.int {
+		return C.billiard_task_signal(pool, C.uint64_t(id), C.int(sig))
+	})
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// TaskState is where a task is (TaskStatus).
+type TaskState int
+
+// The task states (BILLIARD_TASK_*).
+const (
+	Queued  TaskState = C.BILLIARD_TASK_QUEUED
+	Sent    TaskState = C.BILLIARD_TASK_SENT
+	Running TaskState = C.BILLIARD_TASK_RUNNING
+	Done    TaskState = C.BILLIARD_TASK_DONE
+)
+
+// Status is where a task is now.
+type Status struct {
+	State   TaskState
+	PID     int       // the worker holding or running it; 0 if none
+	Tag     uint64    //
+	Started time.Time // while Running: when it started; else zero
+}
+
+// TaskStatus says where task id is now; ErrNotFound once its result was
+// collected.
+func (p *Pool) TaskStatus(id uint64) (Status, error) {
+	var info C.billiard_task_info
+	info.struct_size = C.uint32_t(unsafe.Sizeof(info))
+	err := p.use(func(pool *C.billiard_pool) C.int {
+		return C.billiard_task_status(pool, C.uint64_t(id), &info)
+	})
+	if err != nil {
+		return Status{}, err
+	}
+	st := Status{State: TaskState(info.state), PID: int(info.pid), Tag: uint64(info.tag)}
+	if info.started_us != 0 {
+		st.Started = time.UnixMicro(int64(info.started_us))
+	}
+	return st, nil
+}
+
+// Started reports whether a worker started task id: it runs, or it
+// finished after running (true once its result was collected).
+func (p *Pool) Started(id uint64) bool {
+	st, err := p.TaskStatus(id)
+	if errors.Is(err, ErrNotFound) {
+		return true
+	}
+	return err == nil && (st.State == Running || (st.State == Done && st.PID != 0))
+}
+
+// NoticeKind is what a Notice says.
+type NoticeKind int
+
+// The notice kinds (BILLIARD_NOTICE_*).
+const (
+	NoticeStarted   NoticeKind = C.BILLIARD_NOTICE_STARTED
+	NoticeSoftLimit NoticeKind = C.BILLIARD_NOTICE_SOFT_LIMIT
+)
+
+// Notice is something that happened to a task before its result.
+type Notice struct {
+	Kind    NoticeKind
+	TaskID  uint64
+	Tag     uint64
+	PID     int           // the worker running the task
+	Time    time.Time     // when
+	Elapsed time.Duration // Started: from submit; SoftLimit: from the start
+}
+
+// Notices returns every notice waiting, oldest first (none: empty),
+// without waiting or taking a result. Kept only with Options.Notices; Fd
+// is readable while one waits.
+func (p *Pool) Notices() ([]Notice, error) {
+	batch := make([]C.billiard_notice, 64)
+	out := []Notice{}
+	for {
+		var n C.size_t
+		err := p.use(func(pool *C.billiard_pool) C.int {
+			return C.billiard_pool_notices(pool, &batch[0], C.size_t(len(batch)), &n)
+		})
+		if err != nil {
+			return out, err
+		}
+		for _, c := range batch[:int(n)] {
+			out = append(out, Notice{Kind: NoticeKind(c.kind), TaskID: uint64(c.task_id),
+				Tag: uint64(c.tag), PID: int(c.pid), Time: time.UnixMicro(int64(c.time_us)),
+				Elapsed: time.Duration(c.elapsed_us) * time.Microsecond})
+		}
+		if int(n) < len(batch) {
+			return out, nil
+		}
+	}
+}
+
+// Resize grows or shrinks the pool (shrinking retires workers after the
+// tasks they hold).
+func (p *Pool) Resize(workers int) error {
+	return p.use(func(pool *C.billiard_pool) C.int { return C.billiard_pool_resize(pool, C.uint32_t(workers)) })
+}
+
+// Restart replaces every worker, each after the tasks it holds.
+func (p *Pool) Restart() error {
+	return p.use(func(pool *C.billiard_pool) C.int { return C.billiard_pool_restart(pool) })
+}
+
+// Stats are the pool's counters now.
+type Stats struct {
+	Workers, Busy, Idle, Target  int
+	Queued, Running, Uncollected uint64
+	Outcomes                     map[Outcome]uint64 // tasks finished so far
+	Restarts, Recycles           uint64
+}
+
+// Stats returns the pool's counters.
+func (p *Pool) Stats() (Stats, error) {
+	var s C.billiard_stats
+	s.struct_size = C.uint32_t(unsafe.Sizeof(s))
+	if err := p.use(func(pool *C.billiard_pool) C.int { return C.billiard_pool_stats(pool, &s) }); err != nil {
+		return Stats{}, err
+	}
+	out := Stats{Workers: int(s.workers), Busy: int(s.busy), Idle: int(s.idle), Target: int(s.target),
+		Queued: uint64(s.queued), Running: uint64(s.running), Uncollected: uint64(s.uncollected),
+		Restarts: uint64(s.restarts), Recycles: uint64(s.recycles), Outcomes: map[Outcome]uint64{}}
+	for o := OK; o <= MemoryLimit; o++ {
+		out.Outcomes[o] = uint64(s.outcomes[o])
+	}
+	return out, nil
+}
+
+// WorkerState is a worker's state (BILLIARD_WORKER_*).
+type WorkerState int
+
+// The worker states.
+const (
+	WorkerStarting WorkerState = C.BILLIARD_WORKER_STARTING
+	WorkerIdle     WorkerState = C.BILLIARD_WORKER_IDLE
+	WorkerBusy     WorkerState = C.BILLIARD_WORKER_BUSY
+	WorkerRetiring WorkerState = C.BILLIARD_WORKER_RETIRING
+	WorkerStopping WorkerState = C.BILLIARD_WORKER_STOPPING
+)
+
+// Worker is one worker process now.
+type Worker struct {
+	PID       int
+	State     WorkerState
+	TaskID    uint64 // the task it runs now; 0 if none
+	TasksDone uint64
+	RSSBytes  uint64
+}
+
+// WorkerList returns every worker now (all of them: the list grows to
+// what the library reports).
+func (p *Pool) WorkerList() ([]Worker, error) {
+	infos := make([]C.billiard_worker_info, 64)
+	for {
+		var n C.size_t
+		err := p.use(func(pool *C.billiard_pool) C.int {
+			return C.billiard_pool_workers(pool, &infos[0], C.size_t(len(infos)), &n)
+		})
+		if err != nil {
+			return []Worker{}, err
+		}
+		if int(n) > len(infos) {
+			infos = make([]C.billiard_worker_info, int(n)+16)
+			continue
+		}
+		out := make([]Worker, 0, int(n))
+		for _, w := range infos[:int(n)] {
+			out = append(out, Worker{PID: int(w.pid), State: WorkerState(w.state),
+				TaskID: uint64(w.task_id), TasksDone: uint64(w.tasks_done), RSSBytes: uint64(w.rss_bytes)})
+		}
+		return out, nil
+	}
+}
+
+// Fd is a file descriptor that is readable while results or notices wait,
+// for a poll loop. The pool owns it: never read or close it. -1 after Close.
 func (p *Pool) Fd() int {
 	fd := -1
 	_ = p.use(func(pool *C.billiard_pool) C.int { fd = int(C.billiard_pool_fd(pool)); return 0 })
@@ -414,25 +618,12 @@ func (p *Pool) Fd() int {
 
 // Workers returns the pids of all the pool's workers now.
 func (p *Pool) Workers() ([]int, error) {
-	infos := make([]C.billiard_worker_info, 64)
-	for {
-		var n C.size_t
-		err := p.use(func(pool *C.billiard_pool) C.int {
-			return C.billiard_pool_workers(pool, &infos[0], C.size_t(len(infos)), &n)
-		})
-		if err != nil {
-			return []int{}, err
-		}
-		if int(n) > len(infos) {
-			infos = make([]C.billiard_worker_info, int(n)+16)
-			continue
-		}
-		pids := make([]int, 0, int(n))
-		for i := 0; i < int(n); i++ {
-			pids = append(pids, int(infos[i].pid))
-		}
-		return pids, nil
+	list, err := p.WorkerList()
+	pids := make([]int, 0, len(list))
+	for _, w := range list {
+		pids = append(pids, w.PID)
 	}
+	return pids, err
 }
 
 // Shutdown stops taking tasks, lets queued and running ones finish (their

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -20,14 +21,26 @@ import (
 // GOBILLIARD_TEST_WORKER set, it serves tasks instead of running tests.
 func TestMain(m *testing.M) {
 	if os.Getenv("GOBILLIARD_TEST_WORKER") != "" {
+		if dir := os.Getenv("GOBILLIARD_TEST_HOOKS"); dir != "" {
+			os.Exit(billiard.WorkerMainHooks(handle, billiard.Hooks{
+				AfterFork: func() error { hooked = os.Getpid(); return nil },
+				AtExit: func() {
+					_ = os.WriteFile(fmt.Sprintf("%s/atexit-%d", dir, os.Getpid()), nil, 0o600)
+				},
+			}))
+		}
 		os.Exit(billiard.WorkerMain(handle))
 	}
 	os.Exit(m.Run())
 }
 
+// hooked is the pid the after-fork hook ran in (0: none ran).
+var hooked int
+
 // handle runs one test command: "echo:X", "pid", "fail:MSG", "panic",
 // "nil" (a nil pointer dereference), "crash" (SIGKILL itself), "exit:N",
-// "sleep:DURATION", "soft:DURATION".
+// "sleep:DURATION", "soft:DURATION", "stubborn:DURATION" (SIGTERM
+// ignored), "hooked".
 func handle(payload []byte) ([]byte, error) {
 	command, arg, _ := strings.Cut(string(payload), ":")
 	switch command {
@@ -52,6 +65,13 @@ func handle(payload []byte) ([]byte, error) {
 		d, _ := time.ParseDuration(arg)
 		time.Sleep(d)
 		return []byte("slept"), nil
+	case "stubborn":
+		signal.Ignore(syscall.SIGTERM)
+		d, _ := time.ParseDuration(arg)
+		time.Sleep(d)
+		return []byte("slept"), nil
+	case "hooked":
+		return []byte(strconv.Itoa(hooked)), nil
 	case "soft":
 		d, _ := time.ParseDuration(arg)
 		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
@@ -76,7 +96,10 @@ func newPool(t *testing.T, opts *billiard.Options) *billiard.Pool {
 	if opts.Workers == 0 {
 		opts.Workers = 2
 	}
-	opts.Env = map[string]string{"GOBILLIARD_TEST_WORKER": "1"}
+	if opts.Env == nil {
+		opts.Env = map[string]string{}
+	}
+	opts.Env["GOBILLIARD_TEST_WORKER"] = "1"
 	pool, err := billiard.New([]string{self}, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -404,5 +427,152 @@ func TestCloseWhileOthersWaitAndSubmit(t *testing.T) {
 				t.Fatalf("worker %d outlived Close", pid)
 			}
 		}
+	}
+}
+
+func waitUntil(t *testing.T, check func() bool) {
+	t.Helper()
+	for end := time.Now().Add(30 * time.Second); !check(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("timed out")
+		}
+	}
+}
+
+func TestNoticesAndTaskStatus(t *testing.T) {
+	pool := newPool(t, &billiard.Options{Notices: true})
+	if n, err := pool.Notices(); err != nil || len(n) != 0 {
+		t.Fatalf("notices before any task: %v %v", n, err)
+	}
+	id, _ := pool.SubmitWith([]byte("sleep:1s"), billiard.TaskOptions{Tag: 9})
+	waitUntil(t, func() bool { return pool.Started(id) })
+	st, err := pool.TaskStatus(id)
+	if err != nil || st.State != billiard.Running || st.Tag != 9 || st.PID <= 0 ||
+		time.Since(st.Started) > time.Minute {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	notices, _ := pool.Notices()
+	if len(notices) != 1 || notices[0].Kind != billiard.NoticeStarted || notices[0].TaskID != id ||
+		notices[0].PID != st.PID || notices[0].Tag != 9 {
+		t.Fatalf("notices %+v", notices)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := pool.WaitTask(ctx, id)
+	if err != nil || r.PID != st.PID {
+		t.Fatalf("result %+v %v", r, err)
+	}
+	if _, err := pool.TaskStatus(id); !errors.Is(err, billiard.ErrNotFound) {
+		t.Fatalf("status of a collected task: %v", err)
+	}
+	soft, _ := pool.SubmitWith([]byte("soft:10s"), billiard.TaskOptions{SoftTimeLimit: 200 * time.Millisecond})
+	if r, _ := pool.WaitTask(ctx, soft); string(r.Data) != "reached" {
+		t.Fatalf("soft: %+v", r)
+	}
+	notices, _ = pool.Notices()
+	kinds := map[billiard.NoticeKind]bool{}
+	for _, n := range notices {
+		if n.TaskID == soft {
+			kinds[n.Kind] = true
+		}
+	}
+	if !kinds[billiard.NoticeStarted] || !kinds[billiard.NoticeSoftLimit] {
+		t.Fatalf("notices of the soft-limited task: %+v", notices)
+	}
+}
+
+func TestCancelWithSignalAndSignalWithoutCancel(t *testing.T) {
+	pool := newPool(t, &billiard.Options{Workers: 1, KillGrace: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id, _ := pool.Submit([]byte("stubborn:1m"))
+	waitUntil(t, func() bool { return pool.Started(id) })
+	time.Sleep(300 * time.Millisecond) // SIGTERM is ignored by now
+	start := time.Now()
+	if err := pool.CancelSignal(id, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pool.WaitTask(ctx, id)
+	if err != nil || r.Outcome != billiard.Cancelled || r.Signal != int(syscall.SIGKILL) ||
+		time.Since(start) > 30*time.Second {
+		t.Fatalf("cancel with SIGKILL: %+v %v", r, err)
+	}
+	id, _ = pool.Submit([]byte("sleep:30s"))
+	queued, _ := pool.Submit([]byte("echo:later"))
+	waitUntil(t, func() bool { return pool.Started(id) })
+	if sent, err := pool.Signal(queued, syscall.SIGTERM); sent || err != nil {
+		t.Fatalf("a queued task was signalled: %v %v", sent, err)
+	}
+	if sent, err := pool.Signal(id, syscall.SIGTERM); !sent || err != nil {
+		t.Fatalf("Signal: %v %v", sent, err)
+	}
+	r, _ = pool.WaitTask(ctx, id)
+	if r.Outcome != billiard.WorkerLost || r.Signal != int(syscall.SIGTERM) {
+		t.Fatalf("signalled task: %+v", r)
+	}
+	if r, _ := pool.WaitTask(ctx, queued); string(r.Data) != "later" {
+		t.Fatalf("queued task: %+v", r)
+	}
+}
+
+func TestWorkerListRestartResizeAndStats(t *testing.T) {
+	pool := newPool(t, nil)
+	id, _ := pool.Submit([]byte("sleep:1s"))
+	waitUntil(t, func() bool { return pool.Started(id) })
+	list, err := pool.WorkerList()
+	busy := 0
+	for _, w := range list {
+		if w.TaskID == id && w.State == billiard.WorkerBusy {
+			busy++
+		}
+	}
+	if err != nil || len(list) != 2 || busy != 1 {
+		t.Fatalf("worker list %+v %v", list, err)
+	}
+	before, _ := pool.Workers()
+	if err := pool.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, pool, "echo:x")
+	waitUntil(t, func() bool {
+		now, _ := pool.Workers()
+		for _, p := range now {
+			for _, b := range before {
+				if p == b {
+					return false
+				}
+			}
+		}
+		return len(now) == 2
+	})
+	if err := pool.Resize(3); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { s, _ := pool.Stats(); return s.Workers == 3 && s.Target == 3 })
+	s, _ := pool.Stats()
+	if s.Outcomes[billiard.OK] < 2 || s.Recycles < 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestWorkerHooks(t *testing.T) {
+	dir := t.TempDir()
+	pool := newPool(t, &billiard.Options{Workers: 1, MaxTasks: 2,
+		Env: map[string]string{"GOBILLIARD_TEST_HOOKS": dir}})
+	pid := string(run(t, pool, "pid").Data)
+	if got := string(run(t, pool, "hooked").Data); got != pid {
+		t.Fatalf("after-fork hook ran in %s, not the worker %s", got, pid)
+	}
+	waitUntil(t, func() bool { _, err := os.Stat(dir + "/atexit-" + pid); return err == nil })
+	crash := run(t, pool, "crash")
+	last := string(run(t, pool, "pid").Data)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := pool.Shutdown(ctx); err != nil { // orderly: Close alone terminates
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { _, err := os.Stat(dir + "/atexit-" + last); return err == nil })
+	if _, err := os.Stat(fmt.Sprintf("%s/atexit-%d", dir, crash.PID)); err == nil {
+		t.Fatal("a crashed worker ran its at-exit hook")
 	}
 }

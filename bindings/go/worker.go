@@ -4,6 +4,7 @@ package billiard
 #include <stdlib.h>
 #include <billiard.h>
 extern int billiardRunWorker(void);
+extern int billiardRunWorkerHooks(void);
 */
 import "C"
 
@@ -18,6 +19,19 @@ type Handler func(payload []byte) ([]byte, error)
 
 var workerHandler Handler
 
+// Hooks run in each worker around its life (WorkerMainHooks).
+type Hooks struct {
+	// AfterFork runs in each worker before its first task (under
+	// ForkServer, in each forked worker, not in the server); an error is a
+	// failed start, reported with its text.
+	AfterFork func() error
+	// AtExit runs when the worker exits in order (recycled, retired, pool
+	// closed); not on a crash, a kill or terminate.
+	AtExit func()
+}
+
+var workerHooks Hooks
+
 // WorkerMain runs a worker program: call it from main when the program is
 // started by a pool, and exit with the code it returns:
 //
@@ -30,6 +44,45 @@ var workerHandler Handler
 func WorkerMain(handler Handler) int {
 	workerHandler = handler
 	return int(C.billiardRunWorker())
+}
+
+// WorkerMainHooks is WorkerMain with hooks run in the worker.
+func WorkerMainHooks(handler Handler, hooks Hooks) int {
+	workerHandler = handler
+	workerHooks = hooks
+	return int(C.billiardRunWorkerHooks())
+}
+
+//export billiardGoAfterFork
+func billiardGoAfterFork() (rc C.int) {
+	defer func() {
+		if p := recover(); p != nil {
+			setError(fmt.Sprintf("panic: %v", p))
+			rc = 1
+		}
+	}()
+	if workerHooks.AfterFork == nil {
+		return 0
+	}
+	if err := workerHooks.AfterFork(); err != nil {
+		setError(err.Error())
+		return 1
+	}
+	return 0
+}
+
+//export billiardGoAtExit
+func billiardGoAtExit() {
+	defer func() { _ = recover() }()
+	if workerHooks.AtExit != nil {
+		workerHooks.AtExit()
+	}
+}
+
+func setError(message string) {
+	cmsg := C.CString(message)
+	defer C.free(unsafe.Pointer(cmsg))
+	C.billiard_worker_set_error(cmsg)
 }
 
 // SoftLimitReached reports, inside a worker, whether the running task's

@@ -11,3 +11,21 @@ static int handle(void *ctx, const uint8_t *input, size_t len, billiard_reply *r
 }
 
 int billiardRunWorker(void) { return billiard_worker_main(handle, NULL); }
+
+static int after_fork(void *ctx) {
+    (void)ctx;
+    return billiardGoAfterFork();
+}
+
+static void at_exit(void *ctx) {
+    (void)ctx;
+    billiardGoAtExit();
+}
+
+int billiardRunWorkerHooks(void) {
+    billiard_worker_hooks hooks = {0};
+    hooks.struct_size = sizeof hooks;
+    hooks.after_fork = after_fork;
+    hooks.at_exit = at_exit;
+    return billiard_worker_main_hooks(handle, NULL, &hooks);
+}
