@@ -397,6 +397,9 @@ class _AsyncBridge:
         with self.pool._call() as h:
             while lib.billiard_pool_wait(h, 0, ctypes.byref(out)) == 0:
                 self.deliver(_take(out))
+        # Notices keep the fd readable too: they wait in the pool's backlog
+        # for notices() instead of waking the loop again and again.
+        self.pool._notice_backlog.extend(self.pool._read_notices())
 
     def deliver(self, result):
         future = self.by_task.pop(result.task_id, None)
@@ -522,6 +525,7 @@ class Pool:
         self._ptr = handle.value
         self._fd = lib.billiard_pool_fd(self._ptr)
         self._async = None
+        self._notice_backlog = []  # notices the asyncio bridge read for notices()
         self._gate = _Gate()
         # The safety net: frees the pool (stopping its workers) if it is
         # dropped without shutdown() (no call can be in flight then: a
@@ -645,6 +649,11 @@ class Pool:
         none), without waiting and without taking a result. Kept only for
         pools made with ``notices=True``; the pool's fd is readable while
         one waits."""
+        out, self._notice_backlog = self._notice_backlog, []
+        out.extend(self._read_notices())
+        return out
+
+    def _read_notices(self):
         out = []
         batch = (_Notice * 64)()
         count = ctypes.c_size_t()

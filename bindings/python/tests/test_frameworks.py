@@ -225,3 +225,19 @@ def test_handler_pools_fork_this_process_with_its_closures(tmp_path):
         pool.shutdown()
     assert not any(alive(p) for p in workers)
     wait_until(lambda: all((tmp_path / f"atexit-{p}").exists() for p in workers))
+
+
+def test_asyncio_with_notices_does_not_spin_and_keeps_them():
+    import asyncio
+
+    async def main(pool):
+        task = pool.submit(b"sleep:1")
+        cpu = time.process_time()
+        result = await task
+        return result, time.process_time() - cpu, task
+
+    with libbilliard.Pool(WORKER, workers=1, notices=True) as pool:
+        result, cpu, task = asyncio.run(main(pool))
+        assert result.ok
+        assert cpu < 0.5  # the loop did not wake again and again for the notice
+        assert [n.task_id for n in pool.notices()] == [task.id]
