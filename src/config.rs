@@ -522,10 +522,15 @@ impl Config {
                     || self.hooks.after_fork.is_some()
                     || self.hooks.at_exit.is_some()
                 {
+                    let own = if by_host {
+                        "the fork server the host forks passes its own to \
+                         billiard_forkserver_serve"
+                    } else {
+                        "the worker program passes its own to billiard_worker_main"
+                    };
                     return Err(Error::InvalidArgument(format!(
                         "a handler, initializer or at-exit hook set in the config runs only in \
-                         FORK workers; {method:?} workers run the worker program, which passes \
-                         its own to billiard_worker_main"
+                         FORK workers; for {method:?} workers {own}"
                     )));
                 }
             }

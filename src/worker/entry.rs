@@ -119,8 +119,9 @@ pub fn main(handler: Handler, hooks: WorkerHooks) -> Result<i32> {
 /// `control`, the server's end of the control socket the pool made: the
 /// pool asked for the fork (see [`crate::Config::fork_server_by_host`]),
 /// and the child calls this. It closes the pool's ends of every control
-/// socket it inherited, asks for SIGKILL when the thread that forked it
-/// exits, then serves FORK requests exactly as a spawned fork server does:
+/// socket it inherited, unblocks every signal, asks for SIGKILL when the
+/// thread that forked it exits, then serves FORK requests exactly as a
+/// spawned fork server does:
 /// each worker is a fork of this process, so it has every piece of code
 /// and data the host had when it forked. Returns the exit code (0 when the
 /// pool closed the socket); the caller exits with it (`_exit` is best: the
@@ -134,9 +135,14 @@ pub fn serve_host_forked(control: RawFd, handler: Handler, hooks: WorkerHooks) -
              fork server (call this in the child the pool's fork callback forked)"
         )));
     };
-    // SAFETY: raw calls only.
+    // SAFETY: raw calls only. A server forked on the pool's own thread
+    // inherited its mask, which blocks every signal: the server and its
+    // workers start with none blocked, as SPAWN workers do.
     let parent_alive = unsafe {
         libc::fcntl(control, libc::F_SETFD, libc::FD_CLOEXEC);
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         sys::die_with_parent(socket.pool_pid)
     };
     if !parent_alive {

@@ -162,6 +162,23 @@ int main(void) {
     CHECK(forks_asked >= 2 && last_server != server);
     /* The replacement was forked now, from the data as it is now. */
     CHECK(strcmp(ask(pool, "data"), "changed after the fork") == 0);
+    /* The replacement was forked on the pool's own thread, which blocks
+     * every signal: its workers do not (a signal to a task kills it). */
+    {
+        uint64_t id = submit_str(pool, "sleep:20000");
+        billiard_task_info info;
+        memset(&info, 0, sizeof info);
+        info.struct_size = sizeof info;
+        do {
+            sleep_ms(5);
+            CHECK_OK(billiard_task_status(pool, id, &info));
+        } while (info.state != BILLIARD_TASK_RUNNING);
+        CHECK_OK(billiard_task_signal(pool, id, SIGTERM));
+        r = wait_task(pool, id);
+        CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_WORKER_LOST);
+        CHECK(billiard_result_signal(r) == SIGTERM);
+        billiard_result_free(r);
+    }
     /* A forked copy of the pool refuses every call and frees only itself. */
     CHECK(strcmp(ask(pool, "freecopy"), "-1 forked") == 0);
     CHECK(strcmp(ask(pool, "echo:still serving"), "still serving") == 0);
