@@ -123,6 +123,7 @@ fn handler_error_is_failed_with_message() {
 fn sigkill_mid_task_is_worker_lost_and_pool_keeps_serving() {
     let pool = scripted_pool(1);
     let before = pool.worker_pids();
+    let _ = std::fs::remove_file(started_marker(before[0])); // stale, from an old pid
     let id = submit(&pool, "work:30000");
     // Wait until the task is running (acknowledged), then kill its worker.
     wait_started(before[0]);
@@ -476,6 +477,7 @@ fn death_with_a_full_prefetch_window_loses_only_the_started_task() {
     )
     .unwrap();
     let victim = pool.worker_pids()[0];
+    let _ = std::fs::remove_file(started_marker(victim)); // stale, from an old pid
     let running = submit(&pool, "work:30000");
     // Sent to the same worker behind the running task (its prefetch window).
     let behind: Vec<u64> = (0..3)
@@ -509,6 +511,11 @@ fn an_idle_worker_is_preferred_over_a_busy_one_with_room() {
             .handler(scripted),
     )
     .unwrap();
+    // A marker left by an earlier process with one of these pids would
+    // make an idle worker look busy.
+    for p in pool.worker_pids() {
+        let _ = std::fs::remove_file(started_marker(p));
+    }
     let busy = submit(&pool, "work:30000");
     // Wait until one worker runs it; the other is idle.
     assert!(eventually(Duration::from_secs(20), || {

@@ -210,6 +210,7 @@ static void signals(void) {
     billiard_result_free(r);
 
     /* A signal without a cancel: the task sees it and goes on. */
+    unlink(started_marker(ask_number(pool, "pid"))); /* stale, from an old pid */
     a = submit_str(pool, "usr1:60000");
     b = submit_str(pool, "echo:after");
     while (started_notices[a] == 0) {

@@ -117,6 +117,7 @@ static void cancel(void) {
     CHECK_OK(billiard_config_set_prefetch(cfg, 4));
     pool = start(cfg);
     pid = run_pid(pool);
+    unlink(started_marker(pid)); /* stale, from an old process with this pid */
     running = submit_str(pool, "work:20000");
     snprintf(touch, sizeof touch, "touch:/tmp/billiard-c-cancel-%d", (int)getpid());
     queued = submit_str(pool, touch);

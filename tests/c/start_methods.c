@@ -158,7 +158,7 @@ static void server_killed_mid_run(void) {
         billiard_result_free(r);
         server = atoi(ask(pool, "init"));
         CHECK(server > 0 && server != old_worker);
-        for (i = 0; i < TASKS; i++) ids[i] = submit_str(pool, i % 3 ? "sleep:5" : "work:50");
+        for (i = 0; i < TASKS; i++) ids[i] = submit_str(pool, i % 3 ? "sleep:5" : "sleep:50");
         sleep_ms(30);
         CHECK(kill(server, SIGKILL) == 0);
         for (i = 0; i < TASKS; i++) {
