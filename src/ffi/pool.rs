@@ -394,32 +394,54 @@ pub unsafe extern "C" fn billiard_pool_notices(
     count: *mut usize,
 ) -> c_int {
     with_pool(pool, |p| {
-        let count = unsafe { arg_mut(count, "count") }?;
-        *count = 0;
-        if out.is_null() && cap > 0 {
-            return Err(Error::InvalidArgument(format!(
-                "out is NULL with a capacity of {cap}"
-            )));
+        // SAFETY: the caller's array and count, per the contract.
+        unsafe {
+            fill_array(out, cap, count, |cap| {
+                let notices = p.notices(cap);
+                let total = notices.len();
+                let items = notices.into_iter().map(|n| billiard_notice {
+                    kind: match n.kind {
+                        NoticeKind::Started => BILLIARD_NOTICE_STARTED,
+                        NoticeKind::SoftLimit => BILLIARD_NOTICE_SOFT_LIMIT,
+                    },
+                    pid: n.pid,
+                    task_id: n.task_id,
+                    tag: n.tag,
+                    time_us: unix_us(n.at),
+                    elapsed_us: n.elapsed.as_micros() as u64,
+                });
+                (total, items)
+            })
         }
-        let notices = p.notices(cap);
-        for (i, n) in notices.iter().enumerate() {
-            let notice = billiard_notice {
-                kind: match n.kind {
-                    NoticeKind::Started => BILLIARD_NOTICE_STARTED,
-                    NoticeKind::SoftLimit => BILLIARD_NOTICE_SOFT_LIMIT,
-                },
-                pid: n.pid,
-                task_id: n.task_id,
-                tag: n.tag,
-                time_us: unix_us(n.at),
-                elapsed_us: n.elapsed.as_micros() as u64,
-            };
-            // SAFETY: out has room for cap entries and i < cap.
-            unsafe { out.add(i).write(notice) };
-        }
-        *count = notices.len();
-        Ok(())
     })
+}
+
+/// Fills a caller's array: `*count` is set to 0 first, `out` may be NULL
+/// only with `cap` 0, and `items(cap)` gives the total count (which may be
+/// more than `cap`) and the entries, of which the first `cap` are written.
+///
+/// # Safety
+/// `out` is NULL or has room for `cap` entries; `count` is NULL or valid.
+unsafe fn fill_array<T, I: Iterator<Item = T>>(
+    out: *mut T,
+    cap: usize,
+    count: *mut usize,
+    items: impl FnOnce(usize) -> (usize, I),
+) -> Result<(), Error> {
+    let count = unsafe { arg_mut(count, "count") }?;
+    *count = 0;
+    if out.is_null() && cap > 0 {
+        return Err(Error::InvalidArgument(format!(
+            "out is NULL with a capacity of {cap}"
+        )));
+    }
+    let (total, items) = items(cap);
+    for (i, item) in items.take(cap).enumerate() {
+        // SAFETY: out has room for cap entries and i < cap.
+        unsafe { out.add(i).write(item) };
+    }
+    *count = total;
+    Ok(())
 }
 
 /// Microseconds since the Unix epoch (0 before it).
@@ -613,32 +635,26 @@ pub unsafe extern "C" fn billiard_pool_workers(
     count: *mut usize,
 ) -> c_int {
     with_pool(pool, |p| {
-        let count = unsafe { arg_mut(count, "count") }?;
-        *count = 0;
-        if out.is_null() && cap > 0 {
-            return Err(Error::InvalidArgument(format!(
-                "out is NULL with a capacity of {cap}"
-            )));
+        // SAFETY: the caller's array and count, per the contract.
+        unsafe {
+            fill_array(out, cap, count, |_| {
+                let list = p.workers();
+                let total = list.len();
+                let items = list.into_iter().map(|w| billiard_worker_info {
+                    pid: w.pid,
+                    state: match w.state {
+                        WorkerState::Starting => BILLIARD_WORKER_STARTING,
+                        WorkerState::Idle => BILLIARD_WORKER_IDLE,
+                        WorkerState::Busy => BILLIARD_WORKER_BUSY,
+                        WorkerState::Retiring => BILLIARD_WORKER_RETIRING,
+                        WorkerState::Stopping => BILLIARD_WORKER_STOPPING,
+                    },
+                    task_id: w.task.unwrap_or(0),
+                    tasks_done: w.tasks_done,
+                    rss_bytes: w.rss,
+                });
+                (total, items)
+            })
         }
-        let list = p.workers();
-        *count = list.len();
-        for (i, w) in list.iter().take(cap).enumerate() {
-            let info = billiard_worker_info {
-                pid: w.pid,
-                state: match w.state {
-                    WorkerState::Starting => BILLIARD_WORKER_STARTING,
-                    WorkerState::Idle => BILLIARD_WORKER_IDLE,
-                    WorkerState::Busy => BILLIARD_WORKER_BUSY,
-                    WorkerState::Retiring => BILLIARD_WORKER_RETIRING,
-                    WorkerState::Stopping => BILLIARD_WORKER_STOPPING,
-                },
-                task_id: w.task.unwrap_or(0),
-                tasks_done: w.tasks_done,
-                rss_bytes: w.rss,
-            };
-            // SAFETY: out has room for cap entries and i < cap.
-            unsafe { out.add(i).write(info) };
-        }
-        Ok(())
     })
 }

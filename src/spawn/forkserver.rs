@@ -317,10 +317,12 @@ fn check_forked(
         // which the server reaped before the pool looked). Either way
         // nothing is signalled.
         Some(Err(e)) if e.raw_os_error() == Some(libc::ESRCH) => {
-            return Err(match server_pidfd.and_then(|fd| sys::pidfd_pid(fd.as_raw_fd())) {
-                Some(-1) => Refused::Gone,
-                _ => Refused::Lie(format!("it named pid {pid}, which does not exist")),
-            })
+            return Err(
+                match server_pidfd.and_then(|fd| sys::pidfd_pid(fd.as_raw_fd())) {
+                    Some(-1) => Refused::Gone,
+                    _ => Refused::Lie(format!("it named pid {pid}, which does not exist")),
+                },
+            )
         }
         // The pool cannot open pidfds: the server's, if it is the pid's.
         Some(Err(_)) => match server_pidfd {

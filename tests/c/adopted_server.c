@@ -90,20 +90,6 @@ static billiard_config *config(uint32_t workers) {
     return cfg;
 }
 
-static const char *ask(billiard_pool *pool, const char *cmd) {
-    static char out[256];
-    size_t len = 0;
-    const uint8_t *p;
-    billiard_result *r = wait_task(pool, submit_str(pool, cmd));
-    CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_OK);
-    p = billiard_result_data(r, &len);
-    CHECK(len < sizeof out);
-    memcpy(out, p, len);
-    out[len] = '\0';
-    billiard_result_free(r);
-    return out;
-}
-
 int main(void) {
     billiard_config *cfg;
     billiard_pool *pool = NULL;
@@ -163,8 +149,11 @@ int main(void) {
     /* The replacement was forked now, from the data as it is now. */
     CHECK(strcmp(ask(pool, "data"), "changed after the fork") == 0);
     /* The replacement was forked on the pool's own thread, which blocks
-     * every signal: its workers do not (a signal to a task kills it). */
-    {
+     * every signal: its workers do not (a signal to a task kills it).
+     * (Not under valgrind: the server runs under it too and has no
+     * pidfds to pass, and the pool never signals a server's worker by a
+     * pid it does not own.) */
+    if (getenv("BILLIARD_TEST_UNDER_VALGRIND") == NULL) {
         uint64_t id = submit_str(pool, "sleep:20000");
         billiard_task_info info;
         memset(&info, 0, sizeof info);

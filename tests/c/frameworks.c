@@ -21,26 +21,7 @@
 #include "scripted.h"
 #include "util.h"
 
-static billiard_pool *start(billiard_config *cfg) {
-    billiard_pool *pool = NULL;
-    CHECK_OK(billiard_pool_new(cfg, &pool));
-    billiard_config_free(cfg);
-    return pool;
-}
-
-static int reply_number(billiard_result *r) {
-    size_t len = 0;
-    char text[32] = {0};
-    const uint8_t *p = billiard_result_data(r, &len);
-    CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_OK && len < sizeof text);
-    memcpy(text, p, len);
-    billiard_result_free(r);
-    return atoi(text);
-}
-
-static int ask_number(billiard_pool *pool, const char *cmd) {
-    return reply_number(wait_task(pool, submit_str(pool, cmd)));
-}
+static int ask_number(billiard_pool *pool, const char *cmd) { return atoi(ask(pool, cmd)); }
 
 /* Waits (20 s at most) until the pool's fd is readable. */
 static int fd_readable(billiard_pool *pool, int ms) {
@@ -92,7 +73,7 @@ static void notices(void) {
     memset(soft_notices, 0, sizeof soft_notices);
     CHECK_OK(billiard_config_set_notices(cfg, BILLIARD_NOTICE_STARTED | BILLIARD_NOTICE_SOFT_LIMIT));
     CHECK_RC(billiard_config_set_notices(cfg, 8), BILLIARD_EINVAL);
-    pool = start(cfg);
+    pool = start_pool(cfg);
 
     /* Nothing waits: no notice, and the fd is quiet. */
     CHECK_OK(billiard_pool_notices(pool, NULL, 0, &count));
@@ -189,7 +170,7 @@ static void signals(void) {
     /* A long grace: a stop that waited for it would show. */
     CHECK_OK(billiard_config_set_kill_grace(cfg, 30000));
     CHECK_OK(billiard_config_set_notices(cfg, BILLIARD_NOTICE_STARTED));
-    pool = start(cfg);
+    pool = start_pool(cfg);
 
     CHECK_RC(billiard_task_cancel_signal(pool, 1, 0), BILLIARD_EINVAL);
     CHECK_RC(billiard_task_signal(pool, 1, 100000), BILLIARD_EINVAL);
@@ -296,7 +277,7 @@ static void hooks(void) {
 
     cfg = hooked_config(1, 0);
     CHECK_OK(billiard_config_set_max_tasks_per_worker(cfg, 2, 0));
-    pool = start(cfg);
+    pool = start_pool(cfg);
     /* The after-fork hook ran in the worker itself (not in a fork server). */
     pid = ask_number(pool, "pid");
     CHECK(ask_number(pool, "hooked") == pid);

@@ -11,28 +11,11 @@
 #include "scripted.h"
 #include "util.h"
 
-static billiard_pool *start(billiard_config *cfg) {
-    billiard_pool *pool = NULL;
-    CHECK_OK(billiard_pool_new(cfg, &pool));
-    billiard_config_free(cfg);
-    return pool;
-}
-
 static billiard_result *run(billiard_pool *pool, const char *cmd) {
     return wait_task(pool, submit_str(pool, cmd));
 }
 
-static int run_pid(billiard_pool *pool) {
-    billiard_result *r = run(pool, "pid");
-    size_t len = 0;
-    char text[32] = {0};
-    const uint8_t *p = billiard_result_data(r, &len);
-    CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_OK && len < sizeof text);
-    memcpy(text, p, len);
-    billiard_result_free(r);
-    return atoi(text);
-}
-
+static int run_pid(billiard_pool *pool) { return atoi(ask(pool, "pid")); }
 
 static void time_limits(void) {
     billiard_config *cfg = make_config(1, scripted, NULL);
@@ -43,7 +26,7 @@ static void time_limits(void) {
     int before;
     CHECK_OK(billiard_config_set_hard_time_limit(cfg, 200));
     CHECK_OK(billiard_config_set_soft_time_limit(cfg, 100));
-    pool = start(cfg);
+    pool = start_pool(cfg);
     before = run_pid(pool);
 
     r = run(pool, "sleep:20000");
@@ -92,7 +75,7 @@ static void time_limits(void) {
     cfg = make_config(1, scripted, NULL);
     CHECK_OK(billiard_config_set_hard_time_limit(cfg, 100));
     CHECK_OK(billiard_config_set_kill_grace(cfg, 200));
-    pool = start(cfg);
+    pool = start_pool(cfg);
     r = run(pool, "stubborn:20000");
     CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_TIME_LIMIT);
     CHECK(billiard_result_signal(r) == SIGKILL);
@@ -115,7 +98,7 @@ static void cancel(void) {
     int pid;
     char touch[128];
     CHECK_OK(billiard_config_set_prefetch(cfg, 4));
-    pool = start(cfg);
+    pool = start_pool(cfg);
     pid = run_pid(pool);
     unlink(started_marker(pid)); /* stale, from an old process with this pid */
     running = submit_str(pool, "work:20000");
@@ -153,7 +136,7 @@ static void recycling_and_memory(void) {
      * stops its workers before they start. */
     CHECK_OK(billiard_config_set_hard_memory_limit(cfg, 512u << 20));
 #endif
-    pool = start(cfg);
+    pool = start_pool(cfg);
     a = run_pid(pool);
     CHECK(run_pid(pool) == a);
     b = run_pid(pool);
@@ -192,7 +175,7 @@ static void soft_memory(void) {
     billiard_result *r;
     int a;
     CHECK_OK(billiard_config_set_soft_memory_limit(cfg, 32u << 20));
-    pool = start(cfg);
+    pool = start_pool(cfg);
     a = run_pid(pool);
     CHECK(run_pid(pool) == a); /* a fresh worker is under it */
     r = run(pool, "hold:64");
@@ -210,7 +193,7 @@ static void restart_intensity(void) {
     int i;
     CHECK_OK(billiard_config_set_prefetch(cfg, 1));
     CHECK_OK(billiard_config_set_restart_intensity(cfg, 2, 60000));
-    pool = start(cfg);
+    pool = start_pool(cfg);
     for (i = 0; i < 3; i++) crash[i] = submit_str(pool, "exit:3");
     waiting = submit_str(pool, "echo:late");
     for (i = 0; i < 3; i++) {
@@ -255,7 +238,7 @@ static void resize_restart_and_listing(void) {
     size_t n = 0;
     int i;
     uint64_t busy;
-    pool = start(cfg);
+    pool = start_pool(cfg);
     CHECK_OK(billiard_pool_resize(pool, 3));
     list_until(pool, info, 8, three);
     busy = submit_str(pool, "sleep:300");
@@ -312,7 +295,7 @@ static void events(void) {
     billiard_pool *pool;
     billiard_result *r;
     CHECK_OK(billiard_config_set_event_callback(cfg, on_event, &seen));
-    pool = start(cfg);
+    pool = start_pool(cfg);
     seen.pool = pool;
     r = run(pool, "exit:4");
     CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_WORKER_LOST);

@@ -32,21 +32,6 @@ static billiard_config *program_config(int method, uint32_t workers, const char 
     return cfg;
 }
 
-/* The reply to `command` as a string (static buffer). */
-static const char *ask(billiard_pool *pool, const char *command) {
-    static char out[1024];
-    size_t len = 0;
-    const uint8_t *p;
-    billiard_result *r = wait_task(pool, submit_str(pool, command));
-    CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_OK);
-    p = billiard_result_data(r, &len);
-    CHECK(len < sizeof out);
-    memcpy(out, p, len);
-    out[len] = '\0';
-    billiard_result_free(r);
-    return out;
-}
-
 static void cannot_start(int method) {
     billiard_pool *pool = NULL;
     billiard_config *cfg = program_config(method, 2, "/nonexistent/billiard-worker-program");

@@ -156,4 +156,27 @@ static inline int data_has(const billiard_result *r, const char *part) {
     return 0;
 }
 
+/* Starts a pool from `cfg` (then freed), or exits. */
+static inline billiard_pool *start_pool(billiard_config *cfg) {
+    billiard_pool *pool = NULL;
+    CHECK_OK(billiard_pool_new(cfg, &pool));
+    billiard_config_free(cfg);
+    return pool;
+}
+
+/* The OK reply to `command` as a string (a static buffer), or exit. */
+static inline const char *ask(billiard_pool *pool, const char *command) {
+    static char out[1024];
+    size_t len = 0;
+    const uint8_t *p;
+    billiard_result *r = wait_task(pool, submit_str(pool, command));
+    CHECK(billiard_result_outcome(r) == BILLIARD_OUTCOME_OK);
+    p = billiard_result_data(r, &len);
+    CHECK(len < sizeof out);
+    memcpy(out, p, len);
+    out[len] = '\0';
+    billiard_result_free(r);
+    return out;
+}
+
 #endif

@@ -4,7 +4,6 @@ worker hooks (Python's atexit included) and pools whose workers are forks
 of this process (Pool(handler=...))."""
 import os
 import signal
-import sys
 import time
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 import libbilliard
 from libbilliard import NoticeKind, Outcome, StartMethod, TaskState
 
-WORKER = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")]
+from helpers import WORKER, alive
 
 
 def wait_until(check, timeout=30):
@@ -20,14 +19,6 @@ def wait_until(check, timeout=30):
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def parent_of(pid):

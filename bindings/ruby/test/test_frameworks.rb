@@ -7,9 +7,10 @@
 require "minitest/autorun"
 require "tmpdir"
 require_relative "../lib/billiard"
+require_relative "helpers"
 
 class FrameworksTest < Minitest::Test
-  WORKER = [RbConfig.ruby, File.expand_path("worker.rb", __dir__)].freeze
+  include TestHelpers
 
   def wait_until(timeout = 30)
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
@@ -17,13 +18,6 @@ class FrameworksTest < Minitest::Test
       flunk "timed out" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
       sleep 0.01
     end
-  end
-
-  def alive?(pid)
-    stat = File.read("/proc/#{pid}/stat")
-    stat[stat.rindex(")") + 2] != "Z"
-  rescue Errno::ENOENT
-    false
   end
 
   def parent_of(pid)

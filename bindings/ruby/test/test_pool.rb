@@ -3,16 +3,10 @@
 # Tests of the Ruby binding against the real library and real workers.
 require "minitest/autorun"
 require_relative "../lib/billiard"
+require_relative "helpers"
 
 class PoolTest < Minitest::Test
-  WORKER = [RbConfig.ruby, File.expand_path("worker.rb", __dir__)].freeze
-
-  def alive?(pid)
-    stat = File.read("/proc/#{pid}/stat")
-    stat[stat.rindex(")") + 2] != "Z"
-  rescue Errno::ENOENT
-    false
-  end
+  include TestHelpers
 
   def with_pool(**options, &block)
     Billiard::Pool.open(WORKER, workers: 2, **options, &block)
