@@ -211,6 +211,12 @@ class Result:
         return self.data
 
 
+def _ran(result):
+    """Whether a finished task had started."""
+    return result.running_us > 0 or result.outcome in (
+        Outcome.OK, Outcome.FAILED, Outcome.WORKER_LOST, Outcome.MEMORY_LIMIT, Outcome.TIME_LIMIT)
+
+
 def _take(ptr):
     """Copies the C result at ``ptr`` into a Result and frees it."""
     try:
@@ -309,12 +315,14 @@ class Task:
     def __init__(self, pool, task_id):
         self.pool = pool
         self.id = task_id
+        self._result = None  # once collected through this Task
 
     def result(self, timeout=None):
         """Waits for this task's Result (``timeout`` in seconds; None waits
         forever). Raises Timeout, or NotFound if it was collected already."""
-        return self.pool._wait(timeout, lambda h, ms, out: lib.billiard_task_wait(
+        self._result = self.pool._wait(timeout, lambda h, ms, out: lib.billiard_task_wait(
             h, self.id, ms, out))
+        return self._result
 
     def cancel(self, signal=None):
         """Cancels the task; True if it was pending (it then ends CANCELLED),
@@ -355,8 +363,12 @@ class Task:
 
     def started(self):
         """True once a worker started the task (billiard's
-        ApplyResult.accepted()): it runs, or it finished after running.
-        Also True once its result was collected."""
+        ApplyResult.accepted()): it runs, or it finished after running
+        (then judged from its result: a task cancelled or abandoned before
+        it ran never started). A result collected elsewhere (pool.wait)
+        counts as started."""
+        if self._result is not None:
+            return _ran(self._result)
         try:
             status = self.status()
         except NotFound:

@@ -77,6 +77,13 @@ def test_a_queued_task_is_queued_and_gets_no_signal():
         assert second.signal(signal.SIGTERM) is False
         assert not second.started()
         assert first.result(30).ok and second.result(30).value() == b"later"
+        assert first.started() and second.started()
+        third = pool.submit(b"sleep:1")
+        fourth = pool.submit(b"echo:never")
+        assert fourth.cancel()
+        assert fourth.result(30).outcome is Outcome.CANCELLED
+        assert not fourth.started()  # cancelled in the queue: never ran
+        third.cancel()
 
 
 def test_cancel_with_sigkill_kills_at_once():
