@@ -27,6 +27,13 @@
  *    (posix_spawn), so they are safe in any host.
  *  - Worker programs (SPAWN, FORKSERVER) call billiard_worker_main; the
  *    environment variables and fds they get are in docs/PROTOCOL.md.
+ *  - With billiard_config_set_fork_server_callback the host forks the fork
+ *    server itself, in its own language, and the child calls
+ *    billiard_forkserver_serve: its workers are forks of the host. The
+ *    library calls that callback on its own thread to replace a server
+ *    that died.
+ *  - A process forked from the host has only a copy of each pool, which
+ *    refuses every call; billiard_pool_free there frees only the copy.
  */
 
 #ifndef BILLIARD_H
