@@ -22,7 +22,6 @@
 //! never hits another task. Everything here runs under the state lock and
 //! touches no process, so each rule has a plain unit test below.
 
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -182,11 +181,13 @@ impl State {
         Ok(())
     }
 
-    /// Sends `sig` to the worker running task `id`, without cancelling it
-    /// (see [`crate::Pool::signal_task`]): only while the task runs, held
-    /// on the control page so that it cannot end meanwhile
-    /// (`src/control.rs`), so the signal never reaches another task.
-    pub(crate) fn signal_task(&mut self, id: u64, sig: i32) -> Result<()> {
+    /// Takes hold of task `id` for a signal to its worker (see
+    /// [`crate::Pool::signal_task`]): only a task that runs, held on its
+    /// worker's control page so that it cannot end until the hold is
+    /// released (`src/control.rs`); the caller sends the signal and
+    /// releases the hold under this same lock. [`Error::NotFound`] when the
+    /// task does not run: no signal may go out for it.
+    pub(crate) fn hold_for_signal(&mut self, id: u64) -> Result<SignalTarget> {
         let not_running = |why: String| {
             Err(Error::NotFound(format!(
                 "task {id} {why}; no signal was sent"
@@ -215,39 +216,21 @@ impl State {
             ));
         }
         // A worker without the control page holds this task alone (its
-        // window is one) and gets no other before the pool reads this
-        // one's result, which needs the lock held here.
-        let control = w.control.then(|| w.area.control());
-        if let Some(c) = &control {
-            if !c.hold(id) {
+        // window is one) and gets no other before the pool applies this
+        // one's result, which needs the lock the caller holds.
+        let held = w.control.then(|| w.area.clone());
+        if let Some(area) = &held {
+            if !area.control().hold(id) {
                 return not_running("has just finished".into());
             }
         }
-        let by_pid = || {
-            // SAFETY: kill has no memory preconditions.
-            sys::cvt(unsafe { libc::kill(w.pid, sig) } as libc::c_long).map(drop)
-        };
-        let sent = match &w.pidfd {
-            Some(pidfd) => match sys::pidfd_send_signal(pidfd.as_raw_fd(), sig) {
-                // No pidfd_send_signal (valgrind): by pid, while the pidfd
-                // says the worker has not exited, as `signal_link` does.
-                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-                    if !w.own_child && sys::pidfd_exited(pidfd.as_raw_fd()) {
-                        Ok(())
-                    } else {
-                        by_pid()
-                    }
-                }
-                other => other,
-            },
-            // Our own child, not reaped while it is in the state and not
-            // marked exited (the supervisor marks it under this lock).
-            None => by_pid(),
-        };
-        if let Some(c) = &control {
-            c.release_hold(id);
-        }
-        sent.map_err(|e| Error::io("pidfd_send_signal", e))
+        Ok(SignalTarget {
+            task: id,
+            pid: w.pid,
+            pidfd: w.pidfd.clone(),
+            own_child: w.own_child,
+            held,
+        })
     }
 
     /// Whether the worker in `slot` may be stopped for `task`, whose hard
@@ -330,6 +313,27 @@ impl State {
             }
         }
         settled
+    }
+}
+
+/// The worker a signal for one task goes to ([`State::hold_for_signal`]),
+/// with the task held on its control page until [`SignalTarget::release`].
+pub(crate) struct SignalTarget {
+    pub task: u64,
+    pub pid: libc::pid_t,
+    pub pidfd: Option<Arc<std::os::fd::OwnedFd>>,
+    /// See [`Worker::own_child`].
+    pub own_child: bool,
+    /// Its area, when the task is held there.
+    held: Option<Arc<crate::area::Area>>,
+}
+
+impl SignalTarget {
+    /// Ends the hold: the task may end again.
+    pub(crate) fn release(self) {
+        if let Some(area) = self.held {
+            area.control().release_hold(self.task);
+        }
     }
 }
 
@@ -591,6 +595,36 @@ mod tests {
         assert!(
             w.area.control().claim_cancel(2),
             "the worker finds it in the list"
+        );
+    }
+
+    #[test]
+    fn only_a_running_task_is_held_for_a_signal_and_its_end_waits_for_the_release() {
+        let mut f = fixture(true);
+        f.submit(1);
+        f.submit(2);
+        assert!(
+            matches!(f.st.hold_for_signal(1), Err(Error::NotFound(_))),
+            "not started"
+        );
+        assert!(
+            matches!(f.st.hold_for_signal(9), Err(Error::NotFound(_))),
+            "unknown"
+        );
+        f.start(0, 1);
+        let target = f.st.hold_for_signal(1).unwrap();
+        assert_eq!(target.pid, f.worker(0).pid);
+        let control = f.worker(0).area.clone();
+        assert_eq!(
+            control.control().claim_stop(1),
+            StopClaim::Finished,
+            "held: neither a stop nor the task's end can take it now"
+        );
+        target.release();
+        assert!(control.control().end_task(1), "released: the task ends");
+        assert!(
+            matches!(f.st.hold_for_signal(1), Err(Error::NotFound(_))),
+            "a task that ended is not held"
         );
     }
 

@@ -7,6 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::fate::SignalTarget;
 use super::state::{Inbox, Worker};
 use crate::area::Area;
 use crate::spawn::Reaper;
@@ -346,6 +347,32 @@ pub(crate) fn signal_link(link: &Link, sig: i32, group: bool) {
     }
     if group && !link.reaped_elsewhere() {
         sys::signal_group(link.pid, sig);
+    }
+}
+
+/// Sends `sig` to the worker process of a held task (not its group), for
+/// [`crate::Pool::signal_task`], while the caller holds the state lock:
+/// through its pidfd; by pid where the kernel has no `pidfd_send_signal`
+/// (valgrind) and the pid is known to be the worker's (our own unreaped
+/// child, which the supervisor marks exited under that lock before it
+/// reaps; a fork server's worker while its pidfd says it lives).
+pub(crate) fn signal_held(target: &SignalTarget, sig: i32) -> std::io::Result<()> {
+    let by_pid = || {
+        // SAFETY: kill has no memory preconditions.
+        sys::cvt(unsafe { libc::kill(target.pid, sig) } as libc::c_long).map(drop)
+    };
+    match &target.pidfd {
+        Some(pidfd) => match sys::pidfd_send_signal(pidfd.as_raw_fd(), sig) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                if !target.own_child && sys::pidfd_exited(pidfd.as_raw_fd()) {
+                    Ok(())
+                } else {
+                    by_pid()
+                }
+            }
+            other => other,
+        },
+        None => by_pid(),
     }
 }
 

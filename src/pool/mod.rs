@@ -593,7 +593,13 @@ impl Pool {
     /// nothing was sent.
     pub fn signal_task(&self, id: u64, signal: i32) -> Result<()> {
         check_signal(signal)?;
-        self.shared.state.lock().signal_task(id, signal)
+        // Decided, sent and released under one lock (see fate.rs).
+        let mut st = self.shared.state.lock();
+        let target = st.hold_for_signal(id)?;
+        let sent = life::signal_held(&target, signal);
+        target.release();
+        drop(st);
+        sent.map_err(|e| Error::io("pidfd_send_signal", e))
     }
 
     /// Grows or shrinks the pool to `n` workers (at least 1, at most
