@@ -125,12 +125,24 @@ pub unsafe extern "C" fn billiard_worker_main_hooks(
     ctx: *mut c_void,
     hooks: *const billiard_worker_hooks,
 ) -> c_int {
+    // SAFETY: the caller's hooks pointer, per the contract.
+    unsafe { run_worker(handler, ctx, hooks, crate::worker::main) }
+}
+
+/// Runs a worker entry (`serve`) with the C handler and hooks: its exit
+/// code, or a negative BILLIARD_E* code (detail recorded).
+///
+/// # Safety
+/// As [`hooks_from`].
+unsafe fn run_worker(
+    handler: billiard_handler,
+    ctx: *mut c_void,
+    hooks: *const billiard_worker_hooks,
+    serve: impl FnOnce(crate::config::Handler, WorkerHooks) -> Result<c_int, Error>,
+) -> c_int {
     boundary!(BILLIARD_EPANIC, {
-        // SAFETY: the caller's hooks pointer, per the contract.
-        let run = || -> Result<c_int, Error> {
-            let hooks = unsafe { hooks_from(hooks) }?;
-            crate::worker::main(c_handler(handler, ctx)?, hooks)
-        };
+        // SAFETY: as this function's contract says.
+        let run = || serve(c_handler(handler, ctx)?, unsafe { hooks_from(hooks) }?);
         match run() {
             Ok(code) => code,
             Err(e) => status(Err(e)),
@@ -158,17 +170,12 @@ pub unsafe extern "C" fn billiard_forkserver_serve(
     ctx: *mut c_void,
     hooks: *const billiard_worker_hooks,
 ) -> c_int {
-    boundary!(BILLIARD_EPANIC, {
-        let run = || -> Result<c_int, Error> {
-            // SAFETY: the caller's hooks pointer, per the contract.
-            let hooks = unsafe { hooks_from(hooks) }?;
-            crate::worker::serve_host_forked(server_fd, c_handler(handler, ctx)?, hooks)
-        };
-        match run() {
-            Ok(code) => code,
-            Err(e) => status(Err(e)),
-        }
-    })
+    // SAFETY: the caller's hooks pointer, per the contract.
+    unsafe {
+        run_worker(handler, ctx, hooks, |handler, hooks| {
+            crate::worker::serve_host_forked(server_fd, handler, hooks)
+        })
+    }
 }
 
 /// Inside a worker: true once the soft time limit of the task it runs has

@@ -55,19 +55,21 @@ static inline void sleep_ms(long ms) {
     }
 }
 
-/* Path of the file a worker creates when it starts a "work" task. */
-static inline const char *started_marker(int pid) {
-    static char path[64];
-    snprintf(path, sizeof path, "/tmp/billiard-test-started-%d", pid);
+/* Path of a file a worker creates to say something happened to it:
+ * `what` is "started" (it started a "work" or "usr1" task) or "atexit"
+ * (its at-exit hook ran). A static buffer. */
+static inline const char *marker(const char *what, int pid) {
+    static char path[80];
+    snprintf(path, sizeof path, "/tmp/billiard-test-%s-%d", what, pid);
     return path;
 }
 
-/* Waits (20 s at most) until worker `pid` has started a "work" task. */
-static inline int wait_started(int pid) {
+/* Waits (20 s at most) until marker(what, pid) exists; removes it. */
+static inline int wait_marker(const char *what, int pid) {
     int i;
     for (i = 0; i < 4000; i++) {
-        if (access(started_marker(pid), F_OK) == 0) {
-            unlink(started_marker(pid));
+        if (access(marker(what, pid), F_OK) == 0) {
+            unlink(marker(what, pid));
             return 1;
         }
         sleep_ms(5);
@@ -75,25 +77,10 @@ static inline int wait_started(int pid) {
     return 0;
 }
 
-/* Path of the file a worker's at-exit hook creates. */
-static inline const char *at_exit_marker(int pid) {
-    static char path[64];
-    snprintf(path, sizeof path, "/tmp/billiard-test-atexit-%d", pid);
-    return path;
-}
-
-/* Waits (20 s at most) for worker `pid`'s at-exit marker; removes it. */
-static inline int wait_at_exit(int pid) {
-    int i;
-    for (i = 0; i < 4000; i++) {
-        if (access(at_exit_marker(pid), F_OK) == 0) {
-            unlink(at_exit_marker(pid));
-            return 1;
-        }
-        sleep_ms(5);
-    }
-    return 0;
-}
+static inline const char *started_marker(int pid) { return marker("started", pid); }
+static inline int wait_started(int pid) { return wait_marker("started", pid); }
+static inline const char *at_exit_marker(int pid) { return marker("atexit", pid); }
+static inline int wait_at_exit(int pid) { return wait_marker("atexit", pid); }
 
 static int hook_ran_in;
 
