@@ -17,7 +17,7 @@ LDLIBS  := -L$(OUTDIR) -Wl,-rpath,$(abspath $(OUTDIR)) -lbilliard -pthread
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
 .PHONY: lib quickstart examples test test-loaded bench bench-quick bench-setup release-lib clean \
-	install uninstall test-c-checked test-bindings test-python python-tests \
+	install uninstall test-c-checked test-bindings test-install-bindings test-python python-tests \
 	test-go test-ruby
 
 lib:
@@ -45,7 +45,14 @@ test: lib
 	$(CARGO) test $(CARGO_PROFILE_FLAG)
 	$(MAKE) test-c-checked test-bindings
 
-test-bindings: test-python test-go test-ruby
+test-bindings: test-python test-go test-ruby test-install-bindings
+
+# Each binding installed the way its users install it (pip, gem, a Go
+# module through pkg-config), fresh, and used from outside the tree.
+test-install-bindings:
+	$(OPTIONAL) "binding installs" \
+		"python3 -m venv --help && gem --version && go version && pkg-config --version" \
+		tests/scripts/install_bindings
 
 # Ruby: the ffi gem, tested with minitest.
 test-ruby: lib

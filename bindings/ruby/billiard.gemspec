@@ -8,5 +8,6 @@ Gem::Specification.new do |spec|
   spec.authors = ["billiard developers"]
   spec.files = ["lib/billiard.rb", "README.md"]
   spec.required_ruby_version = ">= 3.1"
-  spec.add_dependency "ffi", ">= 1.15"
+  spec.homepage = "https://github.com/billiard/billiard"
+  spec.add_dependency "ffi", "~> 1.15"
 end
