@@ -8,6 +8,8 @@
  *  - killing the server loses no task: running ones end WORKER_LOST, the
  *    others run on a replacement the pool asks the host to fork (on the
  *    pool's own thread); nothing is left after free;
+ *  - a pool made on a thread that exits gets a new server (the first one
+ *    dies with its forking thread);
  *  - a worker's copy of the host's pool refuses calls, and freeing it
  *    frees only the copy (no wait for a supervisor that is not there);
  *  - a callback that cannot fork fails billiard_pool_new with
@@ -79,6 +81,16 @@ static void *busy(void *arg) {
         free(p);
         pthread_mutex_unlock(&busy_lock);
     }
+    return NULL;
+}
+
+static billiard_config *config(uint32_t workers);
+
+/* Makes a pool (into *arg) on a thread that then exits. */
+static void *pool_from_a_thread(void *arg) {
+    billiard_config *cfg = config(1);
+    CHECK_OK(billiard_pool_new(cfg, (billiard_pool **)arg));
+    billiard_config_free(cfg);
     return NULL;
 }
 
@@ -180,6 +192,21 @@ int main(void) {
     CHECK_OK(billiard_pool_join(pool, 20000));
     CHECK(wait_at_exit(pid));
     billiard_pool_free(pool);
+
+    /* A pool made on a thread that exits: its server, forked there, gets
+     * SIGKILL with that thread, and the pool forks another. */
+    {
+        billiard_pool *orphaned = NULL;
+        pthread_t maker;
+        int asked;
+        CHECK(pthread_create(&maker, NULL, pool_from_a_thread, &orphaned) == 0);
+        CHECK(pthread_join(maker, NULL) == 0);
+        asked = forks_asked;
+        for (i = 0; i < 4000 && forks_asked == asked; i++) sleep_ms(5);
+        CHECK(forks_asked > asked);
+        CHECK(strcmp(ask(orphaned, "echo:served"), "served") == 0);
+        billiard_pool_free(orphaned);
+    }
     CHECK(count_children() == 0);
     printf("adopted server: ok (%d lost with the server)\n", lost);
     return 0;
