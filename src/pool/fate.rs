@@ -203,7 +203,7 @@ impl State {
         let Some(w) = self.worker_mut(slot, generation) else {
             return not_running("has no worker".into());
         };
-        if w.stop.is_some() || w.dead || w.exited {
+        if w.stop.is_some() || w.dead {
             return not_running(format!("is on worker {}, which is being stopped", w.pid));
         }
         if started.is_none() {

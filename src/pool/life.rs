@@ -354,7 +354,7 @@ pub(crate) fn signal_link(link: &Link, sig: i32, group: bool) {
 /// [`crate::Pool::signal_task`], while the caller holds the state lock:
 /// through its pidfd; by pid where the kernel has no `pidfd_send_signal`
 /// (valgrind) and the pid is known to be the worker's (our own unreaped
-/// child, which the supervisor marks exited under that lock before it
+/// child, which the supervisor marks dead under that lock before it
 /// reaps; a fork server's worker while its pidfd says it lives).
 pub(crate) fn signal_held(target: &SignalTarget, sig: i32) -> std::io::Result<()> {
     let by_pid = || {

@@ -108,9 +108,6 @@ pub(crate) struct Worker {
     /// It is the host's child (FORK, SPAWN), which the supervisor reaps:
     /// its pid is the pool's to signal until then.
     pub own_child: bool,
-    /// Its process exited and the supervisor is reaping it: no signal may
-    /// go to its pid any more.
-    pub exited: bool,
     /// When its stop's grace ends (CLOCK_MONOTONIC ns): the SIGKILL to its
     /// group then, whether or not it is still there.
     pub kill_at: Option<u64>,
@@ -164,8 +161,10 @@ pub(crate) struct Worker {
     /// Its frames are being applied; the thread applying them writes its
     /// outbox afterwards (so assigning a task to it arms nothing).
     pub applying: bool,
-    /// Reaped by the supervisor, which finishes its accounting once the
-    /// waiting thread reading its channel gives the channel back.
+    /// The supervisor saw it exit (set under the lock before it reaps it,
+    /// and before its accounting, which waits for a waiting thread reading
+    /// its channel to give the channel back): no host thread may signal
+    /// its pid any more.
     pub dead: bool,
     /// Why the pool is stopping it, if it is.
     pub stop: Option<Stop>,
@@ -206,7 +205,6 @@ impl Worker {
             kill_at: None,
             area_trusted: fds.area_trusted,
             own_child: fds.own_child,
-            exited: false,
             area_reserved: false,
             ready: false,
             area_tasks: false,

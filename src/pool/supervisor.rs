@@ -704,20 +704,13 @@ impl Supervisor {
         // runs (its kill timer is due: see `State::begin_stop`) has it ended
         // after its results, since looking for members left in the group
         // costs a scan of /proc that the stop's result need not wait for.
-        let graced = {
-            let mut st = self.shared.state.lock();
-            let w = st.worker_mut(slot, generation);
-            let graced = w
-                .as_ref()
-                .and_then(|w| w.kill_at)
-                .is_some_and(|at| at > monotonic_ns());
-            if let Some(w) = w {
-                // From now on host threads signal it no more (its pid may
-                // be reaped from here on).
-                w.exited = true;
-            }
-            graced
-        };
+        let graced = self
+            .shared
+            .state
+            .lock()
+            .worker_mut(slot, generation)
+            .and_then(|w| w.kill_at)
+            .is_some_and(|at| at > monotonic_ns());
         if !graced {
             self.lives.end_group_of(slot, &link, status, false);
         }
