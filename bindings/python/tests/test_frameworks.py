@@ -27,7 +27,7 @@ def parent_of(pid):
 
 
 def test_submit_refuses_what_is_not_bytes():
-    with libbilliard.Pool(WORKER, workers=1) as pool:
+    with libbilliard.BytesPool(WORKER, workers=1) as pool:
         for bad in (3, 2.5, None, [1, 2]):
             with pytest.raises(TypeError, match="bytes-like"):
                 pool.submit(bad)
@@ -36,7 +36,7 @@ def test_submit_refuses_what_is_not_bytes():
 
 
 def test_started_notice_status_and_pid_before_the_result():
-    with libbilliard.Pool(WORKER, workers=2, notices=True) as pool:
+    with libbilliard.BytesPool(WORKER, workers=2, notices=True) as pool:
         assert pool.notices() == []
         task = pool.submit(b"sleep:1", tag=7)
         wait_until(task.started)
@@ -62,7 +62,7 @@ def test_started_notice_status_and_pid_before_the_result():
 
 
 def test_soft_limit_notice():
-    with libbilliard.Pool(WORKER, workers=1, notices=True) as pool:
+    with libbilliard.BytesPool(WORKER, workers=1, notices=True) as pool:
         task = pool.submit(b"soft:10", soft_time_limit=0.2)
         assert task.result(30).value() == b"reached"
         kinds = {n.kind for n in pool.notices() if n.task_id == task.id}
@@ -70,7 +70,7 @@ def test_soft_limit_notice():
 
 
 def test_a_queued_task_is_queued_and_gets_no_signal():
-    with libbilliard.Pool(WORKER, workers=1) as pool:
+    with libbilliard.BytesPool(WORKER, workers=1) as pool:
         first = pool.submit(b"sleep:1")
         second = pool.submit(b"echo:later")
         assert second.status().state in (TaskState.QUEUED, TaskState.SENT)
@@ -87,7 +87,7 @@ def test_a_queued_task_is_queued_and_gets_no_signal():
 
 
 def test_cancel_with_sigkill_kills_at_once():
-    with libbilliard.Pool(WORKER, workers=1, kill_grace=60) as pool:
+    with libbilliard.BytesPool(WORKER, workers=1, kill_grace=60) as pool:
         task = pool.submit(b"stubborn:60")
         wait_until(task.started)
         time.sleep(0.3)  # its SIGTERM handler is set by now
@@ -100,7 +100,7 @@ def test_cancel_with_sigkill_kills_at_once():
 
 
 def test_a_signal_to_a_running_task_without_cancelling_it():
-    with libbilliard.Pool(WORKER, workers=1) as pool:
+    with libbilliard.BytesPool(WORKER, workers=1) as pool:
         task = pool.submit(b"sleep:30")
         wait_until(task.started)
         assert task.signal(signal.SIGTERM) is True
@@ -111,7 +111,7 @@ def test_a_signal_to_a_running_task_without_cancelling_it():
 
 def test_soft_limit_raises_in_the_task_when_asked():
     env = {"TEST_SOFT_RAISES": "1"}
-    with libbilliard.Pool(WORKER, workers=1, env=env, soft_time_limit=0.3) as pool:
+    with libbilliard.BytesPool(WORKER, workers=1, env=env, soft_time_limit=0.3) as pool:
         start = time.monotonic()
         result = pool.submit(b"sleep:5").result(30)
         assert result.outcome is Outcome.FAILED
@@ -122,7 +122,7 @@ def test_soft_limit_raises_in_the_task_when_asked():
 
 
 def test_worker_listing_restart_and_resize():
-    with libbilliard.Pool(WORKER, workers=2) as pool:
+    with libbilliard.BytesPool(WORKER, workers=2) as pool:
         task = pool.submit(b"sleep:1")
         wait_until(task.started)
         workers = pool.workers()
@@ -143,7 +143,7 @@ def test_worker_listing_restart_and_resize():
 @pytest.mark.parametrize("method", [StartMethod.SPAWN, StartMethod.FORKSERVER])
 def test_hooks_run_after_fork_and_at_an_orderly_exit(method, tmp_path):
     env = {"TEST_HOOKS": str(tmp_path)}
-    with libbilliard.Pool(WORKER, workers=1, start_method=method, env=env,
+    with libbilliard.BytesPool(WORKER, workers=1, start_method=method, env=env,
                           max_tasks_per_worker=2) as pool:
         pid = int(pool.submit(b"pid").result(30).value())
         assert int(pool.submit(b"hooked").result(30).value()) == pid  # in the worker itself
@@ -164,7 +164,7 @@ def test_a_failing_after_fork_hook_is_a_failed_start_with_its_message():
         raise RuntimeError("no database here")
 
     with pytest.raises(libbilliard.SpawnError, match="no database here"):
-        libbilliard.Pool(handler=lambda data: data, workers=1, after_fork=refuse)
+        libbilliard.BytesPool(handler=lambda data: data, workers=1, after_fork=refuse)
 
 
 LOADED = {"value": "loaded before the pool"}
@@ -195,7 +195,7 @@ def test_handler_pools_fork_this_process_with_its_closures(tmp_path):
     def at_exit():
         (tmp_path / f"atexit-{os.getpid()}").write_text("")
 
-    pool = libbilliard.Pool(handler=handler, workers=2, after_fork=after_fork, at_exit=at_exit,
+    pool = libbilliard.BytesPool(handler=handler, workers=2, after_fork=after_fork, at_exit=at_exit,
                             notices=True)
     try:
         LOADED["value"] = "changed after the pool"
@@ -234,7 +234,7 @@ def test_asyncio_with_notices_does_not_spin_and_keeps_them():
         result = await task
         return result, time.process_time() - cpu, task
 
-    with libbilliard.Pool(WORKER, workers=1, notices=True) as pool:
+    with libbilliard.BytesPool(WORKER, workers=1, notices=True) as pool:
         result, cpu, task = asyncio.run(main(pool))
         assert result.ok
         assert cpu < 0.5  # the loop did not wake again and again for the notice

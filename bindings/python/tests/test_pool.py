@@ -18,7 +18,7 @@ from helpers import WORKER, alive
 
 @pytest.fixture
 def pool():
-    with libbilliard.Pool(WORKER, workers=2) as p:
+    with libbilliard.BytesPool(WORKER, workers=2) as p:
         yield p
 
 
@@ -81,7 +81,7 @@ def test_exit_code_of_a_worker_that_exits(pool):
 
 
 def test_hard_time_limit():
-    with libbilliard.Pool(WORKER, workers=1, hard_time_limit=0.3, kill_grace=0.5) as pool:
+    with libbilliard.BytesPool(WORKER, workers=1, hard_time_limit=0.3, kill_grace=0.5) as pool:
         start = time.monotonic()
         result = pool.submit(b"sleep:30").result(30)
         assert result.outcome is Outcome.TIME_LIMIT
@@ -93,7 +93,7 @@ def test_hard_time_limit():
 
 
 def test_soft_time_limit_is_seen_by_the_handler():
-    with libbilliard.Pool(WORKER, workers=1, soft_time_limit=0.2) as pool:
+    with libbilliard.BytesPool(WORKER, workers=1, soft_time_limit=0.2) as pool:
         assert pool.submit(b"soft:20").result(30).value() == b"reached"
         assert pool.submit(b"soft:0.05").result(30).value() == b"not reached"
 
@@ -111,7 +111,7 @@ def test_cancel(pool):
 
 def test_resize_terminate_and_a_full_queue():
     # prefetch=1: the queued task waits in the pool, not behind the sleep.
-    with libbilliard.Pool(WORKER, workers=1, max_queued=1, prefetch=1) as pool:
+    with libbilliard.BytesPool(WORKER, workers=1, max_queued=1, prefetch=1) as pool:
         running = pool.submit(b"sleep:30")
         deadline = time.monotonic() + 30
         while pool.stats()["running"] < 1 and time.monotonic() < deadline:
@@ -132,7 +132,7 @@ def test_resize_terminate_and_a_full_queue():
 def test_a_wait_sees_ctrl_c():
     # The wait is sliced, so SIGINT's KeyboardInterrupt comes within a slice,
     # not when the 30 s task ends.
-    with libbilliard.Pool(WORKER, workers=1) as pool:
+    with libbilliard.BytesPool(WORKER, workers=1) as pool:
         task = pool.submit(b"sleep:30")
         timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
         timer.start()
@@ -161,17 +161,17 @@ def test_errors_carry_code_and_message(pool):
 
 def test_a_program_that_cannot_start():
     with pytest.raises(libbilliard.SpawnError) as info:
-        libbilliard.Pool(["/nonexistent/billiard-python-worker"], workers=1)
+        libbilliard.BytesPool(["/nonexistent/billiard-python-worker"], workers=1)
     assert info.value.code == -6
     assert "/nonexistent/billiard-python-worker" in info.value.message
 
 
 def test_bad_arguments_are_errors_not_crashes():
     with pytest.raises(libbilliard.BilliardError) as info:
-        libbilliard.Pool(WORKER, workers=1, prefetch=100000)
+        libbilliard.BytesPool(WORKER, workers=1, prefetch=100000)
     assert info.value.code == -1
     with pytest.raises(libbilliard.BilliardError):
-        libbilliard.Pool(WORKER, workers=1, soft_time_limit=2, hard_time_limit=1)
+        libbilliard.BytesPool(WORKER, workers=1, soft_time_limit=2, hard_time_limit=1)
 
 
 def test_waiting_does_not_hold_the_gil(pool):
@@ -228,12 +228,12 @@ def test_fileno_works_with_select(pool):
 
 
 def test_forkserver_start_method():
-    with libbilliard.Pool(WORKER, workers=2, start_method=StartMethod.FORKSERVER) as pool:
+    with libbilliard.BytesPool(WORKER, workers=2, start_method=StartMethod.FORKSERVER) as pool:
         assert pool.map([b"echo:a", b"echo:b"], timeout=30) == [b"a", b"b"]
 
 
 def test_shutdown_reaps_every_worker_and_is_idempotent():
-    pool = libbilliard.Pool(WORKER, workers=2)
+    pool = libbilliard.BytesPool(WORKER, workers=2)
     pids = pool.worker_pids()
     assert len(pids) == 2 and all(alive(p) for p in pids)
     pool.shutdown()
@@ -246,7 +246,7 @@ def test_shutdown_reaps_every_worker_and_is_idempotent():
 def test_a_block_that_raises_stops_the_workers_at_once():
     start = time.monotonic()
     with pytest.raises(RuntimeError):
-        with libbilliard.Pool(WORKER, workers=2) as pool:
+        with libbilliard.BytesPool(WORKER, workers=2) as pool:
             pids = pool.worker_pids()
             pool.submit(b"sleep:30")
             raise RuntimeError("out")
@@ -255,7 +255,7 @@ def test_a_block_that_raises_stops_the_workers_at_once():
 
 
 def test_finalizer_frees_a_dropped_pool():
-    pool = libbilliard.Pool(WORKER, workers=2)
+    pool = libbilliard.BytesPool(WORKER, workers=2)
     pids = pool.worker_pids()
     del pool
     gc.collect()
@@ -289,7 +289,7 @@ def test_shutdown_while_other_threads_wait_and_submit_never_frees_the_pool_under
     submit), waits for the calls in flight, then frees; later calls raise
     Closed. Without it this segfaulted or corrupted the heap."""
     for _ in range(9):
-        pool = libbilliard.Pool(WORKER, workers=2, max_queued=4)
+        pool = libbilliard.BytesPool(WORKER, workers=2, max_queued=4)
         pids = pool.worker_pids()
         errors = []
         start = threading.Barrier(17)
@@ -349,5 +349,5 @@ def test_shutdown_while_other_threads_wait_and_submit_never_frees_the_pool_under
 
 
 def test_worker_pids_lists_every_worker_however_many():
-    with libbilliard.Pool(WORKER, workers=70) as big:
+    with libbilliard.BytesPool(WORKER, workers=70) as big:
         assert len(set(big.worker_pids())) == 70

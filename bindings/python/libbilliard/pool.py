@@ -1,0 +1,892 @@
+"""billiard's Pool API (billiard 4.3, multiprocessing.Pool) on libbilliard.
+
+    from libbilliard import Pool
+
+    def square(x):
+        return x * x
+
+    if __name__ == "__main__":
+        with Pool(processes=3) as pool:
+            print(pool.map(square, range(5)))
+
+Calls are pickled and run by workers of a :class:`~libbilliard.BytesPool`:
+by default a fork server started as ``python -c`` and forked per worker
+(``context="forkserver"``), or spawned programs (``"spawn"``), or forks of
+this process (``"fork"``: a fork server forked with ``os.fork``). Workers
+import the host's main script as ``__mp_main__``, so functions and classes
+defined there work, behind the ``if __name__ == "__main__":`` guard.
+
+One thread of this process (the result thread) collects every result and
+runs every callback, in result order; the library never calls Python
+code. What differs from billiard is written next to each item, and in
+the README.
+"""
+import itertools
+import logging
+import math
+import os
+import pickle
+import select
+import signal as _signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections import deque
+from multiprocessing.pool import RemoteTraceback
+
+from . import _core, _lib, _worker
+from ._core import BilliardError, BytesPool, Closed, Outcome, StartMethod, _take
+from ._lib import lib
+from .exceptions import (MaybeEncodingError, RestartFreqExceeded, Terminated, TimeLimitExceeded,
+                         TimeoutError, WorkerLostError)
+
+__all__ = ["ApplyResult", "ExceptionInfo", "IMapIterator", "IMapUnorderedIterator", "MapResult",
+           "Pool", "cpu_count"]
+
+logger = logging.getLogger("libbilliard.pool")
+
+RUN, CLOSE, TERMINATE = 0, 1, 2
+_CONTEXTS = {"fork": StartMethod.FORK, "spawn": StartMethod.SPAWN,
+             "forkserver": StartMethod.FORKSERVER}
+# A setup this large goes through a file rather than the environment
+# (one variable may hold at most 128 KiB).
+_ENV_SETUP_MAX = 64 * 1024
+_job_counter = itertools.count()
+
+
+def cpu_count():
+    """The CPUs this process may run on (its affinity mask)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _mapstar(func, chunk):
+    return list(map(func, chunk))
+
+
+def _starmapstar(func, chunk):
+    return list(itertools.starmap(func, chunk))
+
+
+class ExceptionInfo:
+    """What ``error_callback`` gets (billiard's ExceptionInfo): the task's
+    ``exception`` (also ``type``), and ``traceback``, the worker's
+    formatted traceback."""
+
+    internal = False
+    tb = None
+
+    def __init__(self, exception, traceback=""):
+        self.exception = exception
+        self.type = type(exception)
+        self.traceback = traceback
+
+    def __str__(self):
+        return self.traceback or repr(self.exception)
+
+    def __repr__(self):
+        return f"<ExceptionInfo: {self.exception!r}>"
+
+
+def _failure(exc, tb=""):
+    """The (success, value) pair of a failed task: the exception carries
+    the worker's traceback as its __cause__ (as multiprocessing's does)."""
+    if tb:
+        exc.__cause__ = RemoteTraceback(tb)
+    return False, ExceptionInfo(exc, tb)
+
+
+def _human_status(result):
+    if result.signal:
+        try:
+            name = _signal.Signals(result.signal).name
+        except ValueError:
+            name = "unknown"
+        return f"signal {result.signal} ({name})"
+    return f"exitcode {result.exit_code}"
+
+
+class ApplyResult:
+    """The result of :meth:`Pool.apply_async` (billiard's ApplyResult)."""
+
+    def __init__(self, callback=None, error_callback=None, accept_callback=None,
+                 timeout_callback=None, soft_timeout=None, timeout=None, correlation_id=None,
+                 on_timeout_set=None, on_timeout_cancel=None, callbacks_propagate=()):
+        self.correlation_id = correlation_id
+        self._job = next(_job_counter)
+        self._event = threading.Event()
+        self._callback = callback
+        self._error_callback = error_callback
+        self._accept_callback = accept_callback
+        self._timeout_callback = timeout_callback
+        self._soft_timeout = soft_timeout
+        self._timeout = timeout
+        self._on_timeout_set = on_timeout_set
+        self._on_timeout_cancel = on_timeout_cancel
+        self._callbacks_propagate = tuple(callbacks_propagate or ())
+        self._accepted = False
+        self._worker_pid = None
+        self._time_accepted = None
+        self._success = None
+        self._value = None
+
+    def __repr__(self):
+        return (f"<{type(self).__name__}: {self._job} ack:{self.accepted()} "
+                f"ready:{self.ready()}>")
+
+    def ready(self):
+        return self._event.is_set()
+
+    def accepted(self):
+        """Whether a worker started the task."""
+        return self._accepted
+
+    def successful(self):
+        if not self.ready():
+            raise ValueError(f"{self!r} not ready")
+        return self._success
+
+    def worker_pids(self):
+        return [self._worker_pid] if self._worker_pid else []
+
+    def wait(self, timeout=None):
+        self._event.wait(timeout)
+
+    def get(self, timeout=None):
+        """The value; raises the task's own exception (its worker traceback
+        as __cause__), or TimeoutError if ``timeout`` seconds pass."""
+        self.wait(timeout)
+        if not self.ready():
+            raise TimeoutError
+        if self._success:
+            return self._value
+        raise self._value.exception
+
+    def safe_apply_callback(self, fun, *args, **kwargs):
+        if fun is None:
+            return
+        try:
+            fun(*args, **kwargs)
+        except MemoryError:
+            raise
+        except self._callbacks_propagate:
+            raise
+        except Exception as exc:
+            logger.error("Pool callback raised exception: %r", exc, exc_info=True)
+
+    def handle_timeout(self, soft=False):
+        self.safe_apply_callback(self._timeout_callback, soft=soft,
+                                 timeout=self._soft_timeout if soft else self._timeout)
+
+    def _ack(self, i, time_accepted, pid):
+        self._accepted = True
+        self._time_accepted = time_accepted
+        self._worker_pid = pid
+        if self._on_timeout_set is not None:
+            self._on_timeout_set(self, self._soft_timeout, self._timeout)
+        self.safe_apply_callback(self._accept_callback, pid, time_accepted)
+
+    def _set(self, i, obj):
+        if self._on_timeout_cancel is not None:
+            self._on_timeout_cancel(self)
+        self._success, self._value = obj
+        self._event.set()
+        if self._success:
+            self.safe_apply_callback(self._callback, self._value)
+        else:
+            self.safe_apply_callback(self._error_callback, self._value)
+
+
+class MapResult(ApplyResult):
+    """The result of map_async/starmap_async: chunk ``i`` holds items
+    ``i*chunksize`` on; the first failing chunk fails the whole map."""
+
+    def __init__(self, chunksize, length, callback=None, error_callback=None):
+        super().__init__(callback, error_callback)
+        self._success = True
+        self._value = [None] * length
+        self._length = length
+        self._chunksize = chunksize
+        self._chunks_accepted = set()
+        self._pids = []
+        self._number_left = length // chunksize + bool(length % chunksize) if chunksize else 0
+        if self._number_left == 0:
+            self._event.set()
+
+    def accepted(self):
+        return len(self._chunks_accepted) == self._number_chunks()
+
+    def _number_chunks(self):
+        return self._length // self._chunksize + bool(self._length % self._chunksize) \
+            if self._chunksize else 0
+
+    def worker_pids(self):
+        return list(self._pids)
+
+    def _ack(self, i, time_accepted, pid):
+        self._chunks_accepted.add(i)
+        self._pids.append(pid)
+
+    def _set(self, i, obj):
+        success, value = obj
+        if self._event.is_set():
+            return  # failed already: later chunks change nothing
+        if success:
+            self._value[i * self._chunksize:(i + 1) * self._chunksize] = value
+            self._number_left -= 1
+            if self._number_left == 0:
+                self._event.set()
+                self.safe_apply_callback(self._callback, self._value)
+        else:
+            self._success = False
+            self._value = value
+            self._event.set()
+            self.safe_apply_callback(self._error_callback, value)
+
+
+class IMapIterator:
+    """The iterator of :meth:`Pool.imap`: items in order; a failed item
+    raises its exception where it stands."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._job = next(_job_counter)
+        self._items = deque()
+        self._index = 0
+        self._length = None
+        self._unsorted = {}
+        self._worker_pids = []
+
+    def __iter__(self):
+        return self
+
+    def next(self, timeout=None):
+        with self._cond:
+            if not self._items:
+                if self._index == self._length:
+                    raise StopIteration
+                self._cond.wait_for(lambda: self._items or self._index == self._length,
+                                    timeout)
+                if not self._items:
+                    if self._index == self._length:
+                        raise StopIteration
+                    raise TimeoutError
+            success, value = self._items.popleft()
+        if success:
+            return value
+        raise value.exception
+
+    __next__ = next
+
+    def _put(self, obj):
+        self._items.append(obj)
+        self._index += 1
+
+    def _set(self, i, obj):
+        with self._cond:
+            if self._index == i:
+                self._put(obj)
+                while self._index in self._unsorted:
+                    self._put(self._unsorted.pop(self._index))
+                self._cond.notify_all()
+            else:
+                self._unsorted[i] = obj
+
+    def _set_length(self, length):
+        with self._cond:
+            self._length = length
+            self._cond.notify_all()
+
+    def _ack(self, i, time_accepted, pid):
+        self._worker_pids.append(pid)
+
+    def ready(self):
+        with self._cond:
+            return self._index == self._length
+
+    def worker_pids(self):
+        return list(self._worker_pids)
+
+
+class IMapUnorderedIterator(IMapIterator):
+    """The iterator of :meth:`Pool.imap_unordered`: items as they finish."""
+
+    def _set(self, i, obj):
+        with self._cond:
+            self._put(obj)
+            self._cond.notify_all()
+
+
+class _WorkerProcess:
+    """One worker, as billiard's ``pool._pool`` lists them."""
+
+    exitcode = None
+
+    def __init__(self, pid, index=0):
+        self.pid = pid
+        self.index = index
+
+    def is_alive(self):
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+
+    def __repr__(self):
+        return f"<libbilliard worker pid={self.pid}>"
+
+
+class _Engine:
+    """What the result thread and the finalizer share, so that the Pool
+    itself can be collected: the byte pool, the jobs in flight, the
+    thread. ``jobs`` maps a library task id to (result, index); results
+    that came before their job was recorded wait in ``early``."""
+
+    def __init__(self, pool, on_process_up, on_process_down):
+        self.pool = pool
+        self.lock = threading.Lock()
+        self.jobs = {}
+        self.early = {}
+        self.closing = False  # close() or terminate() was called
+        self.terminating = False
+        self.stop = False
+        self.on_process_up = on_process_up
+        self.on_process_down = on_process_down
+        self.pids = set()
+        self.setup_file = None
+        self.thread = threading.Thread(target=self.run, name="libbilliard-results", daemon=True)
+
+    def add(self, task_id, result, index):
+        with self.lock:
+            early = self.early.pop(task_id, None)
+            if early is None:
+                self.jobs[task_id] = (result, index)
+                return
+        self.dispatch_one(early, result, index)
+
+    # The result thread.
+
+    def run(self):
+        fd = self.pool.fileno()
+        watch = self.on_process_up is not None or self.on_process_down is not None
+        next_watch = 0.0
+        while True:
+            with self.lock:
+                if self.stop or (self.closing and not self.jobs and not self.early
+                                 and self.pool_done()):
+                    return
+            select.select([fd], [], [], 0.2)
+            try:
+                self.drain()
+            except Closed:
+                return
+            if watch and time.monotonic() >= next_watch:
+                next_watch = time.monotonic() + 0.1
+                self.watch_workers()
+
+    def pool_done(self):
+        stats = self.pool.stats()
+        return stats["queued"] == 0 and stats["running"] == 0 and stats["uncollected"] == 0
+
+    def drain(self):
+        """Takes every waiting result, then the notices (each result's
+        notices were queued before it), and delivers them in that order."""
+        results = []
+        out = _core.ctypes.c_void_p()
+        with self.pool._call() as h:
+            while lib.billiard_pool_wait(h, 0, _core.ctypes.byref(out)) == 0:
+                results.append(_take(out))
+        for notice in self.pool.notices():
+            self.dispatch_notice(notice)
+        for result in results:
+            with self.lock:
+                job = self.jobs.pop(result.task_id, None)
+                if job is None:
+                    self.early[result.task_id] = result
+                    continue
+            self.dispatch_one(result, *job)
+
+    def dispatch_notice(self, notice):
+        with self.lock:
+            job = self.jobs.get(notice.task_id)
+        if job is None:
+            return
+        result, index = job
+        try:
+            if notice.kind is _core.NoticeKind.STARTED:
+                accepted = time.monotonic() - max(0.0, time.time() - notice.time)
+                result._ack(index, accepted, notice.pid)
+            elif isinstance(result, ApplyResult):
+                result.handle_timeout(soft=True)
+        except BaseException:
+            logger.exception("libbilliard: a pool callback failed")
+
+    def dispatch_one(self, res, result, index):
+        try:
+            self.deliver(res, result, index)
+        except BaseException:
+            logger.exception("libbilliard: a pool callback failed")
+
+    def deliver(self, res, result, index):
+        if res.outcome is Outcome.OK:
+            try:
+                success, value = pickle.loads(res.data)
+            except Exception as exc:
+                obj = _failure(exc)
+            else:
+                obj = (True, value) if success else _failure(*value)
+        elif res.outcome is Outcome.TIME_LIMIT:
+            if isinstance(result, ApplyResult):
+                result.handle_timeout(soft=False)
+            hard = getattr(result, "_timeout", None)
+            obj = _failure(TimeLimitExceeded(hard if hard is not None else res.running_us / 1e6))
+        elif res.outcome is Outcome.CANCELLED:
+            obj = _failure(Terminated(-(res.signal or _signal.SIGTERM)))
+        elif res.outcome is Outcome.ABANDONED:
+            if self.terminating:
+                obj = _failure(Terminated(-_signal.SIGTERM))
+            else:
+                obj = _failure(RestartFreqExceeded(
+                    "workers crashed or failed to start too often: the pool stopped"))
+        elif res.outcome in (Outcome.WORKER_LOST, Outcome.MEMORY_LIMIT):
+            obj = _failure(WorkerLostError(
+                f"Worker exited prematurely: {_human_status(res)} Job: {result._job}."))
+        else:  # FAILED: the worker program itself failed the task
+            obj = _failure(WorkerLostError(res.data.decode(errors="replace")))
+        result._set(index, obj)
+
+    def watch_workers(self):
+        try:
+            now = set(self.pool.worker_pids())
+        except Closed:
+            return
+        for pid in sorted(now - self.pids):
+            self.call_hook(self.on_process_up, _WorkerProcess(pid))
+        for pid in sorted(self.pids - now):
+            self.call_hook(self.on_process_down, _WorkerProcess(pid))
+        self.pids = now
+
+    @staticmethod
+    def call_hook(hook, proc):
+        if hook is not None:
+            try:
+                hook(proc)
+            except Exception:
+                logger.exception("libbilliard: a process hook failed")
+
+    # The end.
+
+    def finish(self, terminate):
+        """Stops the pool (``terminate``: at once) and the result thread,
+        then frees the byte pool. Idempotent; safe from any thread but the
+        result thread, which it waits for."""
+        with self.lock:
+            self.closing = True
+            if terminate:
+                self.terminating = True
+        if terminate:
+            try:
+                self.pool.terminate()
+            except Closed:
+                pass
+        else:
+            try:
+                self.pool.close()
+                self.pool.join()
+            except Closed:
+                pass
+        if self.thread.is_alive() and threading.current_thread() is not self.thread:
+            self.thread.join()
+        with self.lock:
+            self.stop = True
+        self.pool.shutdown(wait=False)
+        if self.setup_file is not None:
+            try:
+                os.unlink(self.setup_file)
+            except FileNotFoundError:
+                pass
+            self.setup_file = None
+
+
+def _start_method(context):
+    if context is None:
+        return StartMethod.FORKSERVER
+    if isinstance(context, StartMethod):
+        return context
+    name = context if isinstance(context, str) else context.get_start_method()
+    try:
+        return _CONTEXTS[name]
+    except KeyError:
+        raise ValueError(f"unknown start method {name!r}: fork, spawn or forkserver") from None
+
+
+def _preparation():
+    """What a worker program needs to look like this process (for
+    multiprocessing.spawn.prepare), without fixing multiprocessing's own
+    start method as its get_preparation_data would."""
+    from multiprocessing import process
+    sys_path = list(sys.path)
+    if "" in sys_path:
+        sys_path[sys_path.index("")] = process.ORIGINAL_DIR
+    data = {"sys_path": sys_path, "sys_argv": sys.argv, "orig_dir": process.ORIGINAL_DIR,
+            "dir": os.getcwd(), "authkey": bytes(process.current_process().authkey)}
+    main = sys.modules["__main__"]
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None:
+        data["init_main_from_name"] = name
+    else:
+        path = getattr(main, "__file__", None)
+        if path is not None:
+            data["init_main_from_path"] = os.path.normpath(
+                os.path.join(process.ORIGINAL_DIR or "", path))
+    return data
+
+
+def _check_positive_int(name, value):
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                              or value < 1):
+        raise ValueError(f"{name} must be a positive integer or None, not {value!r}")
+
+
+def _seconds(name, value):
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds or None, not {value!r}")
+    return float(value)
+
+
+class Pool:
+    """billiard's Pool (and multiprocessing's) on libbilliard.
+
+    Arguments as billiard 4.3's, in its order. What is ours:
+    ``processes`` defaults to the CPUs this process may use;
+    ``lost_worker_timeout`` is accepted and unused (a dead worker is seen
+    at once); ``max_memory_per_child`` (KiB) is compared after each task
+    with the worker's current *private* resident memory (not its peak), and
+    the worker is replaced after that task; per-task ``timeout`` and
+    ``soft_timeout`` work without ``enable_timeouts``; a soft limit at or
+    above the hard one is dropped (the hard one wins); too many crashes
+    in ``max_restart_freq`` seconds fail pending and new calls with
+    RestartFreqExceeded (the host lives); ``putlocks`` makes apply_async
+    wait while ``processes`` tasks wait to start; ``threads``,
+    ``semaphore``, ``synack``, ``allow_restart``, ``enable_timeouts`` and
+    unknown keywords are accepted and change nothing (restart() always
+    works). ``context`` is a start method name or a multiprocessing/billiard
+    context: "forkserver" (default), "spawn" or "fork".
+    """
+
+    def __init__(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None,
+                 timeout=None, soft_timeout=None, lost_worker_timeout=None, max_restarts=None,
+                 max_restart_freq=1, on_process_up=None, on_process_down=None,
+                 on_timeout_set=None, on_timeout_cancel=None, threads=True, semaphore=None,
+                 putlocks=False, allow_restart=False, synack=False, on_process_exit=None,
+                 context=None, max_memory_per_child=None, enable_timeouts=False, **kwargs):
+        self._state = TERMINATE  # until the pool is made
+        if _worker.preparing:
+            raise RuntimeError(
+                "a Pool was made while a worker imported the main module: protect the "
+                "script's entry point with `if __name__ == '__main__':`")
+        if processes is None:
+            processes = cpu_count()
+        if not isinstance(processes, int) or processes < 1:
+            raise ValueError("Number of processes must be at least 1")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if on_process_exit is not None and not callable(on_process_exit):
+            raise TypeError("on_process_exit must be callable")
+        _check_positive_int("maxtasksperchild", maxtasksperchild)
+        _check_positive_int("max_memory_per_child", max_memory_per_child)
+        self.timeout = _seconds("timeout", timeout)
+        self.soft_timeout = _seconds("soft_timeout", soft_timeout)
+        self.lost_worker_timeout = lost_worker_timeout
+        self.putlocks = putlocks
+        self.allow_restart = allow_restart
+        self.enable_timeouts = bool(enable_timeouts or timeout or soft_timeout)
+        self.on_timeout_set = on_timeout_set
+        self.on_timeout_cancel = on_timeout_cancel
+        self._processes = processes
+        self._initializer = initializer
+        self._initargs = tuple(initargs)
+        self._maxtasksperchild = maxtasksperchild
+        self.max_restarts = max_restarts or processes * 100
+        self.max_restart_freq = max_restart_freq or 1
+        method = _start_method(context)
+
+        options = dict(
+            workers=processes, notices=True,
+            hard_time_limit=self.timeout,
+            soft_time_limit=self._soft_below(self.soft_timeout, self.timeout),
+            max_tasks_per_worker=maxtasksperchild,
+            soft_memory_limit=max_memory_per_child * 1024 if max_memory_per_child else None,
+            restart_intensity=(self.max_restarts, self.max_restart_freq),
+            max_queued=processes if putlocks else 0,
+        )
+        setup_file = None
+        if method is StartMethod.FORK:
+            after_fork, at_exit = _worker.hooks(initializer, self._initargs, on_process_exit)
+            pool = BytesPool(handler=_worker.run_call, after_fork=after_fork, at_exit=at_exit,
+                             soft_limit_raises=True, **options)
+        else:
+            setup = {"prepare": _preparation(),
+                     "calls": pickle.dumps((initializer, self._initargs, on_process_exit),
+                                           pickle.HIGHEST_PROTOCOL)}
+            value = _worker.encode_setup(setup)
+            if len(value) > _ENV_SETUP_MAX:
+                fd, setup_file = tempfile.mkstemp(prefix="libbilliard-setup-")
+                with os.fdopen(fd, "wb") as f:
+                    f.write(pickle.dumps(setup, pickle.HIGHEST_PROTOCOL))
+                value = "@" + setup_file
+            package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            code = (f"import sys; sys.path.insert(0, {package_parent!r}); "
+                    "from libbilliard._worker import main; main()")
+            argv = [sys.executable, *subprocess._args_from_interpreter_flags(), "-c", code]
+            try:
+                pool = BytesPool(argv, start_method=method, env={_worker.SETUP_ENV: value},
+                                 **options)
+            except BaseException:
+                if setup_file is not None:
+                    os.unlink(setup_file)
+                raise
+        self._engine = _Engine(pool, on_process_up, on_process_down)
+        self._engine.setup_file = setup_file
+        self._finalizer = weakref.finalize(self, self._engine.finish, True)
+        self._state = RUN
+        self._engine.thread.start()
+
+    @staticmethod
+    def _soft_below(soft, hard):
+        """``soft`` unless it is at or above ``hard`` (the hard one wins)."""
+        if soft is not None and hard is not None and soft >= hard:
+            return None
+        return soft
+
+    # Submitting.
+
+    def _check_running(self):
+        if self._state != RUN:
+            raise ValueError("Pool not running")
+
+    def _submit(self, payload, result, index, soft=None, hard=None):
+        """Sends one pickled call; ``result`` gets its outcome as item
+        ``index``. Per-task limits: None takes the pool's."""
+        soft_limit = hard_limit = None
+        if soft is not None or hard is not None:
+            hard_eff = hard if hard is not None else self.timeout
+            soft_eff = soft if soft is not None else self.soft_timeout
+            hard_limit = hard
+            if soft_eff is not None and self._soft_below(soft_eff, hard_eff) is None:
+                soft_limit = math.inf
+            else:
+                soft_limit = soft
+        try:
+            task = self._engine.pool.submit(payload, soft_time_limit=soft_limit,
+                                            hard_time_limit=hard_limit)
+        except Closed:
+            raise ValueError("Pool not running") from None
+        except BilliardError as exc:
+            if exc.code == _lib.ERESTARTS:
+                raise RestartFreqExceeded(exc.message) from None
+            raise
+        self._engine.add(task.id, result, index)
+
+    def apply(self, func, args=(), kwds={}):
+        """``func(*args, **kwds)`` in a worker; its value (or exception)."""
+        return self.apply_async(func, args, kwds).get()
+
+    def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None,
+                    accept_callback=None, timeout_callback=None, waitforslot=None,
+                    soft_timeout=None, timeout=None, lost_worker_timeout=None,
+                    callbacks_propagate=(), correlation_id=None):
+        """Runs ``func(*args, **kwds)`` in a worker; returns an ApplyResult.
+        ``accept_callback(pid, time_accepted)`` runs when a worker starts
+        it, ``timeout_callback(soft=, timeout=)`` when a limit passes,
+        then ``callback(value)`` or ``error_callback(ExceptionInfo)``.
+        Arguments that cannot be pickled fail this call's result."""
+        self._check_running()
+        timeout = _seconds("timeout", timeout)
+        soft_timeout = _seconds("soft_timeout", soft_timeout)
+        result = ApplyResult(callback, error_callback, accept_callback, timeout_callback,
+                             soft_timeout or self.soft_timeout, timeout or self.timeout,
+                             correlation_id, self.on_timeout_set, self.on_timeout_cancel,
+                             callbacks_propagate)
+        try:
+            payload = pickle.dumps((func, tuple(args), dict(kwds)), pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            result._set(None, _failure(exc))
+            return result
+        self._submit(payload, result, None, soft_timeout, timeout)
+        return result
+
+    def map(self, func, iterable, chunksize=None):
+        """``[func(x) for x in iterable]``, in workers, in chunks."""
+        return self.map_async(func, iterable, chunksize).get()
+
+    def starmap(self, func, iterable, chunksize=None):
+        """``[func(*x) for x in iterable]``, in workers, in chunks."""
+        return self.starmap_async(func, iterable, chunksize).get()
+
+    def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None):
+        return self._map_async(func, iterable, _mapstar, chunksize, callback, error_callback)
+
+    def starmap_async(self, func, iterable, chunksize=None, callback=None, error_callback=None):
+        return self._map_async(func, iterable, _starmapstar, chunksize, callback,
+                               error_callback)
+
+    def _map_async(self, func, iterable, mapper, chunksize, callback, error_callback):
+        self._check_running()
+        items = list(iterable)
+        if chunksize is None:
+            chunksize, extra = divmod(len(items), self._processes * 4)
+            if extra:
+                chunksize += 1
+        if chunksize < 1 and items:
+            raise ValueError(f"chunksize must be at least 1, not {chunksize}")
+        result = MapResult(chunksize if items else 0, len(items), callback, error_callback)
+        for i, start in enumerate(range(0, len(items), max(chunksize, 1))):
+            chunk = items[start:start + chunksize]
+            try:
+                payload = pickle.dumps((mapper, (func, chunk), {}), pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                result._set(i, _failure(exc))
+                break
+            self._submit(payload, result, i)
+        return result
+
+    def imap(self, func, iterable, chunksize=1, lost_worker_timeout=None):
+        """Like map, lazily: an iterator of the values in order. The
+        iterable is read by a thread of its own as the pool takes tasks."""
+        return self._imap(IMapIterator(), func, iterable, chunksize)
+
+    def imap_unordered(self, func, iterable, chunksize=1, lost_worker_timeout=None):
+        """Like imap, the values in the order they finish."""
+        return self._imap(IMapUnorderedIterator(), func, iterable, chunksize)
+
+    def _imap(self, result, func, iterable, chunksize):
+        self._check_running()
+        if chunksize < 1:
+            raise ValueError(f"chunksize must be at least 1, not {chunksize}")
+        it = iter(iterable)
+        if chunksize == 1:
+            calls = ((func, (x,), {}) for x in it)
+        else:
+            calls = ((_mapstar, (func, chunk), {})
+                     for chunk in iter(lambda: list(itertools.islice(it, chunksize)), []))
+        threading.Thread(target=self._feed, args=(result, calls), daemon=True,
+                         name="libbilliard-imap").start()
+        if chunksize == 1:
+            return result
+        return (item for chunk in result for item in chunk)
+
+    def _feed(self, result, calls):
+        """Submits ``calls`` for an imap iterator; a failure of the iterable
+        (or of the pool) becomes the item where it happened, the last one."""
+        i = 0
+        try:
+            for call in calls:
+                try:
+                    payload = pickle.dumps(call, pickle.HIGHEST_PROTOCOL)
+                except Exception as exc:
+                    result._set(i, _failure(exc))
+                else:
+                    self._submit(payload, result, i)
+                i += 1
+        except BaseException as exc:  # the iterable raised, or the pool stopped
+            result._set(i, _failure(exc))
+            i += 1
+        result._set_length(i)
+
+    # Control.
+
+    def terminate_job(self, pid, sig=None):
+        """Stops the task the worker ``pid`` runs with ``sig`` (SIGTERM by
+        default): its result raises Terminated. Nothing if it runs none."""
+        for worker in self._engine.pool.workers():
+            if worker.pid == pid and worker.task_id:
+                task = _core.Task(self._engine.pool, worker.task_id)
+                task.cancel(signal=sig or _signal.SIGTERM)
+                return
+
+    def grow(self, n=1):
+        self._check_running()
+        self._processes += n
+        self._engine.pool.resize(self._processes)
+
+    def shrink(self, n=1):
+        """Retires ``n`` workers, each after the tasks it holds."""
+        self._check_running()
+        if n >= self._processes:
+            raise ValueError("Can't shrink pool: it needs at least one process")
+        self._processes -= n
+        self._engine.pool.resize(self._processes)
+
+    def restart(self):
+        """Replaces every worker, each after the tasks it holds."""
+        self._check_running()
+        self._engine.pool.restart()
+
+    def did_start_ok(self):
+        """Whether the workers started (the pool is not failed)."""
+        try:
+            return self._engine.pool.stats()["workers"] > 0
+        except Closed:
+            return False
+
+    @property
+    def _pool(self):
+        """The workers now (objects with ``pid`` and ``is_alive()``)."""
+        try:
+            pids = self._engine.pool.worker_pids()
+        except Closed:
+            return []
+        return [_WorkerProcess(pid, i) for i, pid in enumerate(pids)]
+
+    def _repopulate_pool(self, *args):
+        """The library keeps the pool populated: nothing to do."""
+
+    _maintain_pool = maintain_pool = _repopulate_pool
+
+    def cpu_count(self):
+        return cpu_count()
+
+    # Ending.
+
+    def close(self):
+        """Takes no more tasks; those given still run."""
+        if self._state == RUN:
+            self._state = CLOSE
+            with self._engine.lock:
+                self._engine.closing = True
+            try:
+                self._engine.pool.close()
+            except Closed:
+                pass
+
+    def terminate(self):
+        """Stops every worker now; unfinished tasks raise Terminated."""
+        self._state = TERMINATE
+        self._finalizer()
+
+    def join(self):
+        """After close() or terminate(): waits for every task's result to
+        be delivered and every worker to be reaped."""
+        if self._state == RUN:
+            raise ValueError("Pool is still running")
+        self._finalizer.detach()
+        self._engine.finish(terminate=self._state == TERMINATE)
+
+    def __enter__(self):
+        self._check_running()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.terminate()
+
+    def __reduce__(self):
+        raise NotImplementedError("pool objects cannot be passed between processes or pickled")
