@@ -2,11 +2,13 @@
 and restype. Internal: use the classes in libbilliard instead.
 
 The library is found by, in order: $LIBBILLIARD_PATH (a path), then the
-soname libbilliard.so.0.1 through the system loader (LD_LIBRARY_PATH,
-ldconfig's cache). ctypes.CDLL releases the GIL around every call, so a
+copy pip built into this package (_libbilliard*.so, see pyproject.toml),
+then the soname libbilliard.so.0.1 through the system loader
+(LD_LIBRARY_PATH, ldconfig's cache). ctypes.CDLL releases the GIL around every call, so a
 blocking wait never holds it.
 """
 import ctypes
+import glob
 import os
 from ctypes import (CFUNCTYPE, POINTER, c_bool, c_char_p, c_int, c_int32, c_int64, c_size_t,
                     c_uint8, c_uint32, c_uint64, c_void_p)
@@ -173,14 +175,22 @@ _SIGNATURES = {
 }
 
 
+def _bundled():
+    """The library pip built into the package, if any."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = sorted(glob.glob(os.path.join(here, "_libbilliard*.so")))
+    return found[0] if found else None
+
+
 def _load():
-    path = os.environ.get("LIBBILLIARD_PATH") or SONAME
+    path = os.environ.get("LIBBILLIARD_PATH") or _bundled() or SONAME
     try:
         lib = ctypes.CDLL(path)
     except OSError as exc:
         raise ImportError(
-            f"cannot load libbilliard ({path}): {exc}; install it (make install) or set "
-            "LIBBILLIARD_PATH to its path") from exc
+            f"cannot load libbilliard ({path}): {exc}; install the package with pip "
+            "(which builds it), install the library (make install) or set LIBBILLIARD_PATH "
+            "to its path") from exc
     for name, (restype, argtypes) in _SIGNATURES.items():
         fn = getattr(lib, name)
         fn.restype = restype
