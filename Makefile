@@ -69,17 +69,23 @@ test-go: lib
 		GOCACHE=$(abspath target/go/cache) GOPATH=$(abspath target/go/path) \
 		sh -c 'cd bindings/go && go vet ./... && go test -count=1 ./...'
 
-# Python: ctypes, tested with pytest from a virtual environment.
+# Python: the package installed as its users install it (pip install
+# ./bindings/python into a virtual environment, which builds the release
+# library into the package), then its tests run against that install.
 PY_VENV := target/py-venv
 test-python: lib
 	$(OPTIONAL) "Python binding" "python3 -c 'import venv, ensurepip, ctypes'" \
 		$(MAKE) python-tests
 python-tests: $(PY_VENV)/.ready
-	LIBBILLIARD_PATH=$(abspath $(OUTDIR))/libbilliard.so \
-		$(PY_VENV)/bin/python -m pytest -q bindings/python/tests
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall \
+		--no-deps ./bindings/python
+	cd bindings/python/tests && env -u LIBBILLIARD_PATH \
+		TEST_LIBBILLIARD_DEBUG=$(abspath $(OUTDIR))/libbilliard.so \
+		$(abspath $(PY_VENV))/bin/python -m pytest -q -p no:cacheprovider .
 $(PY_VENV)/.ready: bindings/python/requirements-test.txt
+	rm -rf $(PY_VENV)
 	python3 -m venv $(PY_VENV)
-	$(PY_VENV)/bin/pip install --quiet -r $<
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
 # The C test programs under AddressSanitizer + UBSan, and under memcheck.

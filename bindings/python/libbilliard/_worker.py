@@ -13,6 +13,7 @@ host's main script as ``__mp_main__`` (multiprocessing's rule, so the
 ``if __name__ == "__main__":`` guard protects it), then serves. Under
 FORK the host's own fork server calls ``run_call`` and the hooks.
 """
+import atexit
 import base64
 import os
 import pickle
@@ -50,13 +51,18 @@ def run_call(payload):
         return pickle.dumps((False, (wrapped, traceback.format_exc())), pickle.HIGHEST_PROTOCOL)
 
 
-def hooks(initializer, initargs, on_process_exit):
+def hooks(initializer, initargs, on_process_exit, forked_host=False):
     """The worker hooks (after_fork, at_exit) of a pool: the initializer
-    before the first task, on_process_exit(pid, 0) at an orderly exit."""
+    before the first task, on_process_exit(pid, 0) at an orderly exit.
+    With ``forked_host`` (workers forked from the host, whose atexit
+    functions are the host's) the worker forgets the inherited atexit
+    functions and runs, at its orderly exit, those registered in it."""
 
     def after_fork():
         global _on_exit
         _on_exit = on_process_exit
+        if forked_host:
+            atexit._clear()
         # Ctrl-C in a terminal reaches the whole foreground group: the host
         # decides, its workers go on until told.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -64,8 +70,12 @@ def hooks(initializer, initargs, on_process_exit):
             initializer(*initargs)
 
     def at_exit():
-        if _on_exit is not None:
-            _on_exit(os.getpid(), 0)
+        try:
+            if _on_exit is not None:
+                _on_exit(os.getpid(), 0)
+        finally:
+            if forked_host:
+                atexit._run_exitfuncs()
 
     return after_fork, at_exit
 

@@ -630,7 +630,8 @@ class Pool:
         )
         setup_file = None
         if method is StartMethod.FORK:
-            after_fork, at_exit = _worker.hooks(initializer, self._initargs, on_process_exit)
+            after_fork, at_exit = _worker.hooks(initializer, self._initargs, on_process_exit,
+                                                forked_host=True)
             pool = BytesPool(handler=_worker.run_call, after_fork=after_fork, at_exit=at_exit,
                              soft_limit_raises=True, **options)
         else:

@@ -1,7 +1,10 @@
-"""Finds the library and the package: LIBBILLIARD_PATH may name the built
-libbilliard.so (make test sets it); the package is imported from the source."""
+"""The tests run against the installed package (make python-tests installs
+it with pip first), never the source tree: running from this folder keeps
+the source's libbilliard off sys.path."""
 import os
-import sys
+
+import libbilliard
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+assert not os.path.abspath(libbilliard.__file__).startswith(os.path.dirname(HERE) + os.sep), \
+    f"testing the source tree's libbilliard ({libbilliard.__file__}), not the installed one"

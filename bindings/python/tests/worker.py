@@ -16,8 +16,7 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import libbilliard  # noqa: E402
+import libbilliard
 
 
 HOOKED = 0

@@ -1,4 +1,4 @@
-"""Tests of the Python binding against the real library and real workers."""
+"""Tests of BytesPool (the byte-level pool) against the real library and real workers."""
 import asyncio
 import gc
 import math
@@ -273,12 +273,12 @@ def test_readme_example_runs(tmp_path):
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "..", "README.md")) as f:
         readme = f.read()
-    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    code = next(block.split("```", 1)[0] for block in readme.split("```python\n")[1:]
+                if "# worker.py" in block)
     host, worker = code.split("# worker.py\n")
     (tmp_path / "host.py").write_text(host)
     (tmp_path / "worker.py").write_text(worker)
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(here))
-    out = subprocess.run([sys.executable, "host.py"], cwd=tmp_path, env=env, timeout=60,
+    out = subprocess.run([sys.executable, "host.py"], cwd=tmp_path, timeout=60,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "OK b'HELLO'\nOK b'WORLD'\n"

@@ -1,0 +1,426 @@
+"""libbilliard.Pool's own promises (issue: billiard's Pool for Python):
+the main script's functions and classes in workers, the worker hooks,
+limits, deaths, restarts, callbacks, billiard's crashes that do not happen
+here, and the package's install. Real workers throughout; times only
+bound behaviour, generously."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import billiard.exceptions
+import pytest
+
+import libbilliard
+from libbilliard import Pool
+from libbilliard.exceptions import (RestartFreqExceeded, SoftTimeLimitExceeded, Terminated,
+                                    TimeLimitExceeded, WorkerLostError)
+
+CONTEXTS = ["forkserver", "spawn", "fork"]
+
+
+def sqr(x):
+    return x * x
+
+
+def slow_sqr(x, wait=0.05):
+    time.sleep(wait)
+    return x * x
+
+
+def sleeper(seconds):
+    time.sleep(seconds)
+    return "slept"
+
+
+def catch_soft(seconds):
+    try:
+        time.sleep(seconds)
+    except billiard.exceptions.SoftTimeLimitExceeded:
+        return "soft limit raised in the task"
+    return "slept"
+
+
+def crash():
+    os._exit(3)
+
+
+def getpid():
+    return os.getpid()
+
+
+INIT_PID = None
+
+
+def slow_init(marker):
+    global INIT_PID
+    time.sleep(1.0)  # longer than the pool's time limit
+    INIT_PID = os.getpid()
+    atexit_marker = os.path.join(marker, f"{os.getpid()}")
+    import atexit
+    atexit.register(_append, atexit_marker, "atexit")
+
+
+def init_pid():
+    return INIT_PID
+
+
+def _append(path, text):
+    with open(path, "a") as f:
+        f.write(text + "\n")
+
+
+class OnExit:
+    """on_process_exit, picklable: appends to DIR/PID."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __call__(self, pid, exitcode):
+        _append(os.path.join(self.marker, str(pid)), f"on_process_exit {exitcode}")
+
+
+def failing_init():
+    raise RuntimeError("the initializer refused")
+
+
+def run_script(tmp_path, text, timeout=120, **kwargs):
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(text))
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=timeout, cwd=tmp_path, **kwargs)
+
+
+def readme_quickstart():
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+    with open(readme) as f:
+        return f.read().split("```python\n", 2)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_the_cards_quickstart_runs_with_only_its_import_changed(tmp_path, context):
+    code = readme_quickstart()
+    assert "from libbilliard import Pool" in code
+    if context != "forkserver":  # the default
+        code = code.replace("Pool(processes=3)", f"Pool(processes=3, context={context!r})")
+    proc = run_script(tmp_path, code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "[0, 1, 4, 9, 16]\n"
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_functions_and_classes_of_the_main_script_work_in_workers(tmp_path, context):
+    proc = run_script(tmp_path, f"""
+        from libbilliard import Pool
+
+        class Point:
+            def __init__(self, x, y):
+                self.x, self.y = x, y
+
+        class MainError(Exception):
+            pass
+
+        def flip(p):
+            return Point(p.y, p.x)
+
+        def fail(text):
+            raise MainError(text)
+
+        if __name__ == "__main__":
+            with Pool(2, context={context!r}) as pool:
+                p = pool.apply(flip, (Point(1, 2),))
+                assert type(p) is Point and (p.x, p.y) == (2, 1)
+                try:
+                    pool.apply(fail, ("raised in a worker",))
+                except MainError as exc:
+                    assert exc.args == ("raised in a worker",)
+                else:
+                    raise AssertionError("no MainError")
+            print("ok")
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ok\n"
+
+
+def test_a_script_without_the_main_guard_gets_an_error_not_a_fork_bomb(tmp_path):
+    proc = run_script(tmp_path, """
+        from libbilliard import Pool
+        def sqr(x):
+            return x * x
+        pool = Pool(2, context="spawn")
+        print(pool.map(sqr, range(3)))
+    """)
+    assert proc.returncode != 0
+    assert "if __name__ == '__main__':" in proc.stderr
+
+
+@pytest.mark.parametrize("context", ["forkserver", "spawn"])
+def test_workers_see_the_hosts_sys_path_and_working_directory(tmp_path, context):
+    lib = tmp_path / "extra"
+    lib.mkdir()
+    (lib / "extra_module.py").write_text("import os\ndef where():\n    return os.getcwd()\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = run_script(tmp_path, f"""
+        import os, sys
+        sys.path.insert(0, {str(lib)!r})
+        os.chdir({str(work)!r})
+        from libbilliard import Pool
+        import extra_module
+        if __name__ == "__main__":
+            with Pool(1, context={context!r}) as pool:
+                print(pool.apply(extra_module.where))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{work}\n"
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_initializer_once_per_worker_outside_the_time_limit_then_exit_hooks_in_order(
+        tmp_path, context):
+    pool = Pool(2, slow_init, (str(tmp_path),), timeout=0.5, context=context,
+                on_process_exit=OnExit(str(tmp_path)))
+    pids = {w.pid for w in pool._pool}
+    results = [pool.apply_async(init_pid) for _ in range(10)]
+    got = [r.get(60) for r in results]
+    assert set(got) <= pids and None not in got  # each ran in an initialized worker
+    pool.close()
+    pool.join()
+    for pid in pids:
+        with open(tmp_path / str(pid)) as f:
+            assert f.read() == "on_process_exit 0\natexit\n"
+
+
+def test_a_failing_initializer_is_a_failed_start_with_its_message():
+    with pytest.raises(libbilliard.SpawnError, match="the initializer refused"):
+        Pool(1, failing_init)
+
+
+def test_unpicklable_arguments_fail_that_call_and_the_pool_goes_on():
+    with Pool(1) as pool:
+        result = pool.apply_async(sqr, (lambda: 1,))
+        with pytest.raises(Exception) as info:
+            result.get(30)
+        assert "pickle" in str(info.value).lower() or "lambda" in str(info.value)
+        assert pool.apply(sqr, (3,)) == 9
+
+
+# billiard 4.3.2 os._exit()s its own host in each of these three.
+
+def test_map_with_pool_time_limits_works():  # celery/billiard#385
+    with Pool(2, timeout=30, soft_timeout=20) as pool:
+        assert pool.map(slow_sqr, range(20)) == [x * x for x in range(20)]
+
+
+def test_imap_with_enable_timeouts_works():
+    with Pool(2, enable_timeouts=True) as pool:
+        assert list(pool.imap(slow_sqr, range(20))) == [x * x for x in range(20)]
+
+
+def test_imap_with_maxtasksperchild_works_while_workers_recycle():
+    with Pool(2, maxtasksperchild=2) as pool:
+        before = {w.pid for w in pool._pool}
+        assert list(pool.imap(slow_sqr, range(30))) == [x * x for x in range(30)]
+        assert sorted(pool.imap_unordered(sqr, range(30))) == [x * x for x in range(30)]
+        assert not before & {w.pid for w in pool._pool}  # every first worker recycled
+
+
+def test_a_killed_worker_fails_its_task_with_worker_lost_error_at_once():
+    started = threading.Event()
+    with Pool(2) as pool:
+        result = pool.apply_async(sleeper, (300,), accept_callback=lambda pid, t: started.set())
+        assert started.wait(30)
+        pid = result.worker_pids()[0]
+        os.kill(pid, signal.SIGKILL)
+        # billiard waits lost_worker_timeout (10 s) first.
+        with pytest.raises(WorkerLostError, match="signal 9"):
+            result.get(timeout=8)
+        assert pool.apply(sqr, (4,)) == 16  # replaced
+
+
+def test_soft_time_limit_raises_inside_the_task_and_exceptions_are_billiards():
+    assert SoftTimeLimitExceeded is billiard.exceptions.SoftTimeLimitExceeded
+    for name in ("WorkerLostError", "TimeLimitExceeded", "Terminated", "RestartFreqExceeded"):
+        assert getattr(libbilliard.exceptions, name) is getattr(billiard.exceptions, name)
+    with Pool(1, soft_timeout=0.3, timeout=60) as pool:
+        assert pool.apply(catch_soft, (60,)) == "soft limit raised in the task"
+    with Pool(1) as pool:  # per call, on a pool without limits
+        with pytest.raises(SoftTimeLimitExceeded):
+            pool.apply_async(sleeper, (60,), soft_timeout=0.3).get(60)
+
+
+def test_exceptions_without_billiard_have_billiards_names_and_bases(tmp_path):
+    proc = run_script(tmp_path, """
+        import sys
+        sys.modules["billiard"] = None  # as if billiard were not installed
+        import multiprocessing
+        import libbilliard.exceptions as e
+        assert e.SoftTimeLimitExceeded.__module__ == "libbilliard.exceptions"
+        for name in ("WorkerLostError", "SoftTimeLimitExceeded", "TimeLimitExceeded",
+                     "Terminated", "RestartFreqExceeded", "MaybeEncodingError"):
+            assert getattr(e, name).__bases__ == (Exception,), name
+        assert e.TimeoutError is multiprocessing.TimeoutError
+        print(str(e.TimeLimitExceeded(1.5)))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "TimeLimitExceeded(1.5,)\n"
+
+
+def test_per_call_hard_limit_without_enable_timeouts_and_its_callback():
+    calls = []
+    with Pool(1) as pool:
+        result = pool.apply_async(sleeper, (60,), timeout=0.5,
+                                  timeout_callback=lambda **kw: calls.append(kw))
+        with pytest.raises(TimeLimitExceeded):
+            result.get(60)
+        assert calls == [{"soft": False, "timeout": 0.5}]
+        assert pool.apply(sqr, (5,)) == 25
+
+
+def test_a_soft_limit_at_or_above_the_hard_one_gives_way_to_it():
+    calls = []
+    with Pool(1, timeout=0.5, soft_timeout=1) as pool:
+        result = pool.apply_async(sleeper, (60,), timeout_callback=lambda **kw: calls.append(kw))
+        with pytest.raises(TimeLimitExceeded):
+            result.get(60)
+        assert calls == [{"soft": False, "timeout": 0.5}]  # no soft one first
+        with pytest.raises(TimeLimitExceeded):
+            pool.apply_async(sleeper, (60,), soft_timeout=2, timeout=0.5).get(60)
+
+
+def test_soft_timeout_callback_runs_in_the_host():
+    calls = []
+    with Pool(1) as pool:
+        result = pool.apply_async(catch_soft, (60,), soft_timeout=0.3,
+                                  timeout_callback=lambda **kw: calls.append(kw))
+        assert result.get(60) == "soft limit raised in the task"
+        assert calls == [{"soft": True, "timeout": 0.3}]
+
+
+def test_too_many_crashes_raise_restart_freq_exceeded_and_the_host_lives():
+    pool = Pool(1, max_restarts=2, max_restart_freq=600)
+    try:
+        waiting = [pool.apply_async(sleeper, (0.01,)) for _ in range(3)]
+        crashes = [pool.apply_async(crash) for _ in range(4)]
+        outcomes = []
+        for result in waiting + crashes:
+            try:
+                result.get(60)
+                outcomes.append("ok")
+            except WorkerLostError:
+                outcomes.append("lost")
+            except RestartFreqExceeded:
+                outcomes.append("restarts")
+        assert outcomes[:3] == ["ok"] * 3
+        assert "restarts" in outcomes
+        with pytest.raises(RestartFreqExceeded):
+            pool.apply_async(sqr, (2,))
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def test_terminate_job_ends_the_task_with_terminated():
+    started = threading.Event()
+    with Pool(2) as pool:
+        result = pool.apply_async(sleeper, (300,), accept_callback=lambda pid, t: started.set())
+        assert started.wait(30)
+        pool.terminate_job(result.worker_pids()[0], signal.SIGKILL)
+        with pytest.raises(Terminated) as info:
+            result.get(30)
+        assert info.value.args == (-signal.SIGKILL,)
+
+
+def test_terminate_ends_pending_calls_with_terminated():
+    pool = Pool(1)
+    result = pool.apply_async(sleeper, (300,))
+    pool.terminate()
+    with pytest.raises(Terminated):
+        result.get(30)
+    pool.join()
+
+
+def test_accept_callback_accepted_and_worker_pids():
+    seen = []
+    with Pool(1) as pool:
+        pid = pool._pool[0].pid
+        result = pool.apply_async(sqr, (3,), accept_callback=lambda p, t: seen.append((p, t)),
+                                  correlation_id="abc")
+        assert result.get(30) == 9
+        assert result.accepted() and result.successful()
+        assert result.worker_pids() == [pid]
+        assert result.correlation_id == "abc"
+        assert seen[0][0] == pid and abs(seen[0][1] - time.monotonic()) < 60
+
+
+def test_grow_shrink_restart_and_the_pool_list():
+    with Pool(1) as pool:
+        assert pool.did_start_ok()
+        first = pool._pool
+        assert len(first) == 1 and first[0].is_alive()
+        pool.grow(2)
+        deadline = time.monotonic() + 60
+        while len(pool._pool) != 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(pool._pool) == 3
+        pool.shrink(2)
+        while len(pool._pool) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(pool._pool) == 1
+        before = {w.pid for w in pool._pool}
+        pool.restart()
+        while ({w.pid for w in pool._pool} & before or not pool._pool) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not {w.pid for w in pool._pool} & before
+        assert pool.apply(sqr, (6,)) == 36
+        with pytest.raises(ValueError):
+            pool.shrink(1)
+
+
+def test_process_up_and_down_callbacks():
+    ups, downs = [], []
+    with Pool(1, maxtasksperchild=1, on_process_up=lambda p: ups.append(p.pid),
+              on_process_down=lambda p: downs.append(p.pid)) as pool:
+        first = pool._pool[0].pid
+        for i in range(3):
+            assert pool.apply(sqr, (i,)) == i * i
+        deadline = time.monotonic() + 60
+        while (len(ups) < 3 or len(downs) < 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert ups[0] == first and len(set(ups)) >= 3
+    assert first in downs
+
+
+def test_putlocks_make_apply_async_wait_for_room():
+    with Pool(1, putlocks=True) as pool:
+        pool.apply_async(sleeper, (1.5,))  # runs
+        time.sleep(0.3)
+        pool.apply_async(sleeper, (0.01,))  # waits to start: the queue is full
+        start = time.monotonic()
+        third = pool.apply_async(sqr, (7,))  # waits for room
+        assert time.monotonic() - start > 0.5
+        assert third.get(30) == 49
+
+
+def test_unknown_keywords_are_accepted_as_billiard_does():
+    with Pool(1, no_such_option=True, threads=False, synack=True) as pool:
+        assert pool.apply(sqr, (2,)) == 4
+
+
+def test_library_path_override_and_the_bundled_library():
+    code = "import libbilliard._lib as l; print(l.lib._name)"
+    bundled = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={k: v for k, v in os.environ.items()
+                                  if k != "LIBBILLIARD_PATH"}, check=True).stdout.strip()
+    assert os.path.basename(bundled).startswith("_libbilliard")
+    assert os.path.dirname(bundled) == os.path.dirname(libbilliard.__file__)
+    other = os.environ.get("TEST_LIBBILLIARD_DEBUG")
+    if not other:
+        pytest.skip("TEST_LIBBILLIARD_DEBUG names no other build of the library")
+    chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=dict(os.environ, LIBBILLIARD_PATH=other), check=True)
+    assert chosen.stdout.strip() == other
