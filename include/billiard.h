@@ -984,6 +984,19 @@ int billiard_pool_notices(struct billiard_pool *pool,
                           size_t *count);
 
 /**
+ * Changes which notices the pool keeps from now on, as
+ * billiard_config_set_notices does at the start (a bit set of
+ * BILLIARD_NOTICE_*; unknown bits are BILLIARD_EINVAL). A task that starts
+ * after STARTED is turned on has its notice at once; one that started
+ * before has it with its result if STARTED is still on then. So a host
+ * can pay for STARTED notices only while it needs them: each task has at
+ * most one, and exactly one if STARTED stays on from its submit to its
+ * result. Notices already queued stay until read. Thread-safe; never
+ * blocks.
+ */
+int billiard_pool_set_notices(struct billiard_pool *pool, uint32_t kinds);
+
+/**
  * Where task `task_id` is now: queued, sent to a worker, running (which
  * worker, since when) or done with its result waiting (for `inspect
  * active`, billiard's ApplyResult.accepted()). Works whether or not

@@ -235,6 +235,12 @@ impl<'a> ControlPage<'a> {
         self.words.ack_starts.store(1, Ordering::Release);
     }
 
+    /// In the pool: stops asking for ACKs (starts are then noticed with
+    /// their results).
+    pub(crate) fn stop_acks(&self) {
+        self.words.ack_starts.store(0, Ordering::Release);
+    }
+
     /// In the worker: whether the pool wants an ACK for each start.
     pub(crate) fn acks_wanted(&self) -> bool {
         self.words.ack_starts.load(Ordering::Relaxed) != 0

@@ -257,19 +257,23 @@ pub unsafe extern "C" fn billiard_config_set_notices(
     cfg: *mut billiard_config,
     kinds: u32,
 ) -> c_int {
-    update(cfg, |c| {
-        let known = (BILLIARD_NOTICE_STARTED | BILLIARD_NOTICE_SOFT_LIMIT) as u32;
-        if kinds & !known != 0 {
-            return Err(Error::InvalidArgument(format!(
-                "unknown notice kinds {:#x} (known: BILLIARD_NOTICE_STARTED, \
-                 BILLIARD_NOTICE_SOFT_LIMIT)",
-                kinds & !known
-            )));
-        }
-        Ok(c.notices(NoticeKinds {
-            started: kinds & BILLIARD_NOTICE_STARTED as u32 != 0,
-            soft_limit: kinds & BILLIARD_NOTICE_SOFT_LIMIT as u32 != 0,
-        }))
+    update(cfg, |c| Ok(c.notices(notice_kinds(kinds)?)))
+}
+
+/// The notice kinds of a BILLIARD_NOTICE_* bit set; unknown bits are an
+/// error.
+pub(super) fn notice_kinds(kinds: u32) -> Result<NoticeKinds, Error> {
+    let known = (BILLIARD_NOTICE_STARTED | BILLIARD_NOTICE_SOFT_LIMIT) as u32;
+    if kinds & !known != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "unknown notice kinds {:#x} (known: BILLIARD_NOTICE_STARTED, \
+             BILLIARD_NOTICE_SOFT_LIMIT)",
+            kinds & !known
+        )));
+    }
+    Ok(NoticeKinds {
+        started: kinds & BILLIARD_NOTICE_STARTED as u32 != 0,
+        soft_limit: kinds & BILLIARD_NOTICE_SOFT_LIMIT as u32 != 0,
     })
 }
 

@@ -4,7 +4,7 @@
 use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
-use super::config::billiard_config;
+use super::config::{billiard_config, notice_kinds};
 use super::error::fail;
 use super::result::billiard_result;
 use super::{arg_bytes, arg_mut, arg_ref, arg_timeout, call};
@@ -413,6 +413,23 @@ pub unsafe extern "C" fn billiard_pool_notices(
                 (total, items)
             })
         }
+    })
+}
+
+/// Changes which notices the pool keeps from now on, as
+/// billiard_config_set_notices does at the start (a bit set of
+/// BILLIARD_NOTICE_*; unknown bits are BILLIARD_EINVAL). A task that starts
+/// after STARTED is turned on has its notice at once; one that started
+/// before has it with its result if STARTED is still on then. So a host
+/// can pay for STARTED notices only while it needs them: each task has at
+/// most one, and exactly one if STARTED stays on from its submit to its
+/// result. Notices already queued stay until read. Thread-safe; never
+/// blocks.
+#[no_mangle]
+pub unsafe extern "C" fn billiard_pool_set_notices(pool: *mut billiard_pool, kinds: u32) -> c_int {
+    with_pool(pool, |p| {
+        p.set_notices(notice_kinds(kinds)?);
+        Ok(())
     })
 }
 

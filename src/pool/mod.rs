@@ -39,7 +39,7 @@ use supervisor::Supervisor;
 use task::{Task, TimeLimits};
 
 use crate::area;
-use crate::config::Config;
+use crate::config::{Config, NoticeKinds};
 use crate::error::{Error, Result};
 use crate::protocol::{self, TASK_PREFIX};
 use crate::spawn;
@@ -489,6 +489,25 @@ impl Pool {
     /// its result is handed out, whichever way that is collected.
     pub fn notices(&self, max: usize) -> Vec<Notice> {
         self.shared.state.lock().take_notices(max)
+    }
+
+    /// Changes which notices the pool keeps from now on (as
+    /// [`crate::Config::notices`] does at the start). A task that starts
+    /// after STARTED is turned on has its notice at once; one that started
+    /// before has it with its result, if STARTED is still on then: each
+    /// task that started has at most one STARTED notice, and exactly one if
+    /// STARTED stays on from its submit to its result. Notices already
+    /// queued stay until read. Thread-safe; never blocks on workers.
+    pub fn set_notices(&self, kinds: NoticeKinds) {
+        let mut st = self.shared.state.lock();
+        st.notice_kinds = kinds;
+        for w in st.workers.iter().flatten() {
+            if kinds.started {
+                w.area.control().ask_for_acks();
+            } else {
+                w.area.control().stop_acks();
+            }
+        }
     }
 
     /// Where task `id` is now: queued, sent, running (worker, start time)

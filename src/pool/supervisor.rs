@@ -359,14 +359,16 @@ impl Supervisor {
         if limits.soft_memory.is_some() {
             area.control().watch_memory();
         }
-        if self.shared.state.lock().notice_kinds.started {
-            // Each start is noticed at once rather than with the result.
-            area.control().ask_for_acks();
-        }
         let max_tasks = limits
             .max_tasks
             .map(|n| n + sys::random_below(limits.max_tasks_jitter + 1));
         let mut st = self.shared.state.lock();
+        if st.notice_kinds.started {
+            // Each start is noticed at once rather than with the result.
+            // Under the lock that Pool::set_notices takes, so a worker is
+            // never left out of a change.
+            area.control().ask_for_acks();
+        }
         if st.workers.len() <= slot {
             st.workers.resize_with(slot + 1, || None);
         }

@@ -6,6 +6,8 @@
  *    cancelled in the queue; a SOFT_LIMIT notice; billiard_pool_fd is
  *    readable while a notice waits and reading notices takes no result;
  *    billiard_task_status for queued, sent, running and done tasks;
+ *  - notices switched at run time (billiard_pool_set_notices): on, a
+ *    running task's notice comes at once; off, none is kept;
  *  - signals: cancel with SIGKILL kills at once (no grace), a signal to a
  *    running task's worker without a cancel, never to the task after it;
  *  - worker hooks: the after-fork hook runs in each worker, a failing one
@@ -156,6 +158,45 @@ static void notices(void) {
     billiard_result_free(r);
     drain_notices(pool);
     CHECK(soft_notices[id] == 1 && started_notices[id] == 1);
+
+    billiard_pool_free(pool);
+    CHECK(count_children() == 0);
+}
+
+/* billiard_pool_set_notices: a pool made without notices turns STARTED on
+ * while it needs it, and off again. */
+static void notices_switched(void) {
+    billiard_config *cfg = make_config(1, scripted, NULL);
+    billiard_result *r;
+    billiard_pool *pool;
+    uint64_t id;
+    memset(started_notices, 0, sizeof started_notices);
+    pool = start_pool(cfg);
+    CHECK_RC(billiard_pool_set_notices(pool, 8), BILLIARD_EINVAL);
+    CHECK_RC(billiard_pool_set_notices(NULL, 0), BILLIARD_EINVAL);
+
+    /* Off (the default): a task runs and ends without a notice. */
+    r = wait_task(pool, submit_str(pool, "echo:quiet"));
+    billiard_result_free(r);
+    CHECK(drain_notices(pool) == 0);
+
+    /* On: the next task's start is noticed while it runs. */
+    CHECK_OK(billiard_pool_set_notices(pool, BILLIARD_NOTICE_STARTED));
+    id = submit_str(pool, "sleep:1500");
+    CHECK(fd_readable(pool, 20000));
+    CHECK(drain_notices(pool) == 1);
+    CHECK(started_notices[id] == 1);
+    r = wait_task(pool, id);
+    CHECK(billiard_result_pid(r) == started_pid[id]);
+    billiard_result_free(r);
+    CHECK(drain_notices(pool) == 0);
+
+    /* Off again: none is kept. */
+    CHECK_OK(billiard_pool_set_notices(pool, 0));
+    id = submit_str(pool, "sleep:200");
+    r = wait_task(pool, id);
+    billiard_result_free(r);
+    CHECK(drain_notices(pool) == 0 && started_notices[id] == 0);
 
     billiard_pool_free(pool);
     CHECK(count_children() == 0);
@@ -330,6 +371,7 @@ static void hooks(void) {
 
 int main(void) {
     notices();
+    notices_switched();
     signals();
     hooks();
     printf("frameworks: ok\n");
