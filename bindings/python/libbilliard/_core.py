@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from ._lib import (ABI_VERSION, AFTER_FORK, AT_EXIT, FORK_SERVER, HANDLER, LIMIT_DEFAULT,
                    LIMIT_NONE, SONAME, SUBMIT_NONBLOCK, Notice as _Notice, Stats, TaskInfo,
-                   TaskOpts, WorkerHooks, WorkerInfo, lib)
+                   TaskOpts, WorkerHooks, WorkerInfo, fast, lib)
 from . import _lib
 from .exceptions import SoftTimeLimitExceeded
 
@@ -213,23 +213,24 @@ def _ran(result):
 
 
 def _take(ptr):
-    """Copies the C result at ``ptr`` into a Result and frees it."""
+    """Copies the C result at ``ptr`` into a Result and frees it (calls that
+    never block: the GIL is kept)."""
     try:
         size = ctypes.c_size_t(0)
-        data = lib.billiard_result_data(ptr, ctypes.byref(size))
+        data = fast.billiard_result_data(ptr, ctypes.byref(size))
         return Result(
-            task_id=lib.billiard_result_task_id(ptr),
-            tag=lib.billiard_result_tag(ptr),
-            outcome=Outcome(lib.billiard_result_outcome(ptr)),
+            task_id=fast.billiard_result_task_id(ptr),
+            tag=fast.billiard_result_tag(ptr),
+            outcome=Outcome(fast.billiard_result_outcome(ptr)),
             data=ctypes.string_at(data, size.value) if size.value else b"",
-            pid=lib.billiard_result_pid(ptr),
-            exit_code=lib.billiard_result_exit_code(ptr),
-            signal=lib.billiard_result_signal(ptr),
-            queued_us=lib.billiard_result_queued_us(ptr),
-            running_us=lib.billiard_result_running_us(ptr),
+            pid=fast.billiard_result_pid(ptr),
+            exit_code=fast.billiard_result_exit_code(ptr),
+            signal=fast.billiard_result_signal(ptr),
+            queued_us=fast.billiard_result_queued_us(ptr),
+            running_us=fast.billiard_result_running_us(ptr),
         )
     finally:
-        lib.billiard_result_free(ptr)
+        fast.billiard_result_free(ptr)
 
 
 def _limit_ms(seconds):
@@ -268,23 +269,34 @@ class _Gate:
     no thread is ever inside a pool that another thread frees."""
 
     def __init__(self):
-        self._cv = threading.Condition()
+        # A plain lock (not an RLock), taken directly: entering is on every
+        # call's path.
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
         self._in_flight = 0
         self._closed = False
 
     @contextlib.contextmanager
     def enter(self, ptr):
-        with self._cv:
-            if self._closed:
-                raise Closed(_lib.ECLOSED, "the pool was shut down")
-            self._in_flight += 1
+        self.acquire()
         try:
             yield ptr
         finally:
-            with self._cv:
-                self._in_flight -= 1
-                if self._in_flight == 0:
-                    self._cv.notify_all()
+            self.release()
+
+    def acquire(self):
+        """Enters the gate (a call begins); Closed once it is shut. Pair
+        with release(); enter() does both."""
+        with self._lock:
+            if self._closed:
+                raise Closed(_lib.ECLOSED, "the pool was shut down")
+            self._in_flight += 1
+
+    def release(self):
+        with self._lock:
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._closed:
+                self._cv.notify_all()
 
     def shut(self):
         """Refuses new calls; True for the first caller only."""
@@ -651,6 +663,17 @@ class BytesPool:
         """The pids of the pool's workers now (all of them)."""
         return [w.pid for w in self.workers()]
 
+    def set_notices(self, started=False, soft_limit=False):
+        """Changes which notices the pool keeps from now on (as
+        ``notices=`` does at the start): a task that starts after
+        ``started`` is turned on has its notice at once; one that started
+        before has it with its result if ``started`` is still on then.
+        Notices already waiting stay until read."""
+        kinds = (_lib.NOTICE_STARTED if started else 0) | \
+            (_lib.NOTICE_SOFT_LIMIT if soft_limit else 0)
+        with self._call() as h:
+            _check(lib.billiard_pool_set_notices(h, kinds))
+
     def notices(self):
         """Every notice waiting (a list of Notice, oldest first; empty when
         none), without waiting and without taking a result. Kept only for
@@ -666,7 +689,7 @@ class BytesPool:
         count = ctypes.c_size_t()
         with self._call() as h:
             while True:
-                _check(lib.billiard_pool_notices(h, batch, 64, ctypes.byref(count)))
+                _check(fast.billiard_pool_notices(h, batch, 64, ctypes.byref(count)))
                 out.extend(Notice(kind=NoticeKind(n.kind), task_id=n.task_id, tag=n.tag,
                                   pid=n.pid, time=n.time_us / 1e6, elapsed=n.elapsed_us / 1e6)
                            for n in batch[:count.value])
@@ -740,10 +763,10 @@ def _trampoline(handler):
     def trampoline(_ctx, data, length, reply):
         try:
             out = handler(ctypes.string_at(data, length) if length else b"")
-            if isinstance(out, str):
-                out = out.encode()
-            out = bytes(out or b"")
-            return 0 if lib.billiard_reply_write(reply, out, len(out)) == 0 else 1
+            if type(out) is not bytes:
+                out = out.encode() if isinstance(out, str) else bytes(out or b"")
+            # One thread runs in a worker: nothing gains from releasing the GIL.
+            return 0 if fast.billiard_reply_write(reply, out, len(out)) == 0 else 1
         except SystemExit as exc:  # the handler ends the worker
             sys.stdout.flush()
             os._exit(exc.code if isinstance(exc.code, int) else 1)

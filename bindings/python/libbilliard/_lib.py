@@ -106,7 +106,9 @@ Config = c_void_p
 PoolPtr = c_void_p
 ResultPtr = c_void_p
 ReplyPtr = c_void_p
-HANDLER = CFUNCTYPE(c_int, c_void_p, POINTER(c_uint8), c_size_t, c_void_p)
+# The payload pointer comes as a plain address (c_void_p): a POINTER
+# argument would build a ctypes object for every task.
+HANDLER = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t, c_void_p)
 
 _SIGNATURES = {
     "billiard_version": (c_char_p, []),
@@ -145,6 +147,7 @@ _SIGNATURES = {
     "billiard_task_signal": (c_int, [PoolPtr, c_uint64, c_int]),
     "billiard_task_status": (c_int, [PoolPtr, c_uint64, POINTER(TaskInfo)]),
     "billiard_pool_notices": (c_int, [PoolPtr, POINTER(Notice), c_size_t, POINTER(c_size_t)]),
+    "billiard_pool_set_notices": (c_int, [PoolPtr, c_uint32]),
     "billiard_pool_restart": (c_int, [PoolPtr]),
     "billiard_pool_fd": (c_int, [PoolPtr]),
     "billiard_pool_close": (c_int, [PoolPtr]),
@@ -182,6 +185,13 @@ def _bundled():
     return found[0] if found else None
 
 
+def _declare(handle):
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        fn = getattr(handle, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
 def _load():
     path = os.environ.get("LIBBILLIARD_PATH") or _bundled() or SONAME
     try:
@@ -191,15 +201,20 @@ def _load():
             f"cannot load libbilliard ({path}): {exc}; install the package with pip "
             "(which builds it), install the library (make install) or set LIBBILLIARD_PATH "
             "to its path") from exc
-    for name, (restype, argtypes) in _SIGNATURES.items():
-        fn = getattr(lib, name)
-        fn.restype = restype
-        fn.argtypes = argtypes
+    _declare(lib)
     if lib.billiard_abi_version() != ABI_VERSION:
         raise ImportError(
             f"libbilliard {lib.billiard_version().decode()} at {path} has ABI "
             f"{lib.billiard_abi_version()}; this binding is written for ABI {ABI_VERSION}")
-    return lib
+    return lib, path
 
 
-lib = _load()
+lib, _path = _load()
+
+# The same library, its functions called *without* releasing the GIL: for
+# calls that never block (a non-blocking wait, a result's fields, an
+# unbounded submit). Each release is a chance for another Python thread to
+# take the GIL and make this one wait for it back: on a busy pool that
+# handoff, not the library, was most of a call's time.
+fast = ctypes.PyDLL(_path)
+_declare(fast)

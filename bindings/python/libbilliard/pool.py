@@ -21,6 +21,7 @@ runs every callback, in result order; the library never calls Python
 code. What differs from billiard is written next to each item, and in
 the README.
 """
+import ctypes
 import itertools
 import logging
 import math
@@ -38,8 +39,8 @@ from collections import deque
 from multiprocessing.pool import RemoteTraceback
 
 from . import _core, _lib, _worker
-from ._core import BilliardError, BytesPool, Closed, Outcome, StartMethod, _take
-from ._lib import lib
+from ._core import BytesPool, Closed, NotFound, Outcome, StartMethod
+from ._lib import TaskOpts, fast, lib
 from .exceptions import (MaybeEncodingError, RestartFreqExceeded, Terminated, TimeLimitExceeded,
                          TimeoutError, WorkerLostError)
 
@@ -55,6 +56,15 @@ _CONTEXTS = {"fork": StartMethod.FORK, "spawn": StartMethod.SPAWN,
 # (one variable may hold at most 128 KiB).
 _ENV_SETUP_MAX = 64 * 1024
 _job_counter = itertools.count()
+_OPTS_SIZE = ctypes.sizeof(TaskOpts)
+_dumps = pickle.dumps
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+# A default map chunk is cut smaller when it pickles to more than this:
+# large frames cost more per byte (fresh buffers fault in on both sides) and
+# keep the other workers waiting (1 MiB items: 650 -> 1,500 MiB/s).
+_CHUNK_BYTES = 1 << 20
+# Guards the making of a result's wait event (ApplyResult.wait).
+_WAIT_LOCK = threading.Lock()
 
 
 def cpu_count():
@@ -101,14 +111,14 @@ def _failure(exc, tb=""):
     return False, ExceptionInfo(exc, tb)
 
 
-def _human_status(result):
-    if result.signal:
+def _human_status(sig, exit_code):
+    if sig:
         try:
-            name = _signal.Signals(result.signal).name
+            name = _signal.Signals(sig).name
         except ValueError:
             name = "unknown"
-        return f"signal {result.signal} ({name})"
-    return f"exitcode {result.exit_code}"
+        return f"signal {sig} ({name})"
+    return f"exitcode {exit_code}"
 
 
 class ApplyResult:
@@ -119,7 +129,8 @@ class ApplyResult:
                  on_timeout_set=None, on_timeout_cancel=None, callbacks_propagate=()):
         self.correlation_id = correlation_id
         self._job = next(_job_counter)
-        self._event = threading.Event()
+        self._ready = False
+        self._event = None  # made by the first wait() that must block
         self._callback = callback
         self._error_callback = error_callback
         self._accept_callback = accept_callback
@@ -134,16 +145,48 @@ class ApplyResult:
         self._time_accepted = None
         self._success = None
         self._value = None
+        self._tasks = {}  # item index -> (byte pool, library task id)
 
     def __repr__(self):
         return (f"<{type(self).__name__}: {self._job} ack:{self.accepted()} "
                 f"ready:{self.ready()}>")
 
     def ready(self):
-        return self._event.is_set()
+        return self._ready
+
+    def _mark_ready(self):
+        self._ready = True
+        with _WAIT_LOCK:
+            event = self._event
+        if event is not None:
+            event.set()
 
     def accepted(self):
         """Whether a worker started the task."""
+        if not self._accepted and not self.ready():
+            self._look(None)
+        return self._accepted
+
+    def _look(self, index):
+        """Asks the library whether item ``index`` runs (its start is
+        otherwise known only from a STARTED notice or its result) and
+        records its worker if so."""
+        pool, task_id = self._tasks.get(index, (None, None))
+        if pool is None:
+            return
+        try:
+            status = _core.Task(pool, task_id).status()
+        except (NotFound, Closed):
+            return
+        if status.state is _core.TaskState.RUNNING and not self._acked(index):
+            self._record_start(index, status.pid, status.started)
+
+    def _record_start(self, index, pid, started):
+        self._accepted = True
+        self._worker_pid = pid
+        self._time_accepted = time.monotonic() - max(0.0, time.time() - started)
+
+    def _acked(self, i):
         return self._accepted
 
     def successful(self):
@@ -152,10 +195,20 @@ class ApplyResult:
         return self._success
 
     def worker_pids(self):
+        if not self._accepted and not self.ready():
+            self._look(None)
         return [self._worker_pid] if self._worker_pid else []
 
     def wait(self, timeout=None):
-        self._event.wait(timeout)
+        if self._ready:
+            return
+        with _WAIT_LOCK:  # see _mark_ready: one of the two sees the other
+            if self._ready:
+                return
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        event.wait(timeout)
 
     def get(self, timeout=None):
         """The value; raises the task's own exception (its worker traceback
@@ -195,7 +248,7 @@ class ApplyResult:
         if self._on_timeout_cancel is not None:
             self._on_timeout_cancel(self)
         self._success, self._value = obj
-        self._event.set()
+        self._mark_ready()
         if self._success:
             self.safe_apply_callback(self._callback, self._value)
         else:
@@ -216,10 +269,19 @@ class MapResult(ApplyResult):
         self._pids = []
         self._number_left = length // chunksize + bool(length % chunksize) if chunksize else 0
         if self._number_left == 0:
-            self._event.set()
+            self._ready = True
 
     def accepted(self):
+        for i in range(self._number_chunks()):
+            if i not in self._chunks_accepted and not self.ready():
+                self._look(i)
         return len(self._chunks_accepted) == self._number_chunks()
+
+    def _record_start(self, index, pid, started):
+        self._ack(index, started, pid)
+
+    def _acked(self, i):
+        return i in self._chunks_accepted
 
     def _number_chunks(self):
         return self._length // self._chunksize + bool(self._length % self._chunksize) \
@@ -234,18 +296,18 @@ class MapResult(ApplyResult):
 
     def _set(self, i, obj):
         success, value = obj
-        if self._event.is_set():
+        if self._ready:
             return  # failed already: later chunks change nothing
         if success:
             self._value[i * self._chunksize:(i + 1) * self._chunksize] = value
             self._number_left -= 1
             if self._number_left == 0:
-                self._event.set()
+                self._mark_ready()
                 self.safe_apply_callback(self._callback, self._value)
         else:
             self._success = False
             self._value = value
-            self._event.set()
+            self._mark_ready()
             self.safe_apply_callback(self._error_callback, value)
 
 
@@ -261,6 +323,8 @@ class IMapIterator:
         self._length = None
         self._unsorted = {}
         self._worker_pids = []
+        self._started = set()  # items whose start is known
+        self._waiting = 0  # threads in next(): only then is notifying needed
 
     def __iter__(self):
         return self
@@ -270,8 +334,12 @@ class IMapIterator:
             if not self._items:
                 if self._index == self._length:
                     raise StopIteration
-                self._cond.wait_for(lambda: self._items or self._index == self._length,
-                                    timeout)
+                self._waiting += 1
+                try:
+                    self._cond.wait_for(lambda: self._items or self._index == self._length,
+                                        timeout)
+                finally:
+                    self._waiting -= 1
                 if not self._items:
                     if self._index == self._length:
                         raise StopIteration
@@ -293,7 +361,8 @@ class IMapIterator:
                 self._put(obj)
                 while self._index in self._unsorted:
                     self._put(self._unsorted.pop(self._index))
-                self._cond.notify_all()
+                if self._waiting:
+                    self._cond.notify_all()
             else:
                 self._unsorted[i] = obj
 
@@ -303,7 +372,11 @@ class IMapIterator:
             self._cond.notify_all()
 
     def _ack(self, i, time_accepted, pid):
+        self._started.add(i)
         self._worker_pids.append(pid)
+
+    def _acked(self, i):
+        return i in self._started
 
     def ready(self):
         with self._cond:
@@ -319,7 +392,27 @@ class IMapUnorderedIterator(IMapIterator):
     def _set(self, i, obj):
         with self._cond:
             self._put(obj)
-            self._cond.notify_all()
+            if self._waiting:
+                self._cond.notify_all()
+
+
+class _SubmitCall:
+    """One thread's task options and id, made once and reused for each
+    submit (building ctypes objects per call was a fifth of its cost)."""
+
+    def __init__(self):
+        self.opts = TaskOpts(struct_size=_OPTS_SIZE)
+        self.task_id = ctypes.c_uint64()
+        self.opts_ref = ctypes.byref(self.opts)
+        self.id_ref = ctypes.byref(self.task_id)
+
+    def __call__(self, submit, ptr, payload, tag, soft_ms, hard_ms):
+        opts = self.opts
+        opts.tag = tag
+        opts.soft_time_limit_ms = soft_ms
+        opts.hard_time_limit_ms = hard_ms
+        rc = submit(ptr, payload, len(payload), self.opts_ref, self.id_ref)
+        return rc, self.task_id.value
 
 
 class _WorkerProcess:
@@ -344,15 +437,15 @@ class _WorkerProcess:
 
 class _Engine:
     """What the result thread and the finalizer share, so that the Pool
-    itself can be collected: the byte pool, the jobs in flight, the
-    thread. ``jobs`` maps a library task id to (result, index); results
-    that came before their job was recorded wait in ``early``."""
+    itself can be collected: the byte pool, the calls in flight, the
+    thread. ``jobs`` maps a call's tag (given to the library with the task,
+    and recorded before it is submitted) to (result, index)."""
 
     def __init__(self, pool, on_process_up, on_process_down):
         self.pool = pool
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # closing, terminating, stop
         self.jobs = {}
-        self.early = {}
+        self.tags = itertools.count(1)
         self.closing = False  # close() or terminate() was called
         self.terminating = False
         self.stop = False
@@ -360,15 +453,21 @@ class _Engine:
         self.on_process_down = on_process_down
         self.pids = set()
         self.setup_file = None
+        self.tracking = False  # STARTED notices on (track_starts)
+        self.out = ctypes.c_void_p()
+        self.size = ctypes.c_size_t()
+        self.notice_batch = (_lib.Notice * 64)()
         self.thread = threading.Thread(target=self.run, name="libbilliard-results", daemon=True)
 
-    def add(self, task_id, result, index):
-        with self.lock:
-            early = self.early.pop(task_id, None)
-            if early is None:
-                self.jobs[task_id] = (result, index)
-                return
-        self.dispatch_one(early, result, index)
+    def record(self, result, index):
+        """The tag of a new call whose outcome goes to ``result`` (dict
+        operations are atomic: ``jobs`` needs no lock)."""
+        tag = next(self.tags)
+        self.jobs[tag] = (result, index)
+        return tag
+
+    def forget(self, tag):
+        self.jobs.pop(tag, None)
 
     # The result thread.
 
@@ -378,8 +477,7 @@ class _Engine:
         next_watch = 0.0
         while True:
             with self.lock:
-                if self.stop or (self.closing and not self.jobs and not self.early
-                                 and self.pool_done()):
+                if self.stop or (self.closing and not self.jobs and self.pool_done()):
                     return
             select.select([fd], [], [], 0.2)
             try:
@@ -396,32 +494,50 @@ class _Engine:
 
     def drain(self):
         """Takes every waiting result, then the notices (each result's
-        notices were queued before it), and delivers them in that order."""
+        notices were queued before it), and delivers them in that order.
+        Only calls that never block, keeping the GIL (_lib.fast)."""
         results = []
-        out = _core.ctypes.c_void_p()
+        f, out, size = fast, self.out, self.size
         with self.pool._call() as h:
-            while lib.billiard_pool_wait(h, 0, _core.ctypes.byref(out)) == 0:
-                results.append(_take(out))
-        for notice in self.pool.notices():
-            self.dispatch_notice(notice)
-        for result in results:
-            with self.lock:
-                job = self.jobs.pop(result.task_id, None)
-                if job is None:
-                    self.early[result.task_id] = result
-                    continue
-            self.dispatch_one(result, *job)
+            while f.billiard_pool_wait(h, 0, ctypes.byref(out)) == 0:
+                data = f.billiard_result_data(out, ctypes.byref(size))
+                outcome = f.billiard_result_outcome(out)
+                res = (f.billiard_result_tag(out), outcome,
+                       ctypes.string_at(data, size.value) if size.value else b"",
+                       f.billiard_result_pid(out))
+                if outcome != Outcome.OK:
+                    res += (f.billiard_result_running_us(out), f.billiard_result_signal(out),
+                            f.billiard_result_exit_code(out))
+                results.append(res)
+                f.billiard_result_free(out)
+            notices = self.read_notices(h)
+        for notice in notices:
+            self.dispatch_notice(*notice)
+        jobs = self.jobs
+        for res in results:
+            job = jobs.pop(res[0], None)  # dict operations are atomic
+            if job is not None:
+                self.dispatch_one(res, *job)
 
-    def dispatch_notice(self, notice):
-        with self.lock:
-            job = self.jobs.get(notice.task_id)
+    def read_notices(self, h):
+        """Every waiting notice, as (kind, tag, pid, time in seconds since
+        the epoch)."""
+        out = []
+        batch, count = self.notice_batch, self.size
+        while True:
+            _core._check(fast.billiard_pool_notices(h, batch, len(batch), ctypes.byref(count)))
+            out.extend((n.kind, n.tag, n.pid, n.time_us / 1e6) for n in batch[:count.value])
+            if count.value < len(batch):
+                return out
+
+    def dispatch_notice(self, kind, tag, pid, when):
+        job = self.jobs.get(tag)
         if job is None:
             return
         result, index = job
         try:
-            if notice.kind is _core.NoticeKind.STARTED:
-                accepted = time.monotonic() - max(0.0, time.time() - notice.time)
-                result._ack(index, accepted, notice.pid)
+            if kind == _lib.NOTICE_STARTED:
+                result._ack(index, time.monotonic() - max(0.0, time.time() - when), pid)
             elif isinstance(result, ApplyResult):
                 result.handle_timeout(soft=True)
         except BaseException:
@@ -434,32 +550,47 @@ class _Engine:
             logger.exception("libbilliard: a pool callback failed")
 
     def deliver(self, res, result, index):
-        if res.outcome is Outcome.OK:
+        """Gives ``result`` the outcome of its item ``index``: ``res`` is
+        (tag, outcome, data, pid), and for an outcome other than OK
+        (running_us, signal, exit_code) too."""
+        outcome, data, pid = res[1:4]
+        running_us, sig, exit_code = res[4:] if len(res) > 4 else (0, 0, -1)
+        if pid and not result._acked(index):  # no STARTED notice was asked for
+            result._ack(index, time.monotonic() - running_us / 1e6, pid)
+        if outcome == Outcome.OK:
             try:
-                success, value = pickle.loads(res.data)
+                success, value = pickle.loads(data)
             except Exception as exc:
                 obj = _failure(exc)
             else:
                 obj = (True, value) if success else _failure(*value)
-        elif res.outcome is Outcome.TIME_LIMIT:
+        elif outcome == Outcome.TIME_LIMIT:
             if isinstance(result, ApplyResult):
                 result.handle_timeout(soft=False)
             hard = getattr(result, "_timeout", None)
-            obj = _failure(TimeLimitExceeded(hard if hard is not None else res.running_us / 1e6))
-        elif res.outcome is Outcome.CANCELLED:
-            obj = _failure(Terminated(-(res.signal or _signal.SIGTERM)))
-        elif res.outcome is Outcome.ABANDONED:
+            obj = _failure(TimeLimitExceeded(hard if hard is not None else running_us / 1e6))
+        elif outcome == Outcome.CANCELLED:
+            obj = _failure(Terminated(-(sig or _signal.SIGTERM)))
+        elif outcome == Outcome.ABANDONED:
             if self.terminating:
                 obj = _failure(Terminated(-_signal.SIGTERM))
             else:
                 obj = _failure(RestartFreqExceeded(
                     "workers crashed or failed to start too often: the pool stopped"))
-        elif res.outcome in (Outcome.WORKER_LOST, Outcome.MEMORY_LIMIT):
+        elif outcome in (Outcome.WORKER_LOST, Outcome.MEMORY_LIMIT):
+            status = _human_status(sig, exit_code)
             obj = _failure(WorkerLostError(
-                f"Worker exited prematurely: {_human_status(res)} Job: {result._job}."))
+                f"Worker exited prematurely: {status} Job: {result._job}."))
         else:  # FAILED: the worker program itself failed the task
-            obj = _failure(WorkerLostError(res.data.decode(errors="replace")))
+            obj = _failure(WorkerLostError(data.decode(errors="replace")))
         result._set(index, obj)
+
+    def track_starts(self):
+        """Turns STARTED notices on (once): from now on each start is
+        known at once (accept callbacks), not with its result."""
+        if not self.tracking:
+            self.tracking = True
+            self.pool.set_notices(started=True, soft_limit=True)
 
     def watch_workers(self):
         try:
@@ -620,7 +751,7 @@ class Pool:
         method = _start_method(context)
 
         options = dict(
-            workers=processes, notices=True,
+            workers=processes,
             hard_time_limit=self.timeout,
             soft_time_limit=self._soft_below(self.soft_timeout, self.timeout),
             max_tasks_per_worker=maxtasksperchild,
@@ -655,8 +786,16 @@ class Pool:
                 if setup_file is not None:
                     os.unlink(setup_file)
                 raise
+        # An unbounded submit never blocks: it keeps the GIL (see _lib.fast).
+        self._submit_call = (lib if putlocks else fast).billiard_pool_submit
+        self._calls = threading.local()  # each thread's _SubmitCall
         self._engine = _Engine(pool, on_process_up, on_process_down)
         self._engine.setup_file = setup_file
+        # Soft-limit notices cost nothing until a limit passes; STARTED ones
+        # (a frame per task) only once something waits for starts.
+        pool.set_notices(soft_limit=True)
+        if on_timeout_set is not None:
+            self._engine.track_starts()
         self._finalizer = weakref.finalize(self, self._engine.finish, True)
         self._state = RUN
         self._engine.thread.start()
@@ -677,25 +816,41 @@ class Pool:
     def _submit(self, payload, result, index, soft=None, hard=None):
         """Sends one pickled call; ``result`` gets its outcome as item
         ``index``. Per-task limits: None takes the pool's."""
-        soft_limit = hard_limit = None
+        soft_ms = hard_ms = _lib.LIMIT_DEFAULT
         if soft is not None or hard is not None:
             hard_eff = hard if hard is not None else self.timeout
             soft_eff = soft if soft is not None else self.soft_timeout
-            hard_limit = hard
+            if hard is not None:
+                hard_ms = _core._limit_ms(hard)
             if soft_eff is not None and self._soft_below(soft_eff, hard_eff) is None:
-                soft_limit = math.inf
-            else:
-                soft_limit = soft
+                soft_ms = _lib.LIMIT_NONE  # the hard limit wins
+            elif soft is not None:
+                soft_ms = _core._limit_ms(soft)
+        engine = self._engine
+        tag = next(engine.tags)
+        engine.jobs[tag] = (result, index)  # before the submit: see drain
         try:
-            task = self._engine.pool.submit(payload, soft_time_limit=soft_limit,
-                                            hard_time_limit=hard_limit)
+            call = self._calls.call
+        except AttributeError:  # this thread's first submit
+            call = self._calls.call = _SubmitCall()
+        pool = engine.pool
+        try:
+            pool._gate.acquire()
         except Closed:
+            engine.forget(tag)
             raise ValueError("Pool not running") from None
-        except BilliardError as exc:
-            if exc.code == _lib.ERESTARTS:
-                raise RestartFreqExceeded(exc.message) from None
-            raise
-        self._engine.add(task.id, result, index)
+        try:
+            rc, task_id = call(self._submit_call, pool._ptr, payload, tag, soft_ms, hard_ms)
+        finally:
+            pool._gate.release()
+        if rc < 0:
+            engine.forget(tag)
+            if rc == _lib.ECLOSED:
+                raise ValueError("Pool not running")
+            if rc == _lib.ERESTARTS:
+                raise RestartFreqExceeded(_core._error(rc).message)
+            raise _core._error(rc)
+        return pool, task_id
 
     def apply(self, func, args=(), kwds={}):
         """``func(*args, **kwds)`` in a worker; its value (or exception)."""
@@ -710,19 +865,24 @@ class Pool:
         it, ``timeout_callback(soft=, timeout=)`` when a limit passes,
         then ``callback(value)`` or ``error_callback(ExceptionInfo)``.
         Arguments that cannot be pickled fail this call's result."""
-        self._check_running()
-        timeout = _seconds("timeout", timeout)
-        soft_timeout = _seconds("soft_timeout", soft_timeout)
+        if self._state != RUN:
+            raise ValueError("Pool not running")
+        if timeout is not None:
+            timeout = _seconds("timeout", timeout)
+        if soft_timeout is not None:
+            soft_timeout = _seconds("soft_timeout", soft_timeout)
+        if accept_callback is not None:
+            self._engine.track_starts()
         result = ApplyResult(callback, error_callback, accept_callback, timeout_callback,
                              soft_timeout or self.soft_timeout, timeout or self.timeout,
                              correlation_id, self.on_timeout_set, self.on_timeout_cancel,
                              callbacks_propagate)
         try:
-            payload = pickle.dumps((func, tuple(args), dict(kwds)), pickle.HIGHEST_PROTOCOL)
+            payload = _dumps((func, args, kwds), _PROTOCOL)
         except Exception as exc:
             result._set(None, _failure(exc))
             return result
-        self._submit(payload, result, None, soft_timeout, timeout)
+        result._tasks[None] = self._submit(payload, result, None, soft_timeout, timeout)
         return result
 
     def map(self, func, iterable, chunksize=None):
@@ -742,23 +902,35 @@ class Pool:
 
     def _map_async(self, func, iterable, mapper, chunksize, callback, error_callback):
         self._check_running()
-        items = list(iterable)
-        if chunksize is None:
+        # A range is sliced as ranges (three numbers each to pickle); a
+        # list or tuple as itself; anything else is read into a list here.
+        items = iterable if isinstance(iterable, (range, list, tuple)) else list(iterable)
+        first = None
+        if chunksize is None:  # billiard's rule, then no chunk above _CHUNK_BYTES
             chunksize, extra = divmod(len(items), self._processes * 4)
             if extra:
                 chunksize += 1
+            if chunksize > 1:
+                first = self._pickle_chunk(mapper, func, items[:chunksize])
+                if len(first) > _CHUNK_BYTES:
+                    chunksize = max(1, chunksize * _CHUNK_BYTES // len(first))
+                    first = None
         if chunksize < 1 and items:
             raise ValueError(f"chunksize must be at least 1, not {chunksize}")
         result = MapResult(chunksize if items else 0, len(items), callback, error_callback)
         for i, start in enumerate(range(0, len(items), max(chunksize, 1))):
-            chunk = items[start:start + chunksize]
             try:
-                payload = pickle.dumps((mapper, (func, chunk), {}), pickle.HIGHEST_PROTOCOL)
+                payload = first if i == 0 and first is not None else \
+                    self._pickle_chunk(mapper, func, items[start:start + chunksize])
             except Exception as exc:
                 result._set(i, _failure(exc))
                 break
-            self._submit(payload, result, i)
+            result._tasks[i] = self._submit(payload, result, i)
         return result
+
+    @staticmethod
+    def _pickle_chunk(mapper, func, chunk):
+        return _dumps((mapper, (func, chunk), {}), _PROTOCOL)
 
     def imap(self, func, iterable, chunksize=1, lost_worker_timeout=None):
         """Like map, lazily: an iterator of the values in order. The
