@@ -424,3 +424,55 @@ def test_library_path_override_and_the_bundled_library():
     chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=dict(os.environ, LIBBILLIARD_PATH=other), check=True)
     assert chosen.stdout.strip() == other
+
+
+def hold_memory(mib):
+    global HELD
+    HELD = bytearray(mib << 20)
+    for i in range(0, len(HELD), 4096):
+        HELD[i] = 1  # touched: private resident memory
+    return os.getpid()
+
+
+def test_max_memory_per_child_replaces_the_worker_after_the_task():
+    with Pool(1, max_memory_per_child=64 * 1024) as pool:  # KiB, as billiard
+        first = pool.apply(getpid)
+        assert pool.apply(getpid) == first  # below the limit: kept
+        assert pool.apply(hold_memory, (200,)) == first  # the task itself completes
+        assert pool.apply(getpid) != first  # then its worker was replaced
+
+
+def test_accepted_and_worker_pids_of_a_running_call_without_callbacks():
+    with Pool(1) as pool:
+        pid = pool._pool[0].pid
+        result = pool.apply_async(sleeper, (300,))
+        deadline = time.monotonic() + 60
+        while not result.accepted() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert result.accepted() and result.worker_pids() == [pid]
+        pool.terminate_job(pid)
+        with pytest.raises(Terminated):
+            result.get(30)
+        done = pool.map_async(sqr, range(4), chunksize=1)
+        assert done.get(30) == [0, 1, 4, 9]
+        assert done.accepted() and set(done.worker_pids()) <= {w.pid for w in pool._pool}
+
+
+def test_large_items_are_mapped_in_smaller_chunks_with_the_same_answer():
+    items = [bytes([i]) * (700 << 10) for i in range(12)]
+    with Pool(2) as pool:
+        assert pool.map(len, items) == [700 << 10] * 12
+        assert pool.map(bytes, items) == items
+
+
+def test_callbacks_follow_the_results_and_errors_reach_error_callback():
+    events = []
+    with Pool(2) as pool:
+        ok = pool.apply_async(sqr, (3,), callback=lambda v: events.append(("ok", v)))
+        bad = pool.apply_async(failing_init, error_callback=lambda e: events.append(
+            ("err", type(e.exception).__name__, "refused" in e.traceback)))
+        assert ok.get(30) == 9
+        with pytest.raises(RuntimeError):
+            bad.get(30)
+        assert not bad.successful() and ok.successful()
+    assert sorted(events) == [("err", "RuntimeError", True), ("ok", 9)]

@@ -239,3 +239,22 @@ def test_asyncio_with_notices_does_not_spin_and_keeps_them():
         assert result.ok
         assert cpu < 0.5  # the loop did not wake again and again for the notice
         assert [n.task_id for n in pool.notices()] == [task.id]
+
+
+def test_notices_switched_on_and_off_while_the_pool_runs():
+    with libbilliard.BytesPool(WORKER, workers=1) as pool:
+        pool.submit(b"echo:quiet").result(30)
+        assert pool.notices() == []
+        pool.set_notices(started=True)
+        task = pool.submit(b"sleep:3")
+        deadline = time.monotonic() + 30
+        notices = []
+        while not notices and time.monotonic() < deadline:
+            notices = pool.notices()
+            time.sleep(0.01)
+        assert [(n.kind, n.task_id) for n in notices] == [(NoticeKind.STARTED, task.id)]
+        assert task.status().state is TaskState.RUNNING  # noticed at its start
+        assert task.result(30).ok
+        pool.set_notices()
+        pool.submit(b"echo:quiet again").result(30)
+        assert pool.notices() == []
