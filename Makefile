@@ -7,6 +7,7 @@
 # and the benchmark (docs/PERFORMANCE.md):
 #   make bench        billiard against the machine floor and its peers
 #   make bench-quick  the same, small, to prove it runs (CI)
+#   make bench-python the Python Pool rows alone (part of both)
 CARGO   ?= cargo
 CC      ?= cc
 PROFILE ?= debug
@@ -16,7 +17,8 @@ CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Iinclude
 LDLIBS  := -L$(OUTDIR) -Wl,-rpath,$(abspath $(OUTDIR)) -lbilliard -pthread
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
-.PHONY: lib quickstart examples test test-loaded bench bench-quick bench-setup release-lib clean \
+.PHONY: lib quickstart examples test test-loaded bench bench-quick bench-python bench-setup \
+	release-lib clean \
 	install uninstall test-c-checked test-bindings test-install-bindings test-python python-tests \
 	test-go test-ruby
 
@@ -114,9 +116,18 @@ build/idle_rss: bench/idle_rss.c include/billiard.h release-lib
 
 bench: bench-setup build/idle_rss
 	$(CARGO) bench --bench pool
+	$(MAKE) bench-python
 
 bench-quick: bench-setup build/idle_rss
 	$(CARGO) bench --bench pool -- --quick
+	$(MAKE) bench-python BENCH_PYTHON_FLAGS=--quick
+
+# billiard's Pool API from Python: libbilliard.Pool (pip-installed into the
+# benchmark's environment) against billiard and multiprocessing.Pool.
+bench-python: bench-setup
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall \
+		--no-deps ./bindings/python
+	$(BENCH_VENV)/bin/python bench/python_pool.py $(BENCH_PYTHON_FLAGS)
 
 # Where `make install` puts things (GNU names; DESTDIR for staging).
 PREFIX     ?= /usr/local

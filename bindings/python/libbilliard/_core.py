@@ -480,7 +480,8 @@ class BytesPool:
     """
 
     def __init__(self, worker=None, workers=0, *, handler=None, after_fork=None, at_exit=None,
-                 soft_limit_raises=False, start_method=StartMethod.SPAWN, env=None,
+                 soft_limit_raises=False, payload_view=False, start_method=StartMethod.SPAWN,
+                 env=None,
                  inherit_env=True, cwd=None, soft_time_limit=None, hard_time_limit=None,
                  kill_grace=None, max_tasks_per_worker=None, max_queued=0, prefetch=None,
                  start_timeout=None, soft_memory_limit=None, hard_memory_limit=None,
@@ -495,13 +496,13 @@ class BytesPool:
             _check(lib.billiard_config_set_workers(cfg, workers))
             if handler is not None:
                 fork_server = FORK_SERVER(_server_forker(handler, after_fork, at_exit,
-                                                         soft_limit_raises))
+                                                         soft_limit_raises, payload_view))
                 self._callbacks.append(fork_server)
                 _check(lib.billiard_config_set_fork_server_callback(cfg, fork_server, None))
             else:
-                if after_fork or at_exit or soft_limit_raises:
-                    raise TypeError("after_fork, at_exit and soft_limit_raises go with handler=; "
-                                    "a worker program passes them to worker_main")
+                if after_fork or at_exit or soft_limit_raises or payload_view:
+                    raise TypeError("after_fork, at_exit, soft_limit_raises and payload_view go "
+                                    "with handler=; a worker program passes them to worker_main")
                 if isinstance(worker, (str, bytes, os.PathLike)):
                     worker = [worker]
                 argv = [os.fsencode(a) for a in worker]
@@ -755,14 +756,22 @@ class BytesPool:
         self.shutdown(wait=kind is None)
 
 
-def _trampoline(handler):
-    """The C task handler calling ``handler(bytes)``: a str reply is encoded
-    as UTF-8; an exception fails the task with its text; SystemExit ends
-    the worker."""
+def _trampoline(handler, payload_view=False):
+    """The C task handler calling ``handler(bytes)`` (with ``payload_view``:
+    a bytes-like view of the library's buffer, valid during the call, so
+    that a large payload is not copied): a str reply is encoded as UTF-8;
+    an exception fails the task with its text; SystemExit ends the
+    worker."""
 
     def trampoline(_ctx, data, length, reply):
         try:
-            out = handler(ctypes.string_at(data, length) if length else b"")
+            if not length:
+                payload = b""
+            elif payload_view:
+                payload = (ctypes.c_char * length).from_address(data)
+            else:
+                payload = ctypes.string_at(data, length)
+            out = handler(payload)
             if type(out) is not bytes:
                 out = out.encode() if isinstance(out, str) else bytes(out or b"")
             # One thread runs in a worker: nothing gains from releasing the GIL.
@@ -820,7 +829,8 @@ def _raise_on_soft_limit(_signum, _frame):
         raise SoftTimeLimitExceeded("the task's soft time limit passed")
 
 
-def worker_main(handler, *, after_fork=None, at_exit=None, soft_limit_raises=False):
+def worker_main(handler, *, after_fork=None, at_exit=None, soft_limit_raises=False,
+                payload_view=False):
     """Runs a worker program: calls ``handler(bytes) -> bytes`` for each
     task until the pool closes the channel, then returns the exit code
     (use ``sys.exit(worker_main(handler))``). A str reply is encoded as
@@ -835,17 +845,19 @@ def worker_main(handler, *, after_fork=None, at_exit=None, soft_limit_raises=Fal
     ends with _exit, which would skip them); neither runs on a crash, a
     kill or terminate. With ``soft_limit_raises``,
     a task whose soft time limit passes gets SoftTimeLimitExceeded raised
-    in it (a SIGUSR1 handler), so even ``time.sleep`` stops there."""
+    in it (a SIGUSR1 handler), so even ``time.sleep`` stops there. With
+    ``payload_view`` the handler gets a bytes-like view of the library's
+    buffer instead of a bytes copy (valid only during the call)."""
     if soft_limit_raises:
         _signal.signal(_signal.SIGUSR1, _raise_on_soft_limit)
-    callback = _trampoline(handler)
+    callback = _trampoline(handler, payload_view)
     hooks, keep = _hooks(after_fork, at_exit, run_atexit=True)
     rc = lib.billiard_worker_main_hooks(callback, None, ctypes.byref(hooks))
     del keep
     return _check(rc)
 
 
-def _server_forker(handler, after_fork, at_exit, soft_limit_raises):
+def _server_forker(handler, after_fork, at_exit, soft_limit_raises, payload_view):
     """The fork-server callback of a ``BytesPool(handler=...)``: forks this
     process with os.fork; the child serves as the pool's fork server and
     never returns."""
@@ -861,7 +873,7 @@ def _server_forker(handler, after_fork, at_exit, soft_limit_raises):
         try:
             if soft_limit_raises:
                 _signal.signal(_signal.SIGUSR1, _raise_on_soft_limit)
-            callback = _trampoline(handler)
+            callback = _trampoline(handler, payload_view)
             hooks, keep = _hooks(after_fork, at_exit, run_atexit=False)
             code = lib.billiard_forkserver_serve(server_fd, callback, None, ctypes.byref(hooks))
             del keep

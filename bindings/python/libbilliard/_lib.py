@@ -161,7 +161,7 @@ _SIGNATURES = {
     "billiard_result_task_id": (c_uint64, [ResultPtr]),
     "billiard_result_tag": (c_uint64, [ResultPtr]),
     "billiard_result_outcome": (c_int, [ResultPtr]),
-    "billiard_result_data": (POINTER(c_uint8), [ResultPtr, POINTER(c_size_t)]),
+    "billiard_result_data": (c_void_p, [ResultPtr, POINTER(c_size_t)]),
     "billiard_result_pid": (c_int, [ResultPtr]),
     "billiard_result_exit_code": (c_int, [ResultPtr]),
     "billiard_result_signal": (c_int, [ResultPtr]),

@@ -36,7 +36,8 @@ _on_exit = None
 
 
 def run_call(payload):
-    """Runs one pickled call and returns the pickled answer (see above)."""
+    """Runs one pickled call (``payload``: bytes-like) and returns the
+    pickled answer (see above)."""
     try:
         func, args, kwds = pickle.loads(payload)
         answer = (True, func(*args, **kwds))
@@ -114,4 +115,4 @@ def main():
     initializer, initargs, on_process_exit = pickle.loads(setup["calls"])
     after_fork, at_exit = hooks(initializer, initargs, on_process_exit)
     sys.exit(worker_main(run_call, after_fork=after_fork, at_exit=at_exit,
-                         soft_limit_raises=True))
+                         soft_limit_raises=True, payload_view=True))

@@ -58,6 +58,7 @@ _ENV_SETUP_MAX = 64 * 1024
 _job_counter = itertools.count()
 _OPTS_SIZE = ctypes.sizeof(TaskOpts)
 _dumps = pickle.dumps
+_loads = pickle.loads
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 # A default map chunk is cut smaller when it pickles to more than this:
 # large frames cost more per byte (fresh buffers fault in on both sides) and
@@ -500,16 +501,17 @@ class _Engine:
         f, out, size = fast, self.out, self.size
         with self.pool._call() as h:
             while f.billiard_pool_wait(h, 0, ctypes.byref(out)) == 0:
-                data = f.billiard_result_data(out, ctypes.byref(size))
-                outcome = f.billiard_result_outcome(out)
-                res = (f.billiard_result_tag(out), outcome,
-                       ctypes.string_at(data, size.value) if size.value else b"",
-                       f.billiard_result_pid(out))
-                if outcome != Outcome.OK:
-                    res += (f.billiard_result_running_us(out), f.billiard_result_signal(out),
-                            f.billiard_result_exit_code(out))
+                ptr = out.value
+                outcome = f.billiard_result_outcome(ptr)
+                res = (f.billiard_result_tag(ptr), outcome, ptr, f.billiard_result_pid(ptr))
+                if outcome != Outcome.OK:  # a small text: copied, and the result freed
+                    data = f.billiard_result_data(ptr, ctypes.byref(size))
+                    res = res[:2] + (ctypes.string_at(data, size.value), res[3],
+                                     f.billiard_result_running_us(ptr),
+                                     f.billiard_result_signal(ptr),
+                                     f.billiard_result_exit_code(ptr))
+                    f.billiard_result_free(ptr)
                 results.append(res)
-                f.billiard_result_free(out)
             notices = self.read_notices(h)
         for notice in notices:
             self.dispatch_notice(*notice)
@@ -518,6 +520,8 @@ class _Engine:
             job = jobs.pop(res[0], None)  # dict operations are atomic
             if job is not None:
                 self.dispatch_one(res, *job)
+            elif res[1] == Outcome.OK:
+                f.billiard_result_free(res[2])
 
     def read_notices(self, h):
         """Every waiting notice, as (kind, tag, pid, time in seconds since
@@ -550,21 +554,31 @@ class _Engine:
             logger.exception("libbilliard: a pool callback failed")
 
     def deliver(self, res, result, index):
-        """Gives ``result`` the outcome of its item ``index``: ``res`` is
-        (tag, outcome, data, pid), and for an outcome other than OK
-        (running_us, signal, exit_code) too."""
+        """Gives ``result`` the outcome of its item ``index``. ``res`` is
+        (tag, outcome, the C result, pid) for OK: unpickled from the
+        library's buffer, without a copy, then freed here whatever happens;
+        else (tag, outcome, text, pid, running_us, signal, exit_code)."""
         outcome, data, pid = res[1:4]
         running_us, sig, exit_code = res[4:] if len(res) > 4 else (0, 0, -1)
-        if pid and not result._acked(index):  # no STARTED notice was asked for
-            result._ack(index, time.monotonic() - running_us / 1e6, pid)
         if outcome == Outcome.OK:
             try:
-                success, value = pickle.loads(data)
-            except Exception as exc:
-                obj = _failure(exc)
-            else:
-                obj = (True, value) if success else _failure(*value)
-        elif outcome == Outcome.TIME_LIMIT:
+                size = self.size
+                address = fast.billiard_result_data(data, ctypes.byref(size))
+                try:
+                    success, value = _loads((ctypes.c_char * size.value).from_address(address))
+                except Exception as exc:
+                    obj = _failure(exc)
+                else:
+                    obj = (True, value) if success else _failure(*value)
+            finally:
+                fast.billiard_result_free(data)
+            if pid and not result._acked(index):  # no STARTED notice was asked for
+                result._ack(index, time.monotonic(), pid)
+            result._set(index, obj)
+            return
+        if pid and not result._acked(index):
+            result._ack(index, time.monotonic() - running_us / 1e6, pid)
+        if outcome == Outcome.TIME_LIMIT:
             if isinstance(result, ApplyResult):
                 result.handle_timeout(soft=False)
             hard = getattr(result, "_timeout", None)
@@ -764,7 +778,7 @@ class Pool:
             after_fork, at_exit = _worker.hooks(initializer, self._initargs, on_process_exit,
                                                 forked_host=True)
             pool = BytesPool(handler=_worker.run_call, after_fork=after_fork, at_exit=at_exit,
-                             soft_limit_raises=True, **options)
+                             soft_limit_raises=True, payload_view=True, **options)
         else:
             setup = {"prepare": _preparation(),
                      "calls": pickle.dumps((initializer, self._initargs, on_process_exit),
