@@ -57,6 +57,7 @@ _CONTEXTS = {"fork": StartMethod.FORK, "spawn": StartMethod.SPAWN,
 _ENV_SETUP_MAX = 64 * 1024
 _job_counter = itertools.count()
 _OPTS_SIZE = ctypes.sizeof(TaskOpts)
+_OK = int(Outcome.OK)
 _dumps = pickle.dumps
 _loads = pickle.loads
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -407,14 +408,6 @@ class _SubmitCall:
         self.opts_ref = ctypes.byref(self.opts)
         self.id_ref = ctypes.byref(self.task_id)
 
-    def __call__(self, submit, ptr, payload, tag, soft_ms, hard_ms):
-        opts = self.opts
-        opts.tag = tag
-        opts.soft_time_limit_ms = soft_ms
-        opts.hard_time_limit_ms = hard_ms
-        rc = submit(ptr, payload, len(payload), self.opts_ref, self.id_ref)
-        return rc, self.task_id.value
-
 
 class _WorkerProcess:
     """One worker, as billiard's ``pool._pool`` lists them."""
@@ -456,7 +449,9 @@ class _Engine:
         self.setup_file = None
         self.tracking = False  # STARTED notices on (track_starts)
         self.out = ctypes.c_void_p()
+        self.out_ref = ctypes.byref(self.out)
         self.size = ctypes.c_size_t()
+        self.size_ref = ctypes.byref(self.size)
         self.notice_batch = (_lib.Notice * 64)()
         self.thread = threading.Thread(target=self.run, name="libbilliard-results", daemon=True)
 
@@ -498,14 +493,16 @@ class _Engine:
         notices were queued before it), and delivers them in that order.
         Only calls that never block, keeping the GIL (_lib.fast)."""
         results = []
-        f, out, size = fast, self.out, self.size
+        f, out, out_ref, size = fast, self.out, self.out_ref, self.size
+        wait, outcome_of, tag_of, pid_of = (f.billiard_pool_wait, f.billiard_result_outcome,
+                                            f.billiard_result_tag, f.billiard_result_pid)
         with self.pool._call() as h:
-            while f.billiard_pool_wait(h, 0, ctypes.byref(out)) == 0:
+            while wait(h, 0, out_ref) == 0:
                 ptr = out.value
-                outcome = f.billiard_result_outcome(ptr)
-                res = (f.billiard_result_tag(ptr), outcome, ptr, f.billiard_result_pid(ptr))
-                if outcome != Outcome.OK:  # a small text: copied, and the result freed
-                    data = f.billiard_result_data(ptr, ctypes.byref(size))
+                outcome = outcome_of(ptr)
+                res = (tag_of(ptr), outcome, ptr, pid_of(ptr))
+                if outcome != _OK:  # a small text: copied, and the result freed
+                    data = f.billiard_result_data(ptr, self.size_ref)
                     res = res[:2] + (ctypes.string_at(data, size.value), res[3],
                                      f.billiard_result_running_us(ptr),
                                      f.billiard_result_signal(ptr),
@@ -520,7 +517,7 @@ class _Engine:
             job = jobs.pop(res[0], None)  # dict operations are atomic
             if job is not None:
                 self.dispatch_one(res, *job)
-            elif res[1] == Outcome.OK:
+            elif res[1] == _OK:
                 f.billiard_result_free(res[2])
 
     def read_notices(self, h):
@@ -560,12 +557,15 @@ class _Engine:
         else (tag, outcome, text, pid, running_us, signal, exit_code)."""
         outcome, data, pid = res[1:4]
         running_us, sig, exit_code = res[4:] if len(res) > 4 else (0, 0, -1)
-        if outcome == Outcome.OK:
+        if outcome == _OK:
             try:
-                size = self.size
-                address = fast.billiard_result_data(data, ctypes.byref(size))
+                address = fast.billiard_result_data(data, self.size_ref)
+                size = self.size.value
                 try:
-                    success, value = _loads((ctypes.c_char * size.value).from_address(address))
+                    # A large answer is read in place (no copy); a small one
+                    # is cheaper to copy than to wrap.
+                    success, value = _loads(ctypes.string_at(address, size) if size < 65536
+                                            else (ctypes.c_char * size).from_address(address))
                 except Exception as exc:
                     obj = _failure(exc)
                 else:
@@ -847,16 +847,21 @@ class Pool:
             call = self._calls.call
         except AttributeError:  # this thread's first submit
             call = self._calls.call = _SubmitCall()
+        opts = call.opts
+        opts.tag = tag
+        opts.soft_time_limit_ms = soft_ms
+        opts.hard_time_limit_ms = hard_ms
         pool = engine.pool
+        gate = pool._gate
         try:
-            pool._gate.acquire()
+            gate.acquire()
         except Closed:
             engine.forget(tag)
             raise ValueError("Pool not running") from None
         try:
-            rc, task_id = call(self._submit_call, pool._ptr, payload, tag, soft_ms, hard_ms)
+            rc = self._submit_call(pool._ptr, payload, len(payload), call.opts_ref, call.id_ref)
         finally:
-            pool._gate.release()
+            gate.release()
         if rc < 0:
             engine.forget(tag)
             if rc == _lib.ECLOSED:
@@ -864,7 +869,7 @@ class Pool:
             if rc == _lib.ERESTARTS:
                 raise RestartFreqExceeded(_core._error(rc).message)
             raise _core._error(rc)
-        return pool, task_id
+        return pool, call.task_id.value
 
     def apply(self, func, args=(), kwds={}):
         """``func(*args, **kwds)`` in a worker; its value (or exception)."""
