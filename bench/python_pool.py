@@ -4,9 +4,10 @@ processes and its default start method, through the same workloads.
 
     python bench/python_pool.py [--quick]      (make bench-python)
 
-Each row is the median of REPS runs on one warm pool per subject; the
-ratios are ours against each peer (above 1: ours is faster). Pool start
-is not timed.
+Each row is the median of 5 runs (--quick: 1, sizes / 10) on one warm
+pool per subject; the ratios are ours against each peer (above 1: ours is
+faster; for the kill row, the peer's time over ours). Pool start is not
+timed. Prints a Markdown table (docs/PERFORMANCE.md keeps the latest).
 """
 import argparse
 import multiprocessing
@@ -122,18 +123,18 @@ def main():
         finally:
             pool.terminate()
             pool.join()
-    print(f"{'row':<30} {'libbilliard':>14} {'billiard':>14} {'multiprocessing':>16}"
-          f" {'vs billiard':>12} {'vs mp':>8}")
+    print("| row | libbilliard.Pool | billiard 4.3.2 | multiprocessing.Pool "
+          "| vs billiard | vs multiprocessing |")
+    print("|---|---|---|---|---|---|")
     for name, unit, _, _, n in ROWS:
         label = name.replace("N", f"{max(1, n // scale):,}")
         ours, bil, mp = (table[(name, s)] for s in SUBJECTS)
-        print(f"{label:<30} {ours:>10,.0f} {unit[:4]:<3} {bil:>10,.0f} {unit[:4]:<3}"
-              f" {mp:>12,.0f} {unit[:4]:<3} {ours / bil:>11.1f}x {ours / mp:>7.1f}x")
+        print(f"| {label} | {ours:,.0f} {unit} | {bil:,.0f} {unit} | {mp:,.0f} {unit} "
+              f"| {ours / bil:.1f}x | {ours / mp:.1f}x |")
     name = "kill -9 -> WorkerLostError"
     ours, bil = table[(name, "libbilliard")], table[(name, "billiard")]
-    print(f"{name:<30} {ours * 1000:>11.1f} ms {bil * 1000:>11.1f} ms {'never':>16}"
-          f" {bil / ours:>11.1f}x {'-':>8}")
-
+    print(f"| {name} | {ours * 1000:.1f} ms | {bil * 1000:.1f} ms "
+          f"(lost_worker_timeout=0.01) | never (get() blocks) | {bil / ours:.0f}x | - |")
 
 if __name__ == "__main__":
     main()
