@@ -502,6 +502,17 @@ type Notice struct {
 	Elapsed time.Duration // Started: from submit; SoftLimit: from the start
 }
 
+// SetNotices changes which notices the pool keeps from now on (a set of
+// NoticeKind bits; 0: none), as Options.Notices does at the start: a task
+// that starts after NoticeStarted is turned on has its notice at once; one
+// that started before has it with its result if it is still on then.
+// Notices already waiting stay until read.
+func (p *Pool) SetNotices(kinds NoticeKind) error {
+	return p.use(func(pool *C.billiard_pool) C.int {
+		return C.billiard_pool_set_notices(pool, C.uint32_t(kinds))
+	})
+}
+
 // Notices returns every notice waiting, oldest first (none: empty),
 // without waiting or taking a result. Kept only with Options.Notices; Fd
 // is readable while one waits.

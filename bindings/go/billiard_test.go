@@ -576,3 +576,53 @@ func TestWorkerHooks(t *testing.T) {
 		t.Fatal("a crashed worker ran its at-exit hook")
 	}
 }
+
+func TestNoticesSwitchedWhileThePoolRuns(t *testing.T) {
+	pool := newPool(t, &billiard.Options{Workers: 1})
+	ctx := context.Background()
+	ask := func(cmd string) {
+		id, err := pool.Submit([]byte(cmd))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.WaitTask(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask("echo:quiet")
+	if n, _ := pool.Notices(); len(n) != 0 {
+		t.Fatalf("notices while off: %+v", n)
+	}
+	if err := pool.SetNotices(billiard.NoticeStarted); err != nil {
+		t.Fatal(err)
+	}
+	id, err := pool.Submit([]byte("sleep:3s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []billiard.Notice
+	waitUntil(t, func() bool {
+		n, _ := pool.Notices()
+		seen = append(seen, n...)
+		return len(seen) > 0
+	})
+	if len(seen) != 1 || seen[0].Kind != billiard.NoticeStarted || seen[0].TaskID != id {
+		t.Fatalf("notices: %+v", seen)
+	}
+	if st, err := pool.TaskStatus(id); err != nil || st.State != billiard.Running {
+		t.Fatalf("noticed at its start: %+v %v", st, err)
+	}
+	if _, err := pool.WaitTask(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.SetNotices(0); err != nil {
+		t.Fatal(err)
+	}
+	ask("echo:quiet again")
+	if n, _ := pool.Notices(); len(n) != 0 {
+		t.Fatalf("notices after off: %+v", n)
+	}
+	if err := pool.SetNotices(8); err == nil {
+		t.Fatal("unknown notice kind accepted")
+	}
+}

@@ -91,6 +91,7 @@ module Billiard
     attach_function :billiard_task_signal, %i[pointer uint64 int], :int
     attach_function :billiard_task_status, %i[pointer uint64 pointer], :int
     attach_function :billiard_pool_notices, %i[pointer pointer size_t pointer], :int
+    attach_function :billiard_pool_set_notices, %i[pointer uint32], :int
     attach_function :billiard_pool_resize, %i[pointer uint32], :int
     attach_function :billiard_pool_restart, [:pointer], :int
     attach_function :billiard_pool_fd, [:pointer], :int
@@ -417,6 +418,16 @@ module Billiard
       status.state == :running || (status.state == :done && status.pid != 0)
     rescue NotFoundError
       true
+    end
+
+    # Changes which notices the pool keeps from now on, as notices: does at
+    # the start: a task that starts after started: is turned on has its
+    # notice at once; one that started before has it with its result if
+    # started: is still on then. Notices already waiting stay until read.
+    def set_notices(started: false, soft_limit: false)
+      kinds = (started ? 1 : 0) | (soft_limit ? 2 : 0)
+      call { |h| Billiard.check(Lib.billiard_pool_set_notices(h, kinds)) }
+      nil
     end
 
     # Every notice waiting (Notice structs, oldest first; [] when none),

@@ -45,6 +45,23 @@ class FrameworksTest < Minitest::Test
     end
   end
 
+  def test_notices_switched_while_the_pool_runs
+    Billiard::Pool.open(WORKER, workers: 1) do |pool|
+      pool.wait_task(pool.submit("echo:quiet"), 30)
+      assert_equal [], pool.notices
+      pool.set_notices(started: true)
+      id = pool.submit("sleep:3")
+      seen = []
+      wait_until { seen.concat(pool.notices).any? }
+      assert_equal [[:started, id]], seen.map { |n| [n.kind, n.task_id] }
+      assert_equal :running, pool.task_status(id).state # noticed at its start
+      pool.wait_task(id, 30)
+      pool.set_notices
+      pool.wait_task(pool.submit("echo:quiet again"), 30)
+      assert_equal [], pool.notices
+    end
+  end
+
   def test_soft_limit_notice
     Billiard::Pool.open(WORKER, workers: 1, notices: true) do |pool|
       id = pool.submit("soft:10", soft_time_limit: 0.2)
