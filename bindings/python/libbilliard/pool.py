@@ -39,7 +39,7 @@ from collections import deque
 from multiprocessing.pool import RemoteTraceback
 
 from . import _core, _lib, _worker
-from ._core import BytesPool, Closed, NotFound, Outcome, StartMethod
+from ._core import BilliardError, BytesPool, Closed, NotFound, Outcome, StartMethod
 from ._lib import TaskOpts, fast, lib
 from .exceptions import (MaybeEncodingError, RestartFreqExceeded, Terminated, TimeLimitExceeded,
                          TimeoutError, WorkerLostError)
@@ -635,17 +635,14 @@ class _Engine:
             self.closing = True
             if terminate:
                 self.terminating = True
-        if terminate:
-            try:
+        try:
+            if terminate:
                 self.pool.terminate()
-            except Closed:
-                pass
-        else:
-            try:
+            else:
                 self.pool.close()
                 self.pool.join()
-            except Closed:
-                pass
+        except BilliardError:  # freed already, or a copy in a forked child
+            pass
         if self.thread.is_alive() and threading.current_thread() is not self.thread:
             self.thread.join()
         with self.lock:

@@ -476,3 +476,48 @@ def test_callbacks_follow_the_results_and_errors_reach_error_callback():
             bad.get(30)
         assert not bad.successful() and ok.successful()
     assert sorted(events) == [("err", "RuntimeError", True), ("ok", 9)]
+
+
+STORED = None
+
+
+def store(data):
+    global STORED
+    STORED = data
+
+
+def stored_length():
+    return len(STORED)
+
+
+def test_a_large_setup_goes_through_a_file_that_is_removed_at_the_end():
+    pool = Pool(1, store, (b"x" * 300_000,), context="spawn")
+    path = pool._engine.setup_file
+    assert path is not None and os.path.exists(path)
+    assert pool.apply(stored_length) == 300_000
+    pool.close()
+    pool.join()
+    assert not os.path.exists(path)
+
+
+def test_a_pool_from_the_interactive_interpreter_runs_builtins():
+    proc = subprocess.run(
+        [sys.executable, "-c", "from libbilliard import Pool\n"
+         "with Pool(2) as pool:\n    print(pool.map(abs, [-1, -2, 3]))"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "[1, 2, 3]\n"
+
+
+def test_a_forked_child_of_the_host_leaves_the_pool_alone():
+    with Pool(1) as pool:
+        pid = os.fork()
+        if pid == 0:  # the copy refuses calls and frees only itself at exit
+            try:
+                pool.apply_async(sqr, (2,))
+            except Exception:
+                os._exit(0)
+            os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert pool.apply(sqr, (3,)) == 9
