@@ -40,6 +40,10 @@ fn program(exe: &Path) -> Command {
             let mut cmd = Command::new("valgrind");
             cmd.args([
                 "--quiet",
+                // Threads take valgrind's one lock in turn: without it, a
+                // host thread that spins on locks (start_methods' busy
+                // host) can keep the pool's threads out for minutes.
+                "--fair-sched=yes",
                 "--error-exitcode=99",
                 "--leak-check=full",
                 "--errors-for-leak-kinds=definite",
