@@ -11,7 +11,7 @@ import ctypes
 import glob
 import os
 from ctypes import (CFUNCTYPE, POINTER, c_bool, c_char_p, c_int, c_int32, c_int64, c_size_t,
-                    c_uint8, c_uint32, c_uint64, c_void_p)
+                    c_uint32, c_uint64, c_void_p)
 
 # The ABI this binding is written for (BILLIARD_ABI_VERSION, BILLIARD_SONAME
 # in billiard.h). Loading a library with another ABI fails at import.

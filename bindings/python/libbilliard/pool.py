@@ -24,7 +24,6 @@ the README.
 import ctypes
 import itertools
 import logging
-import math
 import os
 import pickle
 import select
@@ -41,8 +40,8 @@ from multiprocessing.pool import RemoteTraceback
 from . import _core, _lib, _worker
 from ._core import BilliardError, BytesPool, Closed, NotFound, Outcome, StartMethod
 from ._lib import TaskOpts, fast, lib
-from .exceptions import (MaybeEncodingError, RestartFreqExceeded, Terminated, TimeLimitExceeded,
-                         TimeoutError, WorkerLostError)
+from .exceptions import (RestartFreqExceeded, Terminated, TimeLimitExceeded, TimeoutError,
+                         WorkerLostError)
 
 __all__ = ["ApplyResult", "ExceptionInfo", "IMapIterator", "IMapUnorderedIterator", "MapResult",
            "Pool", "cpu_count"]
@@ -269,25 +268,22 @@ class MapResult(ApplyResult):
         self._chunksize = chunksize
         self._chunks_accepted = set()
         self._pids = []
-        self._number_left = length // chunksize + bool(length % chunksize) if chunksize else 0
+        self._chunks = -(-length // chunksize) if chunksize else 0
+        self._number_left = self._chunks
         if self._number_left == 0:
             self._ready = True
 
     def accepted(self):
-        for i in range(self._number_chunks()):
+        for i in range(self._chunks):
             if i not in self._chunks_accepted and not self.ready():
                 self._look(i)
-        return len(self._chunks_accepted) == self._number_chunks()
+        return len(self._chunks_accepted) == self._chunks
 
     def _record_start(self, index, pid, started):
-        self._ack(index, started, pid)
+        self._ack(index, None, pid)
 
     def _acked(self, i):
         return i in self._chunks_accepted
-
-    def _number_chunks(self):
-        return self._length // self._chunksize + bool(self._length % self._chunksize) \
-            if self._chunksize else 0
 
     def worker_pids(self):
         return list(self._pids)
@@ -378,7 +374,12 @@ class IMapIterator:
         self._worker_pids.append(pid)
 
     def _acked(self, i):
-        return i in self._started
+        """Asked once per item, as its result arrives: forgets it then, so
+        a long imap keeps no record per item."""
+        if i in self._started:
+            self._started.discard(i)
+            return True
+        return False
 
     def ready(self):
         with self._cond:

@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 import weakref
 
 import pytest
@@ -437,6 +438,9 @@ def test_traceback():
     cause = exc.__cause__
     assert type(cause) is multiprocessing.pool.RemoteTraceback
     assert "raise RuntimeError(123)  # some comment" in cause.tb
+    # CPython prints it through sys.excepthook; the formatted chain holds it.
+    printed = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    assert "raise RuntimeError(123)  # some comment" in printed
     # An exception of the iterable is not a remote one.
     with Pool(1) as p:
         try:
