@@ -481,9 +481,23 @@ class _Engine:
                 self.drain()
             except Closed:
                 return
+            except BaseException as exc:  # never a silent hang: every call fails with it
+                logger.exception("libbilliard: the result thread failed")
+                self.fail_all(exc)
+                return
             if watch and time.monotonic() >= next_watch:
                 next_watch = time.monotonic() + 0.1
                 self.watch_workers()
+
+    def fail_all(self, exc):
+        """Ends every call in flight with ``exc`` (the result thread cannot
+        go on)."""
+        while self.jobs:
+            _, (result, index) = self.jobs.popitem()
+            try:
+                result._set(index, _failure(exc))
+            except BaseException:
+                logger.exception("libbilliard: a pool callback failed")
 
     def pool_done(self):
         stats = self.pool.stats()
@@ -839,8 +853,7 @@ class Pool:
             elif soft is not None:
                 soft_ms = _core._limit_ms(soft)
         engine = self._engine
-        tag = next(engine.tags)
-        engine.jobs[tag] = (result, index)  # before the submit: see drain
+        tag = engine.record(result, index)  # before the submit: see drain
         try:
             call = self._calls.call
         except AttributeError:  # this thread's first submit
