@@ -64,7 +64,7 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 # large frames cost more per byte (fresh buffers fault in on both sides) and
 # keep the other workers waiting (1 MiB items: 650 -> 1,500 MiB/s).
 _CHUNK_BYTES = 1 << 20
-# Guards the making of a result's wait event (ApplyResult.wait).
+# Makes one wait event per result when threads wait at once (ApplyResult.wait).
 _WAIT_LOCK = threading.Lock()
 
 
@@ -156,9 +156,10 @@ class ApplyResult:
         return self._ready
 
     def _mark_ready(self):
+        # No lock: wait() publishes its event before it looks at _ready
+        # again, so one of the two always sees the other.
         self._ready = True
-        with _WAIT_LOCK:
-            event = self._event
+        event = self._event
         if event is not None:
             event.set()
 
@@ -203,13 +204,12 @@ class ApplyResult:
     def wait(self, timeout=None):
         if self._ready:
             return
-        with _WAIT_LOCK:  # see _mark_ready: one of the two sees the other
-            if self._ready:
-                return
+        with _WAIT_LOCK:  # one event, whichever thread waits first
             if self._event is None:
                 self._event = threading.Event()
             event = self._event
-        event.wait(timeout)
+        if not self._ready:  # checked after the event is published
+            event.wait(timeout)
 
     def get(self, timeout=None):
         """The value; raises the task's own exception (its worker traceback

@@ -521,3 +521,22 @@ def test_a_forked_child_of_the_host_leaves_the_pool_alone():
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert pool.apply(sqr, (3,)) == 9
+
+
+def test_many_threads_waiting_on_results_as_they_arrive():
+    with Pool(2) as pool:
+        results = [pool.apply_async(slow_sqr, (i, 0.001)) for i in range(400)]
+        got = {}
+
+        def waiter(k):
+            for i in range(k, 400, 8):
+                got[i] = results[i].get(60)
+            for i in range(399 - k, -1, -8):  # the same results again, from another side
+                assert results[i].get(60) == i * i
+
+        threads = [threading.Thread(target=waiter, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert got == {i: i * i for i in range(400)}
