@@ -34,3 +34,10 @@ __all__ = [
     "TimeLimitExceeded", "Timeout", "TimeoutError", "Worker", "WorkerLostError", "WorkerState",
     "cpu_count", "exceptions", "soft_limit_reached", "version", "worker_main",
 ]
+
+# The public classes say where users find them (tracebacks, reprs, pickles).
+for _cls in (BilliardError, BytesPool, Closed, Full, NotFound, Notice, NoticeKind, Outcome, Result,
+             SpawnError, StartMethod, Task, TaskError, TaskState, TaskStatus, Timeout, Worker,
+             WorkerState):
+    _cls.__module__ = __name__
+del _cls

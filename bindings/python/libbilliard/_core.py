@@ -136,6 +136,9 @@ class BilliardError(Exception):
         self.message = message
         super().__init__(f"{self.name}: {message}")
 
+    def __reduce__(self):  # picklable, like any exception a task may raise
+        return type(self), (self.code, self.message)
+
 
 class Timeout(BilliardError, TimeoutError):
     """BILLIARD_ETIMEDOUT: the wait's time ran out."""
@@ -180,6 +183,9 @@ class TaskError(Exception):
         self.result = result
         super().__init__(f"task {result.task_id}: {result.outcome.name}: "
                          f"{result.data.decode(errors='replace')}")
+
+    def __reduce__(self):
+        return type(self), (self.result,)
 
 
 @dataclass(frozen=True)

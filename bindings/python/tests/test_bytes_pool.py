@@ -351,3 +351,16 @@ def test_shutdown_while_other_threads_wait_and_submit_never_frees_the_pool_under
 def test_worker_pids_lists_every_worker_however_many():
     with libbilliard.BytesPool(WORKER, workers=70) as big:
         assert len(set(big.worker_pids())) == 70
+
+
+def test_errors_pickle_and_say_where_they_live():
+    import pickle
+    error = libbilliard.SpawnError(-6, "no worker")
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is libbilliard.SpawnError
+    assert (again.code, again.message, str(again)) == (error.code, error.message, str(error))
+    assert libbilliard.SpawnError.__module__ == "libbilliard"
+    result = libbilliard.Result(task_id=1, tag=0, outcome=Outcome.FAILED, data=b"boom", pid=0,
+                                exit_code=-1, signal=0, queued_us=0, running_us=0)
+    assert str(pickle.loads(pickle.dumps(libbilliard.TaskError(result)))) == \
+        str(libbilliard.TaskError(result))
