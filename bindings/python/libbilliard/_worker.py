@@ -3,8 +3,8 @@
 Each task is ``pickle.dumps((func, args, kwds))``; its reply is
 ``pickle.dumps((True, value))`` or ``pickle.dumps((False, (exc, tb)))``
 with ``tb`` the worker's formatted traceback. Nothing a task does can end
-the worker but ``sys.exit``/``os._exit`` or a signal: every other
-exception, BaseException included, is the task's answer.
+the worker but ``os._exit`` or a signal: every exception, BaseException
+ones such as SystemExit included, is the task's answer (as in billiard).
 
 Under SPAWN and FORKSERVER this module is the worker program (``main``):
 it reads the pool's setup from the environment, makes itself look like
@@ -41,9 +41,7 @@ def run_call(payload):
     try:
         func, args, kwds = pickle.loads(payload)
         answer = (True, func(*args, **kwds))
-    except SystemExit:
-        raise
-    except BaseException as exc:  # noqa: B902 (billiard #427: BaseException too)
+    except BaseException as exc:  # as billiard (#427): SystemExit too, the worker goes on
         answer = (False, (exc, traceback.format_exc()))
     try:
         return pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)

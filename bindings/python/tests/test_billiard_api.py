@@ -540,3 +540,16 @@ def test_many_threads_waiting_on_results_as_they_arrive():
         for t in threads:
             t.join(120)
         assert got == {i: i * i for i in range(400)}
+
+
+def exits(code):
+    sys.exit(code)
+
+
+def test_sys_exit_in_a_task_is_its_answer_and_the_worker_goes_on():
+    with Pool(1) as pool:
+        pid = pool.apply(getpid)
+        with pytest.raises(SystemExit) as info:
+            pool.apply(exits, (3,))
+        assert info.value.code == 3
+        assert pool.apply(getpid) == pid
