@@ -553,3 +553,20 @@ def test_sys_exit_in_a_task_is_its_answer_and_the_worker_goes_on():
             pool.apply(exits, (3,))
         assert info.value.code == 3
         assert pool.apply(getpid) == pid
+
+
+def test_a_task_can_use_a_pool_of_its_own(tmp_path):
+    proc = run_script(tmp_path, """
+        from libbilliard import Pool
+        def sqr(x):
+            return x * x
+        def inner(n):
+            with Pool(1) as p:
+                return p.map(sqr, range(n))
+        if __name__ == "__main__":
+            for ctx in ("forkserver", "spawn", "fork"):
+                with Pool(1, context=ctx) as pool:
+                    print(ctx, pool.apply(inner, (4,)))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"{c} [0, 1, 4, 9]" for c in ("forkserver", "spawn", "fork")]
