@@ -57,7 +57,7 @@ INIT_PID = None
 
 def slow_init(marker):
     global INIT_PID
-    time.sleep(1.0)  # longer than the pool's time limit
+    time.sleep(2.0)  # longer than the pool's time limit
     INIT_PID = os.getpid()
     atexit_marker = os.path.join(marker, f"{os.getpid()}")
     import atexit
@@ -181,7 +181,7 @@ def test_workers_see_the_hosts_sys_path_and_working_directory(tmp_path, context)
 @pytest.mark.parametrize("context", CONTEXTS)
 def test_initializer_once_per_worker_outside_the_time_limit_then_exit_hooks_in_order(
         tmp_path, context):
-    pool = Pool(2, slow_init, (str(tmp_path),), timeout=0.5, context=context,
+    pool = Pool(2, slow_init, (str(tmp_path),), timeout=1.0, context=context,
                 on_process_exit=OnExit(str(tmp_path)))
     pids = {w.pid for w in pool._pool}
     results = [pool.apply_async(init_pid) for _ in range(10)]
