@@ -570,3 +570,30 @@ def test_a_task_can_use_a_pool_of_its_own(tmp_path):
     """)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [f"{c} [0, 1, 4, 9]" for c in ("forkserver", "spawn", "fork")]
+
+
+def test_workers_killed_at_random_every_call_gets_one_outcome():
+    import random
+    with Pool(2, maxtasksperchild=25) as pool:
+        results = [pool.apply_async(slow_sqr, (i, 0.005)) for i in range(400)]
+        kills = 0
+        deadline = time.monotonic() + 60
+        while kills < 10 and time.monotonic() < deadline and not results[-1].ready():
+            pids = [w.pid for w in pool._pool]
+            if pids:
+                try:
+                    os.kill(random.choice(pids), signal.SIGKILL)
+                    kills += 1
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+        values, lost = 0, 0
+        for i, result in enumerate(results):
+            try:
+                assert result.get(60) == i * i
+                values += 1
+            except WorkerLostError:
+                lost += 1
+        assert values + lost == 400 and values > 0
+        assert lost <= kills  # one running task per killed worker, at most
+        assert pool.map(sqr, range(10)) == [x * x for x in range(10)]
