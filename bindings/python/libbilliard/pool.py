@@ -84,18 +84,30 @@ def _starmapstar(func, chunk):
     return list(itertools.starmap(func, chunk))
 
 
-class ExceptionInfo:
-    """What ``error_callback`` gets (billiard's ExceptionInfo): the task's
-    ``exception`` (also ``type``), and ``traceback``, the worker's
-    formatted traceback."""
+try:  # code written for billiard checks isinstance(x, billiard.einfo.ExceptionInfo)
+    from billiard.einfo import ExceptionInfo as _BilliardExceptionInfo
+except ImportError:
+    _BilliardExceptionInfo = object
+
+
+class ExceptionInfo(_BilliardExceptionInfo):
+    """What ``error_callback`` gets (billiard's ExceptionInfo, and a
+    subclass of it when billiard is installed): the task's own
+    ``exception`` (also ``type``; ``exc_info`` is the triple, with no
+    traceback object), and ``traceback``, the worker's formatted
+    traceback."""
 
     internal = False
     tb = None
 
-    def __init__(self, exception, traceback=""):
+    def __init__(self, exception, traceback=""):  # noqa: no billiard __init__: no local tb
         self.exception = exception
         self.type = type(exception)
         self.traceback = traceback
+
+    @property
+    def exc_info(self):
+        return self.type, self.exception, self.tb
 
     def __str__(self):
         return self.traceback or repr(self.exception)

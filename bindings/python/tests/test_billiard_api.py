@@ -263,6 +263,8 @@ def test_exceptions_without_billiard_have_billiards_names_and_bases(tmp_path):
                      "Terminated", "RestartFreqExceeded", "MaybeEncodingError"):
             assert getattr(e, name).__bases__ == (Exception,), name
         assert e.TimeoutError is multiprocessing.TimeoutError
+        import libbilliard
+        assert libbilliard.ExceptionInfo.__bases__ == (object,)
         print(str(e.TimeLimitExceeded(1.5)))
     """)
     assert proc.returncode == 0, proc.stderr
@@ -476,6 +478,19 @@ def test_callbacks_follow_the_results_and_errors_reach_error_callback():
             bad.get(30)
         assert not bad.successful() and ok.successful()
     assert sorted(events) == [("err", "RuntimeError", True), ("ok", 9)]
+
+
+def test_exception_info_is_billiards_kind():
+    infos = []
+    with Pool(1) as pool:
+        result = pool.apply_async(failing_init, error_callback=infos.append)
+        with pytest.raises(RuntimeError):
+            result.get(30)
+    import billiard.einfo
+    info = infos[0]
+    assert isinstance(info, billiard.einfo.ExceptionInfo)
+    assert info.exc_info[:2] == (RuntimeError, info.exception)
+    assert "the initializer refused" in str(info) and info.internal is False
 
 
 STORED = None
