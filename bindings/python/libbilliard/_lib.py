@@ -2,9 +2,11 @@
 and restype. Internal: use the classes in libbilliard instead.
 
 The library is found by, in order: $LIBBILLIARD_PATH (a path), then the
-copy pip built into this package (_libbilliard*.so, see pyproject.toml),
-then the soname libbilliard.so.0.1 through the system loader
-(LD_LIBRARY_PATH, ldconfig's cache). ctypes.CDLL releases the GIL around every call, so a
+copy pip built into this package (_libbilliard*.so, see pyproject.toml) or
+into the installed package when this is the source tree, then the one
+cargo built in a source checkout (target/release, target/debug), then the
+soname libbilliard.so.0.1 through the system loader (LD_LIBRARY_PATH,
+ldconfig's cache). ctypes.CDLL releases the GIL around every call, so a
 blocking wait never holds it.
 """
 import ctypes
@@ -179,10 +181,30 @@ _SIGNATURES = {
 
 
 def _bundled():
-    """The library pip built into the package, if any."""
+    """The library pip built into a package, if any: this package's copy;
+    else, when this is the source tree imported while the package is
+    also installed, the installed copy; else, in a source checkout, the
+    library cargo built there (release, then debug)."""
     here = os.path.dirname(os.path.abspath(__file__))
     found = sorted(glob.glob(os.path.join(here, "_libbilliard*.so")))
-    return found[0] if found else None
+    if found:
+        return found[0]
+    try:
+        from importlib import metadata
+        files = metadata.distribution("libbilliard").files or []
+        for f in files:
+            if f.name.startswith("_libbilliard") and f.name.endswith(".so"):
+                path = str(f.locate())
+                if os.path.exists(path):
+                    return path
+    except Exception:  # not installed, or metadata unreadable: look further
+        pass
+    root = os.path.dirname(os.path.dirname(os.path.dirname(here)))
+    for profile in ("release", "debug"):
+        path = os.path.join(root, "target", profile, "libbilliard.so")
+        if os.path.exists(os.path.join(root, "Cargo.toml")) and os.path.exists(path):
+            return path
+    return None
 
 
 def _declare(handle):

@@ -612,3 +612,17 @@ def test_workers_killed_at_random_every_call_gets_one_outcome():
         assert values + lost == 400 and values > 0
         assert lost <= kills  # one running task per killed worker, at most
         assert pool.map(sqr, range(10)) == [x * x for x in range(10)]
+
+
+def test_the_source_tree_imports_without_a_library_path():
+    # Run from bindings/python, `import libbilliard` is the source tree: it
+    # finds the library the installed package (or cargo) built.
+    source = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import libbilliard, libbilliard._lib as l; "
+            "print(libbilliard.__file__); print(l.lib._name)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=source, capture_output=True,
+                         text=True, timeout=60,
+                         env={k: v for k, v in os.environ.items() if k != "LIBBILLIARD_PATH"})
+    assert out.returncode == 0, out.stderr
+    package, library = out.stdout.split()
+    assert package.startswith(source) and os.path.exists(library)
