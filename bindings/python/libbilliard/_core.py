@@ -239,6 +239,19 @@ def _take(ptr):
         fast.billiard_result_free(ptr)
 
 
+def _take_notices(handle, batch, row):
+    """Every notice waiting in the pool ``handle``, oldest first, each made
+    into ``row(struct)`` (read through ``batch``, an array of the C struct,
+    reused; calls that never block, so the GIL is kept)."""
+    out = []
+    count = ctypes.c_size_t()
+    while True:
+        _check(fast.billiard_pool_notices(handle, batch, len(batch), ctypes.byref(count)))
+        out.extend(row(n) for n in batch[:count.value])
+        if count.value < len(batch):
+            return out
+
+
 def _limit_ms(seconds):
     """A per-task limit: None is the pool's, math.inf none, else seconds."""
     if seconds is None:
@@ -691,17 +704,10 @@ class BytesPool:
         return out
 
     def _read_notices(self):
-        out = []
-        batch = (_Notice * 64)()
-        count = ctypes.c_size_t()
         with self._call() as h:
-            while True:
-                _check(fast.billiard_pool_notices(h, batch, 64, ctypes.byref(count)))
-                out.extend(Notice(kind=NoticeKind(n.kind), task_id=n.task_id, tag=n.tag,
-                                  pid=n.pid, time=n.time_us / 1e6, elapsed=n.elapsed_us / 1e6)
-                           for n in batch[:count.value])
-                if count.value < 64:
-                    return out
+            return _take_notices(h, (_Notice * 64)(), lambda n: Notice(
+                kind=NoticeKind(n.kind), task_id=n.task_id, tag=n.tag, pid=n.pid,
+                time=n.time_us / 1e6, elapsed=n.elapsed_us / 1e6))
 
     def resize(self, workers):
         """Grows or shrinks the pool (shrinking retires workers after the

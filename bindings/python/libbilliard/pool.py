@@ -448,8 +448,9 @@ class _Engine:
     thread. ``jobs`` maps a call's tag (given to the library with the task,
     and recorded before it is submitted) to (result, index)."""
 
-    def __init__(self, pool, on_process_up, on_process_down):
+    def __init__(self, pool, timeout, on_process_up, on_process_down):
         self.pool = pool
+        self.timeout = timeout  # the pool's hard limit (TimeLimitExceeded's argument)
         self.lock = threading.Lock()  # closing, terminating, stop
         self.jobs = {}
         self.tags = itertools.count(1)
@@ -527,15 +528,14 @@ class _Engine:
             while wait(h, 0, out_ref) == 0:
                 ptr = out.value
                 outcome = outcome_of(ptr)
-                res = (tag_of(ptr), outcome, ptr, pid_of(ptr))
-                if outcome != _OK:  # a small text: copied, and the result freed
-                    data = f.billiard_result_data(ptr, self.size_ref)
-                    res = res[:2] + (ctypes.string_at(data, size.value), res[3],
-                                     f.billiard_result_running_us(ptr),
-                                     f.billiard_result_signal(ptr),
-                                     f.billiard_result_exit_code(ptr))
-                    f.billiard_result_free(ptr)
-                results.append(res)
+                if outcome == _OK:  # unpickled in place by deliver, which frees it
+                    results.append((tag_of(ptr), outcome, ptr, pid_of(ptr), 0, 0, -1))
+                    continue
+                data = f.billiard_result_data(ptr, self.size_ref)  # a small text: copied
+                results.append((tag_of(ptr), outcome, ctypes.string_at(data, size.value),
+                                pid_of(ptr), f.billiard_result_running_us(ptr),
+                                f.billiard_result_signal(ptr), f.billiard_result_exit_code(ptr)))
+                f.billiard_result_free(ptr)
             notices = self.read_notices(h)
         for notice in notices:
             self.dispatch_notice(*notice)
@@ -550,13 +550,8 @@ class _Engine:
     def read_notices(self, h):
         """Every waiting notice, as (kind, tag, pid, time in seconds since
         the epoch)."""
-        out = []
-        batch, count = self.notice_batch, self.size
-        while True:
-            _core._check(fast.billiard_pool_notices(h, batch, len(batch), ctypes.byref(count)))
-            out.extend((n.kind, n.tag, n.pid, n.time_us / 1e6) for n in batch[:count.value])
-            if count.value < len(batch):
-                return out
+        return _core._take_notices(h, self.notice_batch,
+                                   lambda n: (n.kind, n.tag, n.pid, n.time_us / 1e6))
 
     def dispatch_notice(self, kind, tag, pid, when):
         job = self.jobs.get(tag)
@@ -579,11 +574,10 @@ class _Engine:
 
     def deliver(self, res, result, index):
         """Gives ``result`` the outcome of its item ``index``. ``res`` is
-        (tag, outcome, the C result, pid) for OK: unpickled from the
-        library's buffer, without a copy, then freed here whatever happens;
-        else (tag, outcome, text, pid, running_us, signal, exit_code)."""
-        outcome, data, pid = res[1:4]
-        running_us, sig, exit_code = res[4:] if len(res) > 4 else (0, 0, -1)
+        (tag, outcome, data, pid, running_us, signal, exit_code); for OK,
+        ``data`` is the C result, unpickled from the library's buffer
+        without a copy and freed here whatever happens; else its text."""
+        _, outcome, data, pid, running_us, sig, exit_code = res
         if outcome == _OK:
             try:
                 address = fast.billiard_result_data(data, self.size_ref)
@@ -608,7 +602,7 @@ class _Engine:
         if outcome == Outcome.TIME_LIMIT:
             if isinstance(result, ApplyResult):
                 result.handle_timeout(soft=False)
-            hard = getattr(result, "_timeout", None)
+            hard = getattr(result, "_timeout", None) or self.timeout  # map, imap: the pool's
             obj = _failure(TimeLimitExceeded(hard if hard is not None else running_us / 1e6))
         elif outcome == Outcome.CANCELLED:
             obj = _failure(Terminated(-(sig or _signal.SIGTERM)))
@@ -781,9 +775,7 @@ class Pool:
         self.on_timeout_set = on_timeout_set
         self.on_timeout_cancel = on_timeout_cancel
         self._processes = processes
-        self._initializer = initializer
         self._initargs = tuple(initargs)
-        self._maxtasksperchild = maxtasksperchild
         self.max_restarts = max_restarts or processes * 100
         self.max_restart_freq = max_restart_freq or 1
         method = _start_method(context)
@@ -827,7 +819,7 @@ class Pool:
         # An unbounded submit never blocks: it keeps the GIL (see _lib.fast).
         self._submit_call = (lib if putlocks else fast).billiard_pool_submit
         self._calls = threading.local()  # each thread's _SubmitCall
-        self._engine = _Engine(pool, on_process_up, on_process_down)
+        self._engine = _Engine(pool, self.timeout, on_process_up, on_process_down)
         self._engine.setup_file = setup_file
         # Soft-limit notices cost nothing until a limit passes; STARTED ones
         # (a frame per task) only once something waits for starts.

@@ -626,3 +626,32 @@ def test_the_source_tree_imports_without_a_library_path():
     assert out.returncode == 0, out.stderr
     package, library = out.stdout.split()
     assert package.startswith(source) and os.path.exists(library)
+
+
+def interrupted_sleep(seconds):
+    time.sleep(seconds)
+    return "not interrupted"
+
+
+def test_workers_ignore_sigint_and_a_map_hard_limit_names_the_pools_limit():
+    started = threading.Event()
+    with Pool(1) as pool:
+        result = pool.apply_async(interrupted_sleep, (1.0,),
+                                  accept_callback=lambda pid, t: started.set())
+        assert started.wait(30)
+        os.kill(result.worker_pids()[0], signal.SIGINT)  # Ctrl-C is the host's
+        assert result.get(30) == "not interrupted"
+    with Pool(1, timeout=0.5) as pool:
+        with pytest.raises(TimeLimitExceeded) as info:
+            pool.map(sleeper, [60])
+        assert info.value.args == (0.5,)
+
+
+def test_on_timeout_set_and_cancel_bracket_each_call():
+    calls = []
+    with Pool(1, timeout=30, soft_timeout=20,
+              on_timeout_set=lambda r, soft, hard: calls.append(("set", r, soft, hard)),
+              on_timeout_cancel=lambda r: calls.append(("cancel", r))) as pool:
+        result = pool.apply_async(sqr, (4,))
+        assert result.get(30) == 16
+    assert calls == [("set", result, 20, 30), ("cancel", result)]
