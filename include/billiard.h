@@ -209,6 +209,18 @@
 #define BILLIARD_NOTICE_SOFT_LIMIT 2
 
 /**
+ * Notice kind (and bit): a worker process started (its pid; task_id and
+ * tag are 0). Workers started before the kind was turned on have none.
+ */
+#define BILLIARD_NOTICE_WORKER_STARTED 4
+
+/**
+ * Notice kind (and bit): a worker process exited and was reaped (its pid;
+ * task_id and tag are 0): every worker, however short its life.
+ */
+#define BILLIARD_NOTICE_WORKER_EXITED 8
+
+/**
  * Task state: waiting in the queue.
  */
 #define BILLIARD_TASK_QUEUED 1
@@ -445,12 +457,15 @@ typedef struct billiard_notice {
      */
     int32_t kind;
     /**
-     * The worker running the task.
+     * The worker running the task (a worker notice: that worker).
      */
     int32_t pid;
+    /**
+     * The task (0 for a worker notice).
+     */
     uint64_t task_id;
     /**
-     * The task's tag (billiard_task_opts).
+     * The task's tag (billiard_task_opts; 0 for a worker notice).
      */
     uint64_t tag;
     /**
@@ -646,8 +661,9 @@ int billiard_config_set_at_exit(struct billiard_config *cfg, billiard_exit_hook 
 
 /**
  * Which notices the pool keeps for billiard_pool_notices: a bit set of
- * BILLIARD_NOTICE_STARTED and BILLIARD_NOTICE_SOFT_LIMIT (default 0:
- * none, and no cost). Unknown bits are BILLIARD_EINVAL.
+ * BILLIARD_NOTICE_STARTED, BILLIARD_NOTICE_SOFT_LIMIT,
+ * BILLIARD_NOTICE_WORKER_STARTED and BILLIARD_NOTICE_WORKER_EXITED
+ * (default 0: none, and no cost). Unknown bits are BILLIARD_EINVAL.
  */
 int billiard_config_set_notices(struct billiard_config *cfg, uint32_t kinds);
 

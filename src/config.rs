@@ -81,12 +81,16 @@ pub struct NoticeKinds {
     pub started: bool,
     /// A task's soft time limit passed.
     pub soft_limit: bool,
+    /// A worker process started.
+    pub worker_started: bool,
+    /// A worker process exited.
+    pub worker_exited: bool,
 }
 
 impl NoticeKinds {
     /// Whether any kind is on.
     pub fn any(&self) -> bool {
-        self.started || self.soft_limit
+        self.started || self.soft_limit || self.worker_started || self.worker_exited
     }
 }
 

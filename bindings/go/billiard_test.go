@@ -622,7 +622,7 @@ func TestNoticesSwitchedWhileThePoolRuns(t *testing.T) {
 	if n, _ := pool.Notices(); len(n) != 0 {
 		t.Fatalf("notices after off: %+v", n)
 	}
-	if err := pool.SetNotices(8); err == nil {
+	if err := pool.SetNotices(16); err == nil {
 		t.Fatal("unknown notice kind accepted")
 	}
 }

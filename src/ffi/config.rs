@@ -9,7 +9,10 @@ use super::{arg_mut, arg_timeout, call};
 use std::ffi::{c_char, CStr};
 use std::sync::Arc;
 
-use super::pool::{BILLIARD_NOTICE_SOFT_LIMIT, BILLIARD_NOTICE_STARTED};
+use super::pool::{
+    BILLIARD_NOTICE_SOFT_LIMIT, BILLIARD_NOTICE_STARTED, BILLIARD_NOTICE_WORKER_EXITED,
+    BILLIARD_NOTICE_WORKER_STARTED,
+};
 use crate::config::{Config, ExitHook, Handler, Initializer, NoticeKinds, ServerFork, StartMethod};
 use crate::error::Error;
 
@@ -250,8 +253,9 @@ pub unsafe extern "C" fn billiard_config_set_at_exit(
 }
 
 /// Which notices the pool keeps for billiard_pool_notices: a bit set of
-/// BILLIARD_NOTICE_STARTED and BILLIARD_NOTICE_SOFT_LIMIT (default 0:
-/// none, and no cost). Unknown bits are BILLIARD_EINVAL.
+/// BILLIARD_NOTICE_STARTED, BILLIARD_NOTICE_SOFT_LIMIT,
+/// BILLIARD_NOTICE_WORKER_STARTED and BILLIARD_NOTICE_WORKER_EXITED
+/// (default 0: none, and no cost). Unknown bits are BILLIARD_EINVAL.
 #[no_mangle]
 pub unsafe extern "C" fn billiard_config_set_notices(
     cfg: *mut billiard_config,
@@ -263,17 +267,24 @@ pub unsafe extern "C" fn billiard_config_set_notices(
 /// The notice kinds of a BILLIARD_NOTICE_* bit set; unknown bits are an
 /// error.
 pub(super) fn notice_kinds(kinds: u32) -> Result<NoticeKinds, Error> {
-    let known = (BILLIARD_NOTICE_STARTED | BILLIARD_NOTICE_SOFT_LIMIT) as u32;
+    let bit = |kind: i32| kinds & kind as u32 != 0;
+    let known = (BILLIARD_NOTICE_STARTED
+        | BILLIARD_NOTICE_SOFT_LIMIT
+        | BILLIARD_NOTICE_WORKER_STARTED
+        | BILLIARD_NOTICE_WORKER_EXITED) as u32;
     if kinds & !known != 0 {
         return Err(Error::InvalidArgument(format!(
             "unknown notice kinds {:#x} (known: BILLIARD_NOTICE_STARTED, \
-             BILLIARD_NOTICE_SOFT_LIMIT)",
+             BILLIARD_NOTICE_SOFT_LIMIT, BILLIARD_NOTICE_WORKER_STARTED, \
+             BILLIARD_NOTICE_WORKER_EXITED)",
             kinds & !known
         )));
     }
     Ok(NoticeKinds {
-        started: kinds & BILLIARD_NOTICE_STARTED as u32 != 0,
-        soft_limit: kinds & BILLIARD_NOTICE_SOFT_LIMIT as u32 != 0,
+        started: bit(BILLIARD_NOTICE_STARTED),
+        soft_limit: bit(BILLIARD_NOTICE_SOFT_LIMIT),
+        worker_started: bit(BILLIARD_NOTICE_WORKER_STARTED),
+        worker_exited: bit(BILLIARD_NOTICE_WORKER_EXITED),
     })
 }
 

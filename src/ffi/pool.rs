@@ -360,6 +360,12 @@ pub const BILLIARD_NOTICE_STARTED: i32 = 1;
 /// Notice kind (and billiard_config_set_notices bit): a task's soft time
 /// limit passed (its worker got SIGUSR1).
 pub const BILLIARD_NOTICE_SOFT_LIMIT: i32 = 2;
+/// Notice kind (and bit): a worker process started (its pid; task_id and
+/// tag are 0). Workers started before the kind was turned on have none.
+pub const BILLIARD_NOTICE_WORKER_STARTED: i32 = 4;
+/// Notice kind (and bit): a worker process exited and was reaped (its pid;
+/// task_id and tag are 0): every worker, however short its life.
+pub const BILLIARD_NOTICE_WORKER_EXITED: i32 = 8;
 
 /// Something that happened to a task before its result
 /// (billiard_pool_notices).
@@ -367,10 +373,11 @@ pub const BILLIARD_NOTICE_SOFT_LIMIT: i32 = 2;
 pub struct billiard_notice {
     /// BILLIARD_NOTICE_*.
     pub kind: i32,
-    /// The worker running the task.
+    /// The worker running the task (a worker notice: that worker).
     pub pid: i32,
+    /// The task (0 for a worker notice).
     pub task_id: u64,
-    /// The task's tag (billiard_task_opts).
+    /// The task's tag (billiard_task_opts; 0 for a worker notice).
     pub tag: u64,
     /// When it happened: microseconds since the Unix epoch.
     pub time_us: u64,
@@ -403,6 +410,8 @@ pub unsafe extern "C" fn billiard_pool_notices(
                     kind: match n.kind {
                         NoticeKind::Started => BILLIARD_NOTICE_STARTED,
                         NoticeKind::SoftLimit => BILLIARD_NOTICE_SOFT_LIMIT,
+                        NoticeKind::WorkerStarted => BILLIARD_NOTICE_WORKER_STARTED,
+                        NoticeKind::WorkerExited => BILLIARD_NOTICE_WORKER_EXITED,
                     },
                     pid: n.pid,
                     task_id: n.task_id,

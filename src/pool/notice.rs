@@ -1,5 +1,6 @@
 //! Notices: what a host may learn about a task before its result (that it
-//! started, that its soft time limit passed), kept in order until read
+//! started, that its soft time limit passed), and about its workers (one
+//! started, one exited), kept in order until read
 //! ([`crate::Pool::notices`]); and a task's state on demand
 //! ([`crate::Pool::task_status`]).
 
@@ -13,6 +14,10 @@ pub enum NoticeKind {
     Started = 1,
     /// The task's soft time limit passed (its worker got SIGUSR1).
     SoftLimit = 2,
+    /// A worker process started (`pid`; no task: `task_id` and `tag` 0).
+    WorkerStarted = 4,
+    /// A worker process exited and was reaped (`pid`; no task).
+    WorkerExited = 8,
 }
 
 /// Something that happened to a task before its result.
@@ -22,7 +27,7 @@ pub struct Notice {
     pub task_id: u64,
     /// The tag given at submit.
     pub tag: u64,
-    /// The worker running the task.
+    /// The worker running the task (or, for a worker notice, the worker).
     pub pid: i32,
     /// When it happened (wall clock).
     pub at: SystemTime,

@@ -16,6 +16,7 @@ impl State {
         let wanted = match kind {
             NoticeKind::Started => self.notice_kinds.started,
             NoticeKind::SoftLimit => self.notice_kinds.soft_limit,
+            NoticeKind::WorkerStarted | NoticeKind::WorkerExited => false, // worker_notice
         };
         if !wanted {
             return;
@@ -30,6 +31,7 @@ impl State {
                 at.saturating_duration_since(t.submitted)
             }
             NoticeKind::SoftLimit => t.started.map_or(Duration::ZERO, |s| at - s),
+            NoticeKind::WorkerStarted | NoticeKind::WorkerExited => return,
         };
         self.notices.push_back(Notice {
             kind,
@@ -38,6 +40,28 @@ impl State {
             pid,
             at: wall_time(at),
             elapsed,
+        });
+        self.sync_results_fd();
+    }
+
+    /// Queues a worker notice (`WorkerStarted` or `WorkerExited`, if the
+    /// host asked for that kind) for worker `pid`, now.
+    pub(crate) fn worker_notice(&mut self, kind: NoticeKind, pid: i32) {
+        let wanted = match kind {
+            NoticeKind::WorkerStarted => self.notice_kinds.worker_started,
+            NoticeKind::WorkerExited => self.notice_kinds.worker_exited,
+            NoticeKind::Started | NoticeKind::SoftLimit => false, // notice
+        };
+        if !wanted {
+            return;
+        }
+        self.notices.push_back(Notice {
+            kind,
+            task_id: 0,
+            tag: 0,
+            pid,
+            at: std::time::SystemTime::now(),
+            elapsed: Duration::ZERO,
         });
         self.sync_results_fd();
     }

@@ -58,8 +58,17 @@ impl Supervisor {
         }
     }
 
-    /// Calls the host's event handler, if any, with no lock held.
+    /// Queues the worker notice an event makes (if the host asked for it),
+    /// then calls the host's event handler, if any, with no lock held.
     fn emit(&self, event: Event) {
+        let worker = match event {
+            Event::WorkerStarted { pid } => Some((NoticeKind::WorkerStarted, pid)),
+            Event::WorkerExited { pid, .. } => Some((NoticeKind::WorkerExited, pid)),
+            _ => None,
+        };
+        if let Some((kind, pid)) = worker {
+            self.shared.state.lock().worker_notice(kind, pid);
+        }
         if let Some(handler) = &self.shared.on_event {
             let pool = Arc::as_ptr(&self.shared) as usize;
             super::callback::in_event_handler(pool, || handler(&event));

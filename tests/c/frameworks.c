@@ -7,7 +7,8 @@
  *    readable while a notice waits and reading notices takes no result;
  *    billiard_task_status for queued, sent, running and done tasks;
  *  - notices switched at run time (billiard_pool_set_notices): on, a
- *    running task's notice comes at once; off, none is kept;
+ *    running task's notice comes at once; off, none is kept; worker
+ *    notices tell a replaced worker's exit and its successor's start;
  *  - signals: cancel with SIGKILL kills at once (no grace), a signal to a
  *    running task's worker without a cancel, never to the task after it;
  *  - worker hooks: the after-fork hook runs in each worker, a failing one
@@ -74,7 +75,7 @@ static void notices(void) {
     memset(started_notices, 0, sizeof started_notices);
     memset(soft_notices, 0, sizeof soft_notices);
     CHECK_OK(billiard_config_set_notices(cfg, BILLIARD_NOTICE_STARTED | BILLIARD_NOTICE_SOFT_LIMIT));
-    CHECK_RC(billiard_config_set_notices(cfg, 8), BILLIARD_EINVAL);
+    CHECK_RC(billiard_config_set_notices(cfg, 16), BILLIARD_EINVAL);
     pool = start_pool(cfg);
 
     /* Nothing waits: no notice, and the fd is quiet. */
@@ -170,9 +171,10 @@ static void notices_switched(void) {
     billiard_result *r;
     billiard_pool *pool;
     uint64_t id;
+    int old_pid, new_pid, exited = 0, started = 0, i;
     memset(started_notices, 0, sizeof started_notices);
     pool = start_pool(cfg);
-    CHECK_RC(billiard_pool_set_notices(pool, 8), BILLIARD_EINVAL);
+    CHECK_RC(billiard_pool_set_notices(pool, 16), BILLIARD_EINVAL);
     CHECK_RC(billiard_pool_set_notices(NULL, 0), BILLIARD_EINVAL);
 
     /* Off (the default): a task runs and ends without a notice. */
@@ -197,6 +199,27 @@ static void notices_switched(void) {
     r = wait_task(pool, id);
     billiard_result_free(r);
     CHECK(drain_notices(pool) == 0 && started_notices[id] == 0);
+
+    /* Worker notices: a restart replaces the worker; its exit and its
+     * successor's start are told, with no task. */
+    old_pid = ask_number(pool, "pid");
+    CHECK_OK(billiard_pool_set_notices(
+        pool, BILLIARD_NOTICE_WORKER_STARTED | BILLIARD_NOTICE_WORKER_EXITED));
+    CHECK_OK(billiard_pool_restart(pool));
+    new_pid = ask_number(pool, "pid");
+    CHECK(new_pid != old_pid);
+    for (i = 0; i < 2000 && !(exited == old_pid && started == new_pid); i++) {
+        billiard_notice n[4];
+        size_t count = 0, k;
+        CHECK_OK(billiard_pool_notices(pool, n, 4, &count));
+        for (k = 0; k < count; k++) {
+            CHECK(n[k].task_id == 0 && n[k].tag == 0);
+            if (n[k].kind == BILLIARD_NOTICE_WORKER_EXITED) exited = n[k].pid;
+            if (n[k].kind == BILLIARD_NOTICE_WORKER_STARTED) started = n[k].pid;
+        }
+        if (count == 0) sleep_ms(10);
+    }
+    CHECK(exited == old_pid && started == new_pid);
 
     billiard_pool_free(pool);
     CHECK(count_children() == 0);
