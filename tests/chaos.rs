@@ -141,7 +141,7 @@ fn every_task_gets_exactly_one_fitting_result_whatever_happens() {
         .max_queued(500)
         .notices(billiard::NoticeKinds {
             started: true,
-            soft_limit: false,
+            ..Default::default()
         });
     let pool = Arc::new(Pool::new(cfg).unwrap());
     // Started notices by task: each started task has exactly one, read
