@@ -77,6 +77,8 @@ class NoticeKind(enum.IntEnum):
     """What a Notice says (BILLIARD_NOTICE_*)."""
     STARTED = 1
     SOFT_LIMIT = 2
+    WORKER_STARTED = 4  # a worker started (pid; task_id and tag 0)
+    WORKER_EXITED = 8  # a worker exited and was reaped (pid; no task)
 
 
 class TaskState(enum.IntEnum):
@@ -683,14 +685,17 @@ class BytesPool:
         """The pids of the pool's workers now (all of them)."""
         return [w.pid for w in self.workers()]
 
-    def set_notices(self, started=False, soft_limit=False):
+    def set_notices(self, started=False, soft_limit=False, workers=False):
         """Changes which notices the pool keeps from now on (as
         ``notices=`` does at the start): a task that starts after
         ``started`` is turned on has its notice at once; one that started
         before has it with its result if ``started`` is still on then.
-        Notices already waiting stay until read."""
+        ``workers``: a WORKER_STARTED and a WORKER_EXITED notice for each
+        worker that starts or exits from now on. Notices already waiting
+        stay until read."""
         kinds = (_lib.NOTICE_STARTED if started else 0) | \
-            (_lib.NOTICE_SOFT_LIMIT if soft_limit else 0)
+            (_lib.NOTICE_SOFT_LIMIT if soft_limit else 0) | \
+            (_lib.NOTICE_WORKER_STARTED | _lib.NOTICE_WORKER_EXITED if workers else 0)
         with self._call() as h:
             _check(lib.billiard_pool_set_notices(h, kinds))
 

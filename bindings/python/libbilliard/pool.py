@@ -459,9 +459,10 @@ class _Engine:
         self.stop = False
         self.on_process_up = on_process_up
         self.on_process_down = on_process_down
-        self.pids = set()
+        self.pids = set()  # the workers on_process_up was called for
         self.setup_file = None
         self.tracking = False  # STARTED notices on (track_starts)
+        self.watching = on_process_up is not None or on_process_down is not None
         self.out = ctypes.c_void_p()
         self.out_ref = ctypes.byref(self.out)
         self.size = ctypes.c_size_t()
@@ -483,8 +484,8 @@ class _Engine:
 
     def run(self):
         fd = self.pool.fileno()
-        watch = self.on_process_up is not None or self.on_process_down is not None
-        next_watch = 0.0
+        if self.watching:  # the workers up before their notices were asked for
+            self.workers_seen([w.pid for w in self.pool.workers()], [])
         while True:
             with self.lock:
                 if self.stop or (self.closing and not self.jobs and self.pool_done()):
@@ -498,9 +499,6 @@ class _Engine:
                 logger.exception("libbilliard: the result thread failed")
                 self.fail_all(exc)
                 return
-            if watch and time.monotonic() >= next_watch:
-                next_watch = time.monotonic() + 0.1
-                self.watch_workers()
 
     def fail_all(self, exc):
         """Ends every call in flight with ``exc`` (the result thread cannot
@@ -554,6 +552,10 @@ class _Engine:
                                    lambda n: (n.kind, n.tag, n.pid, n.time_us / 1e6))
 
     def dispatch_notice(self, kind, tag, pid, when):
+        if kind == _lib.NOTICE_WORKER_STARTED:
+            return self.workers_seen([pid], [])
+        if kind == _lib.NOTICE_WORKER_EXITED:
+            return self.workers_seen([], [pid])
         job = self.jobs.get(tag)
         if job is None:
             return
@@ -625,18 +627,26 @@ class _Engine:
         known at once (accept callbacks), not with its result."""
         if not self.tracking:
             self.tracking = True
-            self.pool.set_notices(started=True, soft_limit=True)
+            self.apply_notices()
 
-    def watch_workers(self):
-        try:
-            now = set(self.pool.worker_pids())
-        except Closed:
-            return
-        for pid in sorted(now - self.pids):
-            self.call_hook(self.on_process_up, _WorkerProcess(pid))
-        for pid in sorted(self.pids - now):
+    def apply_notices(self):
+        """Asks the library for the notices this pool needs: soft limits
+        always (free until one passes), starts once tracked, workers when
+        process hooks are set."""
+        self.pool.set_notices(started=self.tracking, soft_limit=True, workers=self.watching)
+
+    def workers_seen(self, started, exited):
+        """Calls on_process_up for each started worker and on_process_down
+        for each exited one, each worker once up before it is down."""
+        for pid in started:
+            if pid not in self.pids:
+                self.pids.add(pid)
+                self.call_hook(self.on_process_up, _WorkerProcess(pid))
+        for pid in exited:
+            if pid not in self.pids:  # came and went before the hooks saw it
+                self.call_hook(self.on_process_up, _WorkerProcess(pid))
+            self.pids.discard(pid)
             self.call_hook(self.on_process_down, _WorkerProcess(pid))
-        self.pids = now
 
     @staticmethod
     def call_hook(hook, proc):
@@ -823,9 +833,9 @@ class Pool:
         self._engine.setup_file = setup_file
         # Soft-limit notices cost nothing until a limit passes; STARTED ones
         # (a frame per task) only once something waits for starts.
-        pool.set_notices(soft_limit=True)
         if on_timeout_set is not None:
-            self._engine.track_starts()
+            self._engine.tracking = True
+        self._engine.apply_notices()
         self._finalizer = weakref.finalize(self, self._engine.finish, True)
         self._state = RUN
         self._engine.thread.start()

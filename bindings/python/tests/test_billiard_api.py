@@ -395,6 +395,10 @@ def test_process_up_and_down_callbacks():
             time.sleep(0.05)
     assert ups[0] == first and len(set(ups)) >= 3
     assert first in downs
+    # Each worker once, however short its life (workers' own notices, not a
+    # poll that a worker recycled within its interval would slip past).
+    assert len(ups) == len(set(ups)) and len(downs) == len(set(downs))
+    assert set(downs) <= set(ups)
 
 
 def test_putlocks_make_apply_async_wait_for_room():
