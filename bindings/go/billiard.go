@@ -488,8 +488,10 @@ type NoticeKind int
 
 // The notice kinds (BILLIARD_NOTICE_*).
 const (
-	NoticeStarted   NoticeKind = C.BILLIARD_NOTICE_STARTED
-	NoticeSoftLimit NoticeKind = C.BILLIARD_NOTICE_SOFT_LIMIT
+	NoticeStarted       NoticeKind = C.BILLIARD_NOTICE_STARTED
+	NoticeSoftLimit     NoticeKind = C.BILLIARD_NOTICE_SOFT_LIMIT
+	NoticeWorkerStarted NoticeKind = C.BILLIARD_NOTICE_WORKER_STARTED // PID; no task
+	NoticeWorkerExited  NoticeKind = C.BILLIARD_NOTICE_WORKER_EXITED  // PID; no task
 )
 
 // Notice is something that happened to a task before its result.

@@ -622,6 +622,25 @@ func TestNoticesSwitchedWhileThePoolRuns(t *testing.T) {
 	if n, _ := pool.Notices(); len(n) != 0 {
 		t.Fatalf("notices after off: %+v", n)
 	}
+	old, err := pool.Workers()
+	if err != nil || len(old) != 1 {
+		t.Fatalf("workers: %v %v", old, err)
+	}
+	if err := pool.SetNotices(billiard.NoticeWorkerStarted | billiard.NoticeWorkerExited); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	var exited, started bool
+	waitUntil(t, func() bool {
+		n, _ := pool.Notices()
+		for _, k := range n {
+			exited = exited || (k.Kind == billiard.NoticeWorkerExited && k.PID == old[0])
+			started = started || (k.Kind == billiard.NoticeWorkerStarted && k.PID != old[0])
+		}
+		return exited && started
+	})
 	if err := pool.SetNotices(16); err == nil {
 		t.Fatal("unknown notice kind accepted")
 	}

@@ -170,7 +170,7 @@ module Billiard
   # How a task ended: Result#outcome is one of these symbols.
   OUTCOMES = %i[ok failed worker_lost time_limit cancelled abandoned memory_limit].freeze
   # Notice#kind (BILLIARD_NOTICE_*).
-  NOTICE_KINDS = { 1 => :started, 2 => :soft_limit }.freeze
+  NOTICE_KINDS = { 1 => :started, 2 => :soft_limit, 4 => :worker_started, 8 => :worker_exited }.freeze
   # TaskStatus#state (BILLIARD_TASK_*).
   TASK_STATES = { 1 => :queued, 2 => :sent, 3 => :running, 4 => :done }.freeze
   # Worker#state (BILLIARD_WORKER_*).
