@@ -62,11 +62,15 @@ def hooks(initializer, initargs, on_process_exit, forked_host=False):
         _on_exit = on_process_exit
         if forked_host:
             atexit._clear()
+        soft_limit_handler = signal.getsignal(signal.SIGUSR1)
+        if initializer is not None:
+            initializer(*initargs)
+        # After the initializer, as billiard does: one that resets signals
+        # (Celery's resets SIGUSR1) cannot turn a soft limit into a death.
+        signal.signal(signal.SIGUSR1, soft_limit_handler)
         # Ctrl-C in a terminal reaches the whole foreground group: the host
         # decides, its workers go on until told.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if initializer is not None:
-            initializer(*initargs)
 
     def at_exit():
         try:

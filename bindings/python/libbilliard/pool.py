@@ -139,8 +139,11 @@ class ApplyResult:
 
     def __init__(self, callback=None, error_callback=None, accept_callback=None,
                  timeout_callback=None, soft_timeout=None, timeout=None, correlation_id=None,
-                 on_timeout_set=None, on_timeout_cancel=None, callbacks_propagate=()):
+                 on_timeout_set=None, on_timeout_cancel=None, callbacks_propagate=(),
+                 putlock=None):
         self.correlation_id = correlation_id
+        self._putlock = putlock  # released once, when the outcome is known
+        self._terminated = None
         self._job = next(_job_counter)
         self._ready = False
         self._event = None  # made by the first wait() that must block
@@ -257,9 +260,24 @@ class ApplyResult:
             self._on_timeout_set(self, self._soft_timeout, self._timeout)
         self.safe_apply_callback(self._accept_callback, pid, time_accepted)
 
+    def terminate(self, signum):
+        """Cancels the call (billiard's ApplyResult.terminate): a call not
+        yet started never starts and raises Terminated(-signum); a running
+        one gets ``signum`` (as Pool.terminate_job)."""
+        self._terminated = signum
+        pool, task_id = self._tasks.get(None, (None, None))
+        if pool is None or self.ready():
+            return
+        try:
+            _core.Task(pool, task_id).cancel(signal=signum or _signal.SIGTERM)
+        except (Closed, BilliardError):
+            pass  # finished, or the pool is gone
+
     def _set(self, i, obj):
         if self._on_timeout_cancel is not None:
             self._on_timeout_cancel(self)
+        if self._putlock is not None:
+            self._putlock.release()
         self._success, self._value = obj
         self._mark_ready()
         if self._success:
@@ -469,6 +487,9 @@ class _Engine:
         self.size_ref = ctypes.byref(self.size)
         self.notice_batch = (_lib.Notice * 64)()
         self.thread = threading.Thread(target=self.run, name="libbilliard-results", daemon=True)
+        self.hub = None  # the event loop delivering results instead of the thread
+        self.start_lock = threading.Lock()
+        self.delivering = False  # the thread runs, or an event loop delivers
 
     def record(self, result, index):
         """The tag of a new call whose outcome goes to ``result`` (dict
@@ -480,11 +501,52 @@ class _Engine:
     def forget(self, tag):
         self.jobs.pop(tag, None)
 
-    # The result thread.
+    # Who delivers: the result thread, or the host's event loop.
+
+    def start_thread(self):
+        """Starts the result thread unless it runs or an event loop
+        delivers (idempotent, any thread)."""
+        with self.start_lock:
+            if not self.delivering and not self.stop:
+                self.thread.start()
+                self.delivering = True
+
+    def attach(self, hub):
+        """Lets ``hub`` (kombu's Hub, or anything with add_reader and
+        remove_reader) deliver results through the pool's fd: no result
+        thread. Refused once the thread runs (one deliverer)."""
+        with self.start_lock:
+            if self.thread.is_alive():
+                raise RuntimeError("results are delivered by the result thread already")
+            self.hub = hub
+            self.delivering = True
+        if self.watching:
+            self.workers_seen([w.pid for w in self.pool.workers()], [])
+        hub.add_reader(self.pool.fileno(), self.on_readable)
+
+    def detach(self):
+        hub, self.hub = self.hub, None
+        if hub is not None:
+            try:
+                hub.remove_reader(self.pool.fileno())
+            except Exception:  # the loop is gone already, or the pool
+                pass
+
+    def on_readable(self, *_):
+        """The event loop's reader: delivers what waits, never blocks."""
+        try:
+            self.drain()
+        except Closed:
+            pass
+        except BaseException as exc:
+            logger.exception("libbilliard: delivering results failed")
+            self.fail_all(exc)
 
     def run(self):
+        """Delivers until the pool is done: the result thread's body, and
+        the end of a pool whose results came through an event loop."""
         fd = self.pool.fileno()
-        if self.watching:  # the workers up before their notices were asked for
+        if self.watching and self.hub is None:  # the workers up before notices were asked for
             self.workers_seen([w.pid for w in self.pool.workers()], [])
         while True:
             with self.lock:
@@ -666,11 +728,16 @@ class _Engine:
             self.closing = True
             if terminate:
                 self.terminating = True
+        looped = self.hub is not None
         try:
             if terminate:
                 self.pool.terminate()
             else:
                 self.pool.close()
+            if looped:  # no thread: deliver the rest here, as it comes
+                self.detach()
+                self.run()
+            if not terminate:
                 self.pool.join()
         except BilliardError:  # freed already, or a copy in a forked child
             pass
@@ -748,10 +815,17 @@ class Pool:
     above the hard one is dropped (the hard one wins); too many crashes
     in ``max_restart_freq`` seconds fail pending and new calls with
     RestartFreqExceeded (the host lives); ``putlocks`` makes apply_async
-    wait while ``processes`` tasks wait to start; ``threads``,
-    ``semaphore``, ``synack``, ``allow_restart``, ``enable_timeouts`` and
+    wait while ``processes`` tasks wait to start; ``threads=False``
+    starts no result thread until the first task, and none at all if
+    :meth:`register_with_event_loop` came first; ``semaphore`` (a
+    LaxBoundedSemaphore, as Celery's worker passes) is released once per
+    apply_async outcome and grows and shrinks with the pool, but never
+    acquired here; ``synack``, ``allow_restart``, ``enable_timeouts`` and
     unknown keywords are accepted and change nothing (restart() always
-    works). ``context`` is a start method name or a multiprocessing/billiard
+    works). ``prefetch``: how many tasks a busy worker may hold beyond the
+    one it runs (the library's default, 16, suits many short calls; 1 never
+    lets a call wait behind a long one while another worker is idle, as
+    Celery's fair scheduling). ``context`` is a start method name or a multiprocessing/billiard
     context: "forkserver" (default), "spawn" or "fork".
     """
 
@@ -760,7 +834,8 @@ class Pool:
                  max_restart_freq=1, on_process_up=None, on_process_down=None,
                  on_timeout_set=None, on_timeout_cancel=None, threads=True, semaphore=None,
                  putlocks=False, allow_restart=False, synack=False, on_process_exit=None,
-                 context=None, max_memory_per_child=None, enable_timeouts=False, **kwargs):
+                 context=None, max_memory_per_child=None, enable_timeouts=False, prefetch=None,
+                 **kwargs):
         self._state = TERMINATE  # until the pool is made
         if _worker.preparing:
             raise RuntimeError(
@@ -785,6 +860,7 @@ class Pool:
         self.on_timeout_set = on_timeout_set
         self.on_timeout_cancel = on_timeout_cancel
         self._processes = processes
+        self._maxtasksperchild = maxtasksperchild
         self._initargs = tuple(initargs)
         self.max_restarts = max_restarts or processes * 100
         self.max_restart_freq = max_restart_freq or 1
@@ -798,6 +874,7 @@ class Pool:
             soft_memory_limit=max_memory_per_child * 1024 if max_memory_per_child else None,
             restart_intensity=(self.max_restarts, self.max_restart_freq),
             max_queued=processes if putlocks else 0,
+            prefetch=prefetch,
         )
         setup_file = None
         if method is StartMethod.FORK:
@@ -838,7 +915,9 @@ class Pool:
         self._engine.apply_notices()
         self._finalizer = weakref.finalize(self, self._engine.finish, True)
         self._state = RUN
-        self._engine.thread.start()
+        self._putlock = semaphore
+        if threads:
+            self._engine.start_thread()
 
     @staticmethod
     def _soft_below(soft, hard):
@@ -867,6 +946,8 @@ class Pool:
             elif soft is not None:
                 soft_ms = _core._limit_ms(soft)
         engine = self._engine
+        if not engine.delivering:  # threads=False and no event loop: the thread after all
+            engine.start_thread()
         tag = engine.record(result, index)  # before the submit: see drain
         try:
             call = self._calls.call
@@ -920,7 +1001,7 @@ class Pool:
         result = ApplyResult(callback, error_callback, accept_callback, timeout_callback,
                              soft_timeout or self.soft_timeout, timeout or self.timeout,
                              correlation_id, self.on_timeout_set, self.on_timeout_cancel,
-                             callbacks_propagate)
+                             callbacks_propagate, self._putlock)
         try:
             payload = _dumps((func, args, kwds), _PROTOCOL)
         except Exception as exc:
@@ -1034,6 +1115,9 @@ class Pool:
         self._check_running()
         self._processes += n
         self._engine.pool.resize(self._processes)
+        if self._putlock is not None:
+            for _ in range(n):
+                self._putlock.grow()
 
     def shrink(self, n=1):
         """Retires ``n`` workers, each after the tasks it holds."""
@@ -1042,6 +1126,9 @@ class Pool:
             raise ValueError("Can't shrink pool: it needs at least one process")
         self._processes -= n
         self._engine.pool.resize(self._processes)
+        if self._putlock is not None:
+            for _ in range(n):
+                self._putlock.shrink()
 
     def restart(self):
         """Replaces every worker, each after the tasks it holds."""
@@ -1054,6 +1141,15 @@ class Pool:
             return self._engine.pool.stats()["workers"] > 0
         except Closed:
             return False
+
+    def register_with_event_loop(self, hub):
+        """Results and callbacks are delivered by ``hub`` (kombu's Hub, as
+        Celery's worker runs it; anything with add_reader/remove_reader)
+        when the pool's fd is readable, on the loop's thread: no result
+        thread. Call it before the first task (``threads=False`` keeps the
+        thread from starting at construction); close/join and terminate
+        then deliver the rest on the calling thread."""
+        self._engine.attach(hub)
 
     @property
     def _pool(self):
