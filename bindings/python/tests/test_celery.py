@@ -2,6 +2,7 @@
 real redis-server (see celery_harness): each of prefork's behaviours,
 point by point, through Celery's own client API."""
 import os
+import random
 import signal
 import threading
 import time
@@ -18,7 +19,8 @@ if not os.environ.get("CI"):
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded  # noqa: E402
 from celery.result import AsyncResult  # noqa: E402
 
-from celery_harness import OUR_POOL, Node, RedisServer, alive, descendants, wait_until  # noqa: E402
+from celery_harness import (OUR_POOL, Node, RedisServer, alive, children, descendants,  # noqa: E402
+                            wait_until)
 from libbilliard.exceptions import WorkerLostError  # noqa: E402
 
 TIMEOUT = 60  # generous: the suite must pass with every CPU busy
@@ -340,3 +342,56 @@ def test_results_come_through_the_event_loop_without_a_result_thread(capp, start
     assert get(capp.add.delay(5, 6)) == 11
     names = node.inspect(capp.app)._request("threads")[node.hostname]["threads"]
     assert "libbilliard-results" not in names
+
+
+# Chaos: nothing lost.
+
+CHAOS_TASKS = int(os.environ.get("LIBBILLIARD_CHAOS_TASKS", "2000"))
+
+
+def pool_workers(node):
+    """The node's pool workers: the children of its fork server."""
+    return [w for server in children(node.pid) for w in children(server)]
+
+
+def test_chaos_two_nodes_workers_and_a_node_killed_nothing_lost(capp, server, start, r):
+    """acks_late tasks, each recording its completion idempotently, while
+    pool workers are SIGKILLed at random and one node is SIGKILLed and
+    started again: every task completes at least once."""
+    conf = {"task_acks_late": True, "task_reject_on_worker_lost": True,
+            # A node killed outright holds unacked messages: kombu gives them
+            # back once they are this old, looking every second.
+            "broker_transport_options": {"visibility_timeout": 5, "unacked_restore_interval": 1,
+                                         "unacked_restore_throttle": 1}}
+    nodes = [start(name="chaos1", concurrency=2, conf=conf),
+             start(name="chaos2", concurrency=2, conf=conf)]
+    rng = random.Random(1234)
+    for i in range(CHAOS_TASKS):
+        capp.record.apply_async((i, 0.02))
+    kills = node_killed = 0
+    deadline = time.monotonic() + 600
+    while r.scard("done") < CHAOS_TASKS:
+        assert time.monotonic() < deadline, f"only {r.scard('done')} of {CHAOS_TASKS} done"
+        if not node_killed and r.scard("done") > CHAOS_TASKS // 3:
+            victim = nodes[0]
+            pool = descendants(victim.pid)
+            victim.kill()
+            wait_until(lambda: not any(alive(p) for p in pool), TIMEOUT,
+                       "the killed node's pool to end")
+            nodes[0] = start(name="chaos1", concurrency=2, conf=conf)
+            node_killed = 1
+        workers = [w for node in nodes for w in pool_workers(node)]
+        if workers:
+            try:
+                os.kill(rng.choice(workers), signal.SIGKILL)
+                kills += 1
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    done = {int(x) for x in r.smembers("done")}
+    assert done == set(range(CHAOS_TASKS))
+    assert node_killed and kills >= 20
+    for node in nodes:
+        pool = descendants(node.pid)
+        assert node.stop() == 0
+        assert not any(alive(p) for p in pool)
