@@ -8,6 +8,7 @@
 #   make bench        billiard against the machine floor and its peers
 #   make bench-quick  the same, small, to prove it runs (CI)
 #   make bench-python the Python Pool rows alone (part of both)
+#   make bench-celery Celery on libbilliard against prefork (part of both)
 CARGO   ?= cargo
 CC      ?= cc
 PROFILE ?= debug
@@ -17,7 +18,8 @@ CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Iinclude
 LDLIBS  := -L$(OUTDIR) -Wl,-rpath,$(abspath $(OUTDIR)) -lbilliard -pthread
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
-.PHONY: lib quickstart examples test test-loaded bench bench-quick bench-python bench-setup \
+.PHONY: lib quickstart examples test test-loaded bench bench-quick bench-python bench-celery \
+	bench-setup \
 	release-lib clean \
 	install uninstall test-c-checked test-bindings test-install-bindings test-python python-tests \
 	test-go test-ruby
@@ -117,10 +119,12 @@ build/idle_rss: bench/idle_rss.c include/billiard.h release-lib
 bench: bench-setup build/idle_rss
 	$(CARGO) bench --bench pool
 	$(MAKE) bench-python
+	$(MAKE) bench-celery
 
 bench-quick: bench-setup build/idle_rss
 	$(CARGO) bench --bench pool -- --quick
 	$(MAKE) bench-python BENCH_PYTHON_FLAGS=--quick
+	$(MAKE) bench-celery BENCH_PYTHON_FLAGS=--quick
 
 # billiard's Pool API from Python: libbilliard.Pool (pip-installed into the
 # benchmark's environment) against billiard and multiprocessing.Pool.
@@ -128,6 +132,13 @@ bench-python: bench-setup
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall \
 		--no-deps ./bindings/python
 	$(BENCH_VENV)/bin/python bench/python_pool.py $(BENCH_PYTHON_FLAGS)
+
+# Celery on libbilliard against Celery's prefork pool: one redis-server
+# (started and stopped by the benchmark), one worker node each.
+bench-celery: bench-setup
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall \
+		--no-deps ./bindings/python
+	$(BENCH_VENV)/bin/python bench/celery_pool.py $(BENCH_PYTHON_FLAGS)
 
 # Where `make install` puts things (GNU names; DESTDIR for staging).
 PREFIX     ?= /usr/local
