@@ -668,8 +668,9 @@ class _Engine:
                 result.handle_timeout(soft=False)
             hard = getattr(result, "_timeout", None) or self.timeout  # map, imap: the pool's
             obj = _failure(TimeLimitExceeded(hard if hard is not None else running_us / 1e6))
-        elif outcome == Outcome.CANCELLED:
-            obj = _failure(Terminated(-(sig or _signal.SIGTERM)))
+        elif outcome == Outcome.CANCELLED:  # a queued call has no signal: the one it was given
+            obj = _failure(Terminated(-(sig or getattr(result, "_terminated", None)
+                                        or _signal.SIGTERM)))
         elif outcome == Outcome.ABANDONED:
             if self.terminating:
                 obj = _failure(Terminated(-_signal.SIGTERM))

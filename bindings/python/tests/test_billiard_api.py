@@ -659,3 +659,113 @@ def test_on_timeout_set_and_cancel_bracket_each_call():
         result = pool.apply_async(sqr, (4,))
         assert result.get(30) == 16
     assert calls == [("set", result, 20, 30), ("cancel", result)]
+
+
+def wait_for(check, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+class SelectorLoop:
+    """The least an event loop offers (kombu's Hub has the same two
+    methods): readers on fds, run by hand here."""
+
+    def __init__(self):
+        import selectors
+        self.selectors = selectors
+        self.sel = selectors.DefaultSelector()
+
+    def add_reader(self, fd, callback):
+        self.sel.register(fd, self.selectors.EVENT_READ, callback)
+
+    def remove_reader(self, fd):
+        self.sel.unregister(fd)
+
+    def run_until(self, check, timeout=30):
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, "timed out"
+            for key, _ in self.sel.select(0.1):
+                key.data(key.fd)
+
+    def readers(self):
+        return len(self.sel.get_map())
+
+
+def test_results_through_an_event_loop_without_a_result_thread():
+    loop = SelectorLoop()
+    pool = Pool(2, threads=False)
+    try:
+        pool.register_with_event_loop(loop)
+        got, where = [], []
+        pool.apply_async(sqr, (3,), callback=lambda v: (got.append(v),
+                                                        where.append(threading.current_thread())))
+        time.sleep(0.5)
+        assert got == []  # nothing is delivered unless the loop runs
+        loop.run_until(lambda: got)
+        assert got == [9] and where == [threading.main_thread()]
+        assert "libbilliard-results" not in [t.name for t in threading.enumerate()]
+        last = pool.apply_async(slow_sqr, (4, 0.5))
+        pool.close()
+        pool.join()  # delivers the rest on this thread, without the loop
+        assert last.get(0) == 16
+        assert loop.readers() == 0  # the pool's fd left the loop before it closed
+    finally:
+        pool.terminate()
+
+
+def test_threads_false_without_a_loop_starts_the_thread_at_the_first_task():
+    with Pool(1, threads=False) as pool:
+        assert "libbilliard-results" not in [t.name for t in threading.enumerate()]
+        assert pool.apply(sqr, (5,)) == 25
+        with pytest.raises(RuntimeError, match="result thread"):
+            pool.register_with_event_loop(SelectorLoop())
+
+
+def test_semaphore_is_released_once_per_outcome_and_resized_with_the_pool():
+    semaphore_mod = pytest.importorskip("kombu.asynchronous.semaphore")
+    sem = semaphore_mod.LaxBoundedSemaphore(2)
+    ran = []
+    with Pool(2, semaphore=sem) as pool:
+        for func in (sqr, crash):  # the host takes a slot per task, as Celery's worker does
+            sem.acquire(ran.append, func.__name__)
+        assert sem.value == 0 and ran == ["sqr", "crash"]
+        ok = pool.apply_async(sqr, (2,))
+        lost = pool.apply_async(crash)
+        assert ok.get(30) == 4
+        with pytest.raises(WorkerLostError):
+            lost.get(30)
+        assert sem.value == 2  # one release each: a success and a death
+        pool.grow(2)
+        assert sem.initial_value == 4
+        pool.shrink(1)
+        assert sem.initial_value == 3
+
+
+def test_apply_result_terminate_stops_a_queued_call_and_a_running_one():
+    with Pool(1, prefetch=1) as pool:
+        running = pool.apply_async(sleeper, (60,))
+        queued = pool.apply_async(getpid)
+        wait_for(running.accepted)
+        queued.terminate(signal.SIGUSR2)
+        with pytest.raises(Terminated) as info:
+            queued.get(30)
+        assert info.value.args[0] == -signal.SIGUSR2  # billiard's rule: minus the signal
+        assert not queued.accepted()  # it never ran
+        start = time.monotonic()
+        running.terminate(signal.SIGKILL)
+        with pytest.raises(Terminated):
+            running.get(30)
+        assert time.monotonic() - start < 10
+        assert pool.apply(sqr, (6,)) == 36
+
+
+def test_prefetch_one_never_holds_a_call_behind_a_long_one():
+    with Pool(2, prefetch=1) as pool:
+        long = pool.apply_async(sleeper, (60,))
+        wait_for(long.accepted)
+        shorts = [pool.apply_async(slow_sqr, (i, 0.01)) for i in range(20)]
+        assert [r.get(30) for r in shorts] == [i * i for i in range(20)]
+        assert not long.ready()  # all twenty ran beside it, on the other worker

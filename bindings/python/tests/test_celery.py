@@ -106,6 +106,15 @@ def test_concurrency_runs_n_tasks_at_once(capp, start):
     assert len(pids) == 3 and pids <= set(node.pool_pids(capp.app))
 
 
+def test_fair_scheduling_short_tasks_never_wait_behind_a_long_one(capp, start, r):
+    start(concurrency=2)
+    long = capp.block.delay("long", 60)
+    wait_until(lambda: r.get("long:started"), TIMEOUT, "the long task")
+    assert [get(capp.add.delay(i, i)) for i in range(10)] == [2 * i for i in range(10)]
+    assert r.get("long:done") is None  # all ten ran beside it
+    capp.app.control.revoke(long.id, terminate=True, signal="SIGKILL")
+
+
 def test_stats_pool_info(capp, start):
     node = start(concurrency=2, conf={"worker_max_tasks_per_child": 7, "task_time_limit": 30,
                                       "task_soft_time_limit": 20})
@@ -297,11 +306,15 @@ def test_cold_shutdown_stops_at_once_and_leaves_nothing(capp, start, r):
     wait_until(lambda: r.get("cold:started"), TIMEOUT, "the task to start")
     pool = pool_tree(node)
     assert pool
+    first = int(r.get("cold:started"))
     node.signal(signal.SIGQUIT)
     node.wait(TIMEOUT)
     assert r.get("cold:done") is None
     wait_until(lambda: not any(alive(p) for p in pool), TIMEOUT, "the pool to end")
     assert result.state != "SUCCESS"
+    # Not lost: the unacknowledged task runs again on the next node.
+    start(name="n2", concurrency=1)
+    wait_until(lambda: int(r.get("cold:started")) != first, TIMEOUT, "the task to run again")
 
 
 def test_node_killed_leaves_no_pool_process(capp, start, r):
