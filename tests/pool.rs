@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use billiard::{Config, Error, Outcome, Pool, TaskOptions};
+use billiard::{Config, Error, Outcome, Pool, TaskOptions, WorkerState};
 use common::{eventually, exists, kill, LONG};
 
 fn echo_pool(workers: usize) -> Pool {
@@ -649,4 +649,50 @@ fn results_under_prefetch_report_when_their_task_started() {
             r.running
         );
     }
+}
+
+#[test]
+fn workers_sigkilled_while_starting_are_crashes_not_failed_starts() {
+    // More SIGKILLs of starting workers in a row than the failed-start rule
+    // allows (5): they came from outside, so the pool replaces each one.
+    let pool = Pool::new(Config::new().workers(1).handler(scripted).initializer(|| {
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    }))
+    .unwrap();
+    let mut killed = HashSet::new();
+    kill(pool.worker_pids()[0], libc::SIGKILL);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while killed.len() < 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no worker starts any more after {} kills: the pool failed",
+            killed.len()
+        );
+        let starting = pool
+            .workers()
+            .into_iter()
+            .find(|w| w.state == WorkerState::Starting && !killed.contains(&w.pid));
+        match starting {
+            Some(w) => {
+                kill(w.pid, libc::SIGKILL);
+                killed.insert(w.pid);
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    let r = pool.wait_task(submit(&pool, "echo:alive"), LONG).unwrap();
+    assert_eq!(r.outcome, Outcome::Ok, "{}", r.text());
+    assert_eq!(r.text(), "alive");
+    assert!(pool.stats().counts.restarts >= 9, "each kill was a crash");
+
+    // A worker that fails to start on its own still fails the pool.
+    let err = Pool::new(
+        Config::new()
+            .workers(1)
+            .handler(scripted)
+            .initializer(|| unsafe { libc::_exit(7) }),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Spawn(_)), "{err:?}");
 }

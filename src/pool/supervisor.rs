@@ -749,7 +749,13 @@ impl Supervisor {
         let sends = st.dispatch();
         let live =
             !self.stopping && matches!(st.phase, Phase::Starting | Phase::Running | Phase::Closed);
-        let counts_as_start_failure = !w.ready && live;
+        // A SIGKILL the pool did not send comes from outside (an operator,
+        // the OOM killer, a chaos test): it says nothing about whether the
+        // worker can start, so it is a crash (the restart intensity), not a
+        // failed start, which fails the pool after a few in a row.
+        let killed_from_outside =
+            matches!(status, ExitStatus::Signal(libc::SIGKILL)) && w.stop.is_none();
+        let counts_as_start_failure = !w.ready && live && !killed_from_outside;
         drop(st);
         if graced {
             // Anchored until the grace ends (the kill timer is still due).

@@ -4,12 +4,15 @@ redis-server on a free loopback port (no persistence), stopped by its pid;
 each node is `python -m celery worker` in a session of its own."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from helpers import alive  # noqa: F401 (the tests and the benchmark take it from here)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUR_POOL = "libbilliard.celery:TaskPool"
@@ -50,15 +53,6 @@ def descendants(pid):
     return out
 
 
-def alive(pid):
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 class RedisServer:
     """redis-server on a free loopback port, no persistence."""
 
@@ -93,10 +87,12 @@ class RedisServer:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Node:
-    """One `celery worker` process (a node) on ``url``.
+    """One `celery worker` process (a node) on ``url``, its output in a
+    log file of its own (kept if LIBBILLIARD_TEST_KEEP_LOGS is set).
 
     ``pool``: the worker_pool setting (ours, or "prefork"); ``via_env``
     selects ours with CELERY_CUSTOM_WORKER_POOL and ``-P custom`` instead;
@@ -107,8 +103,8 @@ class Node:
                  via_env=False, env=None):
         self.name = name
         self.hostname = f"{name}@{socket.gethostname()}"
-        self.logpath = os.path.join(tempfile.gettempdir(),
-                                    f"libbilliard-celery-{name}-{os.getpid()}.log")
+        fd, self.logpath = tempfile.mkstemp(prefix=f"libbilliard-celery-{name}-", suffix=".log")
+        self.log = os.fdopen(fd, "wb")
         environ = dict(os.environ, LIBBILLIARD_TEST_BROKER=url,
                        LIBBILLIARD_TEST_CONF=json.dumps(conf or {}),
                        PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -122,7 +118,6 @@ class Node:
         else:
             environ["LIBBILLIARD_TEST_POOL"] = pool
         environ.update(env or {})
-        self.log = open(self.logpath, "wb")
         self.proc = subprocess.Popen(argv, cwd=HERE, env=environ, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.pid = self.proc.pid
@@ -150,10 +145,15 @@ class Node:
     def pool_pids(self, app):
         return self.stats(app)["pool"]["processes"]
 
-    def output(self):
+    def log_text(self):
+        """Everything the node wrote."""
         self.log.flush()
         with open(self.logpath, "rb") as f:
-            return f.read().decode(errors="replace")[-8000:]
+            return f.read().decode(errors="replace")
+
+    def output(self):
+        """The end of what the node wrote (for an assertion's message)."""
+        return self.log_text()[-8000:]
 
     def signal(self, sig):
         os.kill(self.pid, sig)
@@ -182,3 +182,5 @@ class Node:
                 pass
             self.proc.wait()
         self.log.close()
+        if not os.environ.get("LIBBILLIARD_TEST_KEEP_LOGS"):
+            os.unlink(self.logpath)
