@@ -31,6 +31,9 @@ How it maps onto Celery (``celery/concurrency/prefork.py`` is the model):
   ``worker_lost_wait``: the task fails with ``WorkerLostError``.
 - Hard limits kill the task's worker (``TimeLimitExceeded``); soft limits
   raise ``SoftTimeLimitExceeded`` in the task (SIGUSR1, as prefork).
+- ``pool_restart`` starts a new pool (a new fork server, forked from the
+  node as it is now, so modules Celery reloaded reach the new workers);
+  the old pool finishes what it holds and ends.
 - ``revoke(terminate=True, signal=...)`` sends that signal to the task's
   worker (its whole process group); a task not yet started never starts.
 - ``worker_max_memory_per_child`` (KiB) is compared after each task with the
@@ -63,7 +66,14 @@ class TaskPool(BasePool):
     #: this pool releases once per outcome.
     uses_semaphore = True
 
+    _hub = None
+    _retired = ()
+
     def on_start(self):
+        self._retired = []
+        self._install(self._make_pool(self.limit))
+
+    def _make_pool(self, processes):
         options = dict(self.options)
         # Prefork's options that mean nothing here: workers are forked by
         # the library's fork server, and seen dead at once.
@@ -74,29 +84,56 @@ class TaskPool(BasePool):
         # hold more (the library's prefetch window).
         if options.pop("sched_strategy", None) not in ("fast", "fcfs"):
             options["prefetch"] = 1
-        pool = self._pool = self.Pool(
-            processes=self.limit,
+        return self.Pool(
+            processes=processes,
             initializer=process_initializer,
             on_process_exit=process_destructor,
             enable_timeouts=True,
             context="fork",
             **options,
         )
+
+    def _install(self, pool):
+        self._pool = pool
         self.on_apply = pool.apply_async
         self.maintain_pool = pool.maintain_pool
-        self.terminate_job = pool.terminate_job
         self.grow = pool.grow
         self.shrink = pool.shrink
+        if self._hub is not None:
+            pool.register_with_event_loop(self._hub)
 
     def restart(self):
-        """Replaces every worker, each after its task (``pool_restart``)."""
-        self._pool.restart()
+        """``pool_restart``: a new pool, whose fork server is a fresh fork of
+        this process (so modules Celery reloaded here reach its workers),
+        takes every new task; the old one finishes the tasks it holds,
+        delivers their outcomes, and ends."""
+        old = self._pool
+        self._install(self._make_pool(old._processes))
+        self._retired.append(old)
+        old.close()
+        if self._hub is not None:
+            old._engine.when_drained(lambda: self._end_retired(old))
+        else:
+            threading.Thread(target=self._end_retired, args=(old,), daemon=True,
+                             name="libbilliard-celery-retired").start()
         self._pool.apply_async(noop)
+
+    def terminate_job(self, pid, signal=None):
+        """Stops the task the pool worker ``pid`` runs (in the pool, or in
+        one that a restart retired and that still finishes its tasks)."""
+        for pool in [self._pool, *self._retired]:
+            pool.terminate_job(pid, signal)
+
+    def _end_retired(self, pool):
+        pool.join()
+        if pool in self._retired:
+            self._retired.remove(pool)
 
     def did_start_ok(self):
         return self._pool.did_start_ok()
 
     def register_with_event_loop(self, loop):
+        self._hub = loop
         self._pool.register_with_event_loop(loop)
 
     def on_stop(self):
@@ -106,6 +143,8 @@ class TaskPool(BasePool):
         if pool is None or pool._state not in (RUN, CLOSE):
             return
         pool.close()
+        for retired in list(self._retired):  # restarted pools finish too
+            retired.close()
         # Keep the loop's timers firing (broker heartbeats) while the pool
         # drains, as prefork does.
         hub = get_event_loop()
@@ -116,6 +155,8 @@ class TaskPool(BasePool):
                                       name="libbilliard-celery-timers")
             timers.start()
         try:
+            for retired in list(self._retired):
+                self._end_retired(retired)
             pool.join()
         finally:
             done.set()
@@ -136,8 +177,10 @@ class TaskPool(BasePool):
         """Cold shutdown: every worker stops now; unfinished tasks end as
         Terminated (Celery marks them revoked)."""
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            for pool in [*self._retired, self._pool]:
+                pool.terminate()
+                pool.join()
+            self._retired = []
             self._pool = None
 
     def on_close(self):

@@ -490,6 +490,7 @@ class _Engine:
         self.hub = None  # the event loop delivering results instead of the thread
         self.start_lock = threading.Lock()
         self.delivering = False  # the thread runs, or an event loop delivers
+        self.drained = None  # called once on the loop when a closed pool is done
 
     def record(self, result, index):
         """The tag of a new call whose outcome goes to ``result`` (dict
@@ -541,6 +542,15 @@ class _Engine:
         except BaseException as exc:
             logger.exception("libbilliard: delivering results failed")
             self.fail_all(exc)
+        if self.drained is not None and self.closing and not self.jobs and self.pool_done():
+            drained, self.drained = self.drained, None
+            drained()
+
+    def when_drained(self, callback):
+        """After close(), with an event loop delivering: ``callback()`` runs
+        on the loop once every outcome is delivered (now, if they are)."""
+        self.drained = callback
+        self.on_readable()
 
     def run(self):
         """Delivers until the pool is done: the result thread's body, and

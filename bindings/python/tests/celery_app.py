@@ -33,6 +33,11 @@ app.conf.update(json.loads(os.environ.get("LIBBILLIARD_TEST_CONF", "{}")))
 
 _redis = {}
 
+try:  # a module a test writes, then has Celery reload (pool_restart)
+    import celery_reload_probe
+except ImportError:
+    celery_reload_probe = None
+
 
 def db():
     """This process's connection to the test's redis (one per pid: a forked
@@ -68,6 +73,11 @@ def threads(state):
 @app.task
 def add(x, y):
     return x + y
+
+
+@app.task
+def probe_value():
+    return celery_reload_probe.VALUE
 
 
 @app.task

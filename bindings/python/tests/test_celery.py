@@ -21,8 +21,8 @@ if not os.environ.get("CI"):
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded  # noqa: E402
 from celery.result import AsyncResult  # noqa: E402
 
-from celery_harness import (OUR_POOL, Node, RedisServer, alive, children, descendants,  # noqa: E402
-                            wait_until)
+from celery_harness import (HERE, OUR_POOL, Node, RedisServer, alive, children,  # noqa: E402
+                            descendants, wait_until)
 from libbilliard.exceptions import WorkerLostError  # noqa: E402
 
 TIMEOUT = 60  # generous: the suite must pass with every CPU busy
@@ -285,6 +285,19 @@ def test_pool_restart_broadcast_replaces_workers(capp, start):
     wait_until(lambda: not (set(node.pool_pids(capp.app)) & before) and
                len(node.pool_pids(capp.app)) == 2, TIMEOUT, "new workers")
     assert get(capp.whoami.delay()) not in before
+
+
+def test_pool_restart_with_reload_gives_new_workers_the_reloaded_module(capp, start, tmp_path):
+    probe = tmp_path / "celery_reload_probe.py"
+    probe.write_text("VALUE = 'first'\n")
+    node = start(env={"PYTHONPATH": os.pathsep.join([HERE, str(tmp_path)])})
+    assert get(capp.probe_value.delay()) == "first"
+    probe.write_text("VALUE = 'second one'\n")  # another size: no stale bytecode
+    before = set(node.pool_pids(capp.app))
+    capp.app.control.pool_restart(modules=["celery_reload_probe"], reload=True,
+                                  destination=[node.hostname], reply=True, timeout=10)
+    assert get(capp.probe_value.delay()) == "second one"
+    wait_until(lambda: not any(alive(p) for p in before), TIMEOUT, "the old workers to end")
 
 
 # Shutdown.
