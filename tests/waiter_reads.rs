@@ -91,11 +91,15 @@ fn round_trips_waited_for_by_id_do_not_wake_the_supervisor() {
     // Each task takes a moment, so that even on one CPU the waiting thread
     // is reading before the result comes (a result that comes first, while
     // nobody waits, is the supervisor's to read). A host that loses its CPU
-    // for a while can still miss that moment, so the best of three runs
-    // counts.
+    // for a while can still miss that moment (beside a CPU hog on every
+    // core, one run in three missed it 43 times in 60), so the best of up
+    // to eight runs counts.
     let n = 60;
     let mut fewest = u64::MAX;
-    for _ in 0..3 {
+    for _ in 0..8 {
+        if fewest < n / 4 {
+            break;
+        }
         let start = switches_of_ours();
         for _ in 0..n {
             let id = submit(&pool, "sleep:2");
