@@ -15,6 +15,7 @@ import billiard.exceptions
 import pytest
 
 import libbilliard
+from helpers import kill_one
 from libbilliard import Pool
 from libbilliard.exceptions import (RestartFreqExceeded, SoftTimeLimitExceeded, Terminated,
                                     TimeLimitExceeded, WorkerLostError)
@@ -592,19 +593,12 @@ def test_a_task_can_use_a_pool_of_its_own(tmp_path):
 
 
 def test_workers_killed_at_random_every_call_gets_one_outcome():
-    import random
     with Pool(2, maxtasksperchild=25) as pool:
         results = [pool.apply_async(slow_sqr, (i, 0.005)) for i in range(400)]
         kills = 0
         deadline = time.monotonic() + 60
         while kills < 10 and time.monotonic() < deadline and not results[-1].ready():
-            pids = [w.pid for w in pool._pool]
-            if pids:
-                try:
-                    os.kill(random.choice(pids), signal.SIGKILL)
-                    kills += 1
-                except ProcessLookupError:
-                    pass
+            kills += kill_one([w.pid for w in pool._pool])
             time.sleep(0.05)
         values, lost = 0, 0
         for i, result in enumerate(results):

@@ -19,10 +19,10 @@ if not os.environ.get("CI"):
         pytest.skip("redis-server is not installed", allow_module_level=True)
 
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded  # noqa: E402
-from celery.result import AsyncResult  # noqa: E402
 
 from celery_harness import (HERE, OUR_POOL, Node, RedisServer, alive, children,  # noqa: E402
                             descendants, wait_until)
+from helpers import kill_one  # noqa: E402
 from libbilliard.exceptions import WorkerLostError  # noqa: E402
 
 TIMEOUT = 60  # generous: the suite must pass with every CPU busy
@@ -435,13 +435,7 @@ def test_chaos_two_nodes_workers_and_a_node_killed_nothing_lost(capp, server, st
             nodes[0] = start(name="chaos1", concurrency=2, conf=conf)
             every_node.append(nodes[0])
             node_killed = 1
-        workers = [w for node in nodes for w in pool_workers(node)]
-        if workers:
-            try:
-                os.kill(rng.choice(workers), signal.SIGKILL)
-                kills += 1
-            except ProcessLookupError:
-                pass
+        kills += kill_one([w for node in nodes for w in pool_workers(node)], rng.choice)
         time.sleep(0.05)
     missing = set(range(CHAOS_TASKS)) - {int(x) for x in r.smembers("done")}
     if missing:
