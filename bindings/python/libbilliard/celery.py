@@ -50,6 +50,7 @@ from celery.utils.functional import noop
 from celery.utils.log import get_logger
 from kombu.asynchronous import get_event_loop
 
+from ._core import BilliardError
 from .pool import CLOSE, RUN, Pool
 
 __all__ = ["TaskPool"]
@@ -122,7 +123,12 @@ class TaskPool(BasePool):
         """Stops the task the pool worker ``pid`` runs (in the pool, or in
         one that a restart retired and that still finishes its tasks)."""
         for pool in [self._pool, *self._retired]:
-            pool.terminate_job(pid, signal)
+            if pool is None:  # stopped
+                continue
+            try:
+                pool.terminate_job(pid, signal)
+            except BilliardError:  # that pool ended meanwhile
+                pass
 
     def _end_retired(self, pool):
         pool.join()
