@@ -13,12 +13,7 @@ impl State {
     /// Queues a notice of `kind` for task `task_id` (if the host asked for
     /// that kind): `Started` once per task, at `at`; `SoftLimit` now.
     pub(crate) fn notice(&mut self, kind: NoticeKind, task_id: u64, pid: i32, at: Instant) {
-        let wanted = match kind {
-            NoticeKind::Started => self.notice_kinds.started,
-            NoticeKind::SoftLimit => self.notice_kinds.soft_limit,
-            NoticeKind::WorkerStarted | NoticeKind::WorkerExited => false, // worker_notice
-        };
-        if !wanted {
+        if !self.wants(kind) {
             return;
         }
         let Some(t) = self.tasks.get_mut(&task_id) else {
@@ -31,31 +26,26 @@ impl State {
                 at.saturating_duration_since(t.submitted)
             }
             NoticeKind::SoftLimit => t.started.map_or(Duration::ZERO, |s| at - s),
-            NoticeKind::WorkerStarted | NoticeKind::WorkerExited => return,
+            NoticeKind::WorkerStarted | NoticeKind::WorkerExited => return, // worker_notice
         };
-        self.notices.push_back(Notice {
+        let tag = t.tag;
+        self.push_notice(Notice {
             kind,
             task_id,
-            tag: t.tag,
+            tag,
             pid,
             at: wall_time(at),
             elapsed,
         });
-        self.sync_results_fd();
     }
 
     /// Queues a worker notice (`WorkerStarted` or `WorkerExited`, if the
     /// host asked for that kind) for worker `pid`, now.
     pub(crate) fn worker_notice(&mut self, kind: NoticeKind, pid: i32) {
-        let wanted = match kind {
-            NoticeKind::WorkerStarted => self.notice_kinds.worker_started,
-            NoticeKind::WorkerExited => self.notice_kinds.worker_exited,
-            NoticeKind::Started | NoticeKind::SoftLimit => false, // notice
-        };
-        if !wanted {
+        if !self.wants(kind) {
             return;
         }
-        self.notices.push_back(Notice {
+        self.push_notice(Notice {
             kind,
             task_id: 0,
             tag: 0,
@@ -63,6 +53,22 @@ impl State {
             at: std::time::SystemTime::now(),
             elapsed: Duration::ZERO,
         });
+    }
+
+    /// Whether the host asked for notices of `kind`.
+    fn wants(&self, kind: NoticeKind) -> bool {
+        let kinds = &self.notice_kinds;
+        match kind {
+            NoticeKind::Started => kinds.started,
+            NoticeKind::SoftLimit => kinds.soft_limit,
+            NoticeKind::WorkerStarted => kinds.worker_started,
+            NoticeKind::WorkerExited => kinds.worker_exited,
+        }
+    }
+
+    /// Queues `notice`; the pool fd then reads as readable.
+    fn push_notice(&mut self, notice: Notice) {
+        self.notices.push_back(notice);
         self.sync_results_fd();
     }
 
