@@ -67,7 +67,8 @@ def hooks(initializer, initargs, on_process_exit, forked_host=False):
             initializer(*initargs)
         # After the initializer, as billiard does: one that resets signals
         # (Celery's resets SIGUSR1) cannot turn a soft limit into a death.
-        signal.signal(signal.SIGUSR1, soft_limit_handler)
+        if soft_limit_handler is not None:  # None: set outside Python, left alone
+            signal.signal(signal.SIGUSR1, soft_limit_handler)
         # Ctrl-C in a terminal reaches the whole foreground group: the host
         # decides, its workers go on until told.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -18,6 +18,7 @@ if not os.environ.get("CI"):
                for d in os.environ.get("PATH", "").split(os.pathsep)):
         pytest.skip("redis-server is not installed", allow_module_level=True)
 
+import celery  # noqa: E402
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded  # noqa: E402
 
 from celery_harness import (HERE, OUR_POOL, Node, RedisServer, alive, children,  # noqa: E402
@@ -101,6 +102,24 @@ def test_selected_by_custom_pool_environment(capp, start):
     node = start(via_env=True)
     assert node.stats(capp.app)["pool"]["implementation"] == OUR_POOL
     assert get(capp.add.delay(20, 22)) == 42
+
+
+def test_a_broker_without_an_event_loop_gets_the_result_thread(server, capp, tmp_path):
+    """kombu's filesystem transport has no event loop: Celery then runs the
+    pool threaded (putlocks, no semaphore), and our result thread delivers."""
+    folder = str(tmp_path)
+    conf = {"broker_url": "filesystem://", "broker_transport_options": {
+        "data_folder_in": folder, "data_folder_out": folder, "control_folder": folder}}
+    client = celery.Celery("client", backend=capp.URL, broker="filesystem://")
+    client.conf.update(conf)
+    node = Node(server.url, conf=conf)
+    try:
+        node.wait_ready(client)
+        assert client.send_task("celery_app.add", (20, 3)).get(timeout=TIMEOUT) == 23
+        threads = node.inspect(client)._request("threads")[node.hostname]["threads"]
+        assert "libbilliard-results" in threads
+    finally:
+        node.cleanup()
 
 
 def test_concurrency_runs_n_tasks_at_once(capp, start):
