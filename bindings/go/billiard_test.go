@@ -451,7 +451,21 @@ func TestNoticesAndTaskStatus(t *testing.T) {
 		time.Since(st.Started) > time.Minute {
 		t.Fatalf("status %+v %v", st, err)
 	}
-	notices, _ := pool.Notices()
+	// The status reads the worker's progress page; the notice comes from its
+	// ACK frame, which the supervisor may read a moment later (on a busy
+	// machine, after the status already says Running).
+	var notices []billiard.Notice
+	waitUntil(t, func() bool {
+		more, err := pool.Notices()
+		if err != nil {
+			t.Fatal(err)
+		}
+		notices = append(notices, more...)
+		return len(notices) > 0
+	})
+	if more, _ := pool.Notices(); len(more) != 0 {
+		t.Fatalf("more notices than one start: %+v", more)
+	}
 	if len(notices) != 1 || notices[0].Kind != billiard.NoticeStarted || notices[0].TaskID != id ||
 		notices[0].PID != st.PID || notices[0].Tag != 9 {
 		t.Fatalf("notices %+v", notices)

@@ -44,7 +44,10 @@ def test_started_notice_status_and_pid_before_the_result():
         assert status.state is TaskState.RUNNING and status.tag == 7
         assert abs(status.started - time.time()) < 30
         assert task.pid == status.pid and alive(task.pid)
-        notices = pool.notices()
+        # The status reads the progress page; the notice comes from the ACK
+        # frame, which the supervisor may read a moment later.
+        notices = []
+        wait_until(lambda: notices.extend(pool.notices()) or notices)
         assert [(n.kind, n.task_id, n.tag, n.pid) for n in notices] == [
             (NoticeKind.STARTED, task.id, 7, status.pid)]
         assert pool.notices() == []  # each once

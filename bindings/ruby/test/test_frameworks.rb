@@ -34,7 +34,10 @@ class FrameworksTest < Minitest::Test
       assert_equal :running, status.state
       assert_equal 5, status.tag
       assert_in_delta Time.now.to_f, status.started.to_f, 30
-      notices = pool.notices
+      # The status reads the progress page; the notice comes from the ACK
+      # frame, which the supervisor may read a moment later.
+      notices = []
+      wait_until { notices.concat(pool.notices).any? }
       assert_equal [[:started, id, 5, status.pid]], notices.map { |n| [n.kind, n.task_id, n.tag, n.pid] }
       assert_equal [], pool.notices
       assert_raises(Billiard::TimeoutError) { pool.wait(0.01) } # a notice is no result
