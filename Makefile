@@ -63,7 +63,7 @@ test-ruby: lib
 	$(OPTIONAL) "Ruby binding" "ruby -e 'require \"ffi\"; require \"minitest\"'" \
 		env LIBBILLIARD_PATH=$(abspath $(OUTDIR))/libbilliard.so \
 		ruby -Ibindings/ruby/lib -e 'ARGV.each { |f| require File.expand_path(f) }' \
-		bindings/ruby/test/test_pool.rb bindings/ruby/test/test_frameworks.rb
+		bindings/ruby/test/test_pool.rb bindings/ruby/test/test_frameworks.rb bindings/ruby/test/test_map.rb
 
 # Go: cgo through pkg-config (the uninstalled billiard.pc of this build);
 # Go's caches under target/, so no $HOME is needed.

@@ -8,6 +8,7 @@
 # Billiard::Result. Waits are attached with `blocking: true`, so they
 # release the GVL; the library calls into Ruby from its own thread only to
 # fork a replacement fork server (handler: pools).
+require "etc"
 require "ffi"
 require "monitor"
 
@@ -76,6 +77,8 @@ module Billiard
     attach_function :billiard_config_set_hard_time_limit, %i[pointer uint64], :int
     attach_function :billiard_config_set_kill_grace, %i[pointer uint64], :int
     attach_function :billiard_config_set_max_tasks_per_worker, %i[pointer uint64 uint64], :int
+    attach_function :billiard_config_set_soft_memory_limit, %i[pointer uint64], :int
+    attach_function :billiard_config_set_hard_memory_limit, %i[pointer uint64], :int
     attach_function :billiard_config_set_notices, %i[pointer uint32], :int
     attach_function :billiard_config_set_fork_server_callback, %i[pointer fork_server pointer], :int
     attach_function :billiard_task_opts_init, [:pointer], :int
@@ -86,6 +89,13 @@ module Billiard
                     blocking: true
     attach_function :billiard_pool_wait, %i[pointer int64 pointer], :int, blocking: true
     attach_function :billiard_task_wait, %i[pointer uint64 int64 pointer], :int, blocking: true
+    # The same two calls keeping the GVL, for when they cannot block: a
+    # submit to an unbounded queue, a wait with timeout 0. Releasing and
+    # taking the GVL again cost more than such a call.
+    attach_function :billiard_pool_submit_now, :billiard_pool_submit,
+                    %i[pointer buffer_in size_t pointer pointer], :int
+    attach_function :billiard_task_wait_now, :billiard_task_wait, %i[pointer uint64 int64 pointer], :int
+    attach_function :billiard_pool_wait_now, :billiard_pool_wait, %i[pointer int64 pointer], :int
     attach_function :billiard_task_cancel, %i[pointer uint64], :int
     attach_function :billiard_task_cancel_signal, %i[pointer uint64 int], :int
     attach_function :billiard_task_signal, %i[pointer uint64 int], :int
@@ -126,6 +136,7 @@ module Billiard
     end
   end
 
+  EINVAL = -1
   ETIMEDOUT = -2
   ECLOSED = -3
   EFULL = -4
@@ -196,13 +207,14 @@ module Billiard
 
     # The reply's bytes; raises TaskError unless the task ended OK.
     def value
-      raise TaskError.new(self) unless ok?
+      raise TaskError.for(self) unless ok?
 
       data
     end
 
-    def self.take(ptr)
-      size = FFI::MemoryPointer.new(:size_t)
+    # Copies the C result +ptr+ out and frees it; +size+ is room for a
+    # size_t (a fresh one if not given).
+    def self.take(ptr, size = FFI::MemoryPointer.new(:size_t))
       data = Lib.billiard_result_data(ptr, size)
       new(task_id: Lib.billiard_result_task_id(ptr), tag: Lib.billiard_result_tag(ptr),
           outcome: OUTCOMES.fetch(Lib.billiard_result_outcome(ptr)),
@@ -216,7 +228,9 @@ module Billiard
     end
   end
 
-  # Raised by Result#value for a task that did not end OK.
+  # Raised by Result#value for a task that did not end OK (TaskError.for
+  # picks the subclass for the outcome); Billiard.map raises these for an
+  # item whose task ended so.
   class TaskError < StandardError
     attr_reader :result
 
@@ -224,7 +238,24 @@ module Billiard
       @result = result
       super("task #{result.task_id}: #{result.outcome}: #{result.data}")
     end
+
+    # The error for +result+'s outcome: a subclass where one is defined.
+    def self.for(result)
+      { worker_lost: WorkerLost, time_limit: TimeLimitExceeded, memory_limit: MemoryLimitExceeded,
+        cancelled: Cancelled, abandoned: Abandoned }.fetch(result.outcome, TaskError).new(result)
+    end
   end
+
+  # The worker running the task died (a crash, a kill, an exit).
+  class WorkerLost < TaskError; end
+  # The task passed its hard time limit and its worker was stopped.
+  class TimeLimitExceeded < TaskError; end
+  # The worker died out of memory under the hard memory limit.
+  class MemoryLimitExceeded < TaskError; end
+  # The task was cancelled.
+  class Cancelled < TaskError; end
+  # The pool stopped (terminate, a failed pool) before the task could run.
+  class Abandoned < TaskError; end
 
   # Calls a blocking library call (given the ms it may block) in slices
   # until it returns something other than ETIMEDOUT or +timeout+ seconds
@@ -281,14 +312,17 @@ module Billiard
     # +after_fork+, +at_exit+ and +soft_limit_raises+ are as for
     # Billiard.worker_main.
     #
-    # Options (seconds for times): workers (0: one per CPU), start_method
-    # (:spawn, default, or :forkserver), env, cwd, soft_time_limit,
-    # hard_time_limit, kill_grace, max_tasks_per_worker, max_queued,
-    # notices (true: keep started and soft-limit notices for #notices).
+    # Options (seconds for times, bytes for memory): workers (0: one per
+    # CPU), start_method (:spawn, default, or :forkserver), env, cwd,
+    # soft_time_limit, hard_time_limit, kill_grace, max_tasks_per_worker,
+    # soft_memory_limit (a worker above it after a task is replaced),
+    # hard_memory_limit (a worker's address space cannot grow past it),
+    # max_queued, notices (true: keep started and soft-limit notices for
+    # #notices).
     def initialize(argv = nil, workers: 0, handler: nil, after_fork: nil, at_exit: nil,
                    soft_limit_raises: false, start_method: :spawn, env: {}, cwd: nil, soft_time_limit: nil,
                    hard_time_limit: nil, kill_grace: nil, max_tasks_per_worker: nil,
-                   max_queued: 0, notices: false)
+                   soft_memory_limit: nil, hard_memory_limit: nil, max_queued: 0, notices: false)
       raise ArgumentError, "a worker program (argv) or a handler, not both" if argv.nil? == handler.nil?
       if argv && (after_fork || at_exit || soft_limit_raises)
         raise ArgumentError, "after_fork, at_exit and soft_limit_raises go with handler:; " \
@@ -325,6 +359,13 @@ module Billiard
         if max_tasks_per_worker
           Billiard.check(Lib.billiard_config_set_max_tasks_per_worker(cfg, max_tasks_per_worker, 0))
         end
+        { billiard_config_set_soft_memory_limit: soft_memory_limit,
+          billiard_config_set_hard_memory_limit: hard_memory_limit }.each do |setter, bytes|
+          next unless bytes
+          raise ArgumentError, "a memory limit is a positive number of bytes" unless bytes.positive?
+
+          Billiard.check(Lib.send(setter, cfg, Integer(bytes)))
+        end
         out = FFI::MemoryPointer.new(:pointer)
         Billiard.check(Lib.billiard_pool_new(cfg, out))
       ensure
@@ -332,6 +373,7 @@ module Billiard
       end
       @ptr = FFI::AutoPointer.new(out.read_pointer, self.class.method(:release))
       @io = nil
+      @unbounded = max_queued.zero?
       # The close rule: calls enter the gate; close shuts it (later calls
       # raise ClosedError), terminates (the library wakes every waiter and
       # blocked submit), waits for the calls in flight, then frees.
@@ -344,7 +386,15 @@ module Billiard
     # Submits +data+ (a String, sent as bytes) and returns its task id.
     # Per-task limits in seconds: nil takes the pool's, Float::INFINITY none.
     def submit(data, tag: 0, soft_time_limit: nil, hard_time_limit: nil, block: true)
-      data = data.to_s
+      submit_all([data], tag: tag, soft_time_limit: soft_time_limit, hard_time_limit: hard_time_limit,
+                         block: block).first
+    end
+
+    # Submits each of +datas+ in order (the options as for #submit) and
+    # returns their task ids: one entry into the pool for all of them. If
+    # one fails, the error is raised and the tasks before it stay
+    # submitted.
+    def submit_all(datas, tag: 0, soft_time_limit: nil, hard_time_limit: nil, block: true)
       opts = Lib::TaskOpts.new
       Lib.billiard_task_opts_init(opts)
       opts[:tag] = tag
@@ -352,8 +402,15 @@ module Billiard
       opts[:soft_time_limit_ms] = limit_ms(soft_time_limit)
       opts[:hard_time_limit_ms] = limit_ms(hard_time_limit)
       id = FFI::MemoryPointer.new(:uint64)
-      call { |h| Billiard.check(Lib.billiard_pool_submit(h, data, data.bytesize, opts, id)) }
-      id.read(:uint64)
+      # Only a bounded queue makes a submit wait: the others keep the GVL.
+      submit = @unbounded || !block ? Lib.method(:billiard_pool_submit_now) : Lib.method(:billiard_pool_submit)
+      call do |h|
+        datas.map do |data|
+          data = data.to_s
+          Billiard.check(submit.call(h, data, data.bytesize, opts, id))
+          id.read(:uint64)
+        end
+      end
     end
 
     # The next finished task's Result, whichever; nil when no task is
@@ -366,7 +423,58 @@ module Billiard
 
     # The Result of task +id+ (NotFoundError if it is not pending).
     def wait_task(id, timeout = nil)
-      take(timeout) { |h, ms, out| Lib.billiard_task_wait(h, id, ms, out) }
+      wait_tasks([id], timeout).first
+    end
+
+    # The Results of the tasks +ids+, in their order, each waited for as
+    # #wait_task does (+timeout+ for each): one entry into the pool for
+    # all of them. If a wait fails, its error is raised; the results taken
+    # before it are lost to the caller.
+    def wait_tasks(ids, timeout = nil)
+      size = FFI::MemoryPointer.new(:size_t)
+      waited(ids, timeout, ready_after_first: false).map { |ptr| Result.take(ptr, size) }
+    end
+
+    # For a caller that needs only the replies (ForkPool): waits up to
+    # +timeout+ for the first task of +ids+, then takes the results of the
+    # ones after it that are in already, up to the first that is not.
+    # Returns what it took, in order: each task's reply (a binary String)
+    # if it ended OK, else its Result.
+    def take_replies(ids, timeout = nil)
+      size = FFI::MemoryPointer.new(:size_t)
+      waited(ids, timeout, ready_after_first: true).map { |ptr| Pool.reply(ptr, size) }
+    end
+
+    # #take_replies for results in any order (only for a caller that is
+    # the pool's only waiter): up to +max+ pairs [task id, reply], the
+    # first waited for (+timeout+), the others in already; [] when no task
+    # is pending.
+    def take_any_replies(max, timeout = nil)
+      size = FFI::MemoryPointer.new(:size_t)
+      out = FFI::MemoryPointer.new(:pointer)
+      taken = []
+      call do |h|
+        rc = Lib.billiard_pool_wait_now(h, 0, out)
+        rc = Billiard.sliced(timeout) { |ms| Lib.billiard_pool_wait(h, ms, out) } if rc == ETIMEDOUT && timeout != 0
+        return [] if rc == ENOTFOUND
+
+        Billiard.check(rc)
+        taken << out.read_pointer
+        taken << out.read_pointer while taken.size < max && Lib.billiard_pool_wait_now(h, 0, out).zero?
+      end
+      taken.map { |ptr| [Lib.billiard_result_task_id(ptr), Pool.reply(ptr, size)] }
+    end
+
+    # A C result's reply (freed): its data if it ended OK, else its Result.
+    def self.reply(ptr, size)
+      return Result.take(ptr, size) unless Lib.billiard_result_outcome(ptr).zero?
+
+      begin
+        data = Lib.billiard_result_data(ptr, size)
+        data.null? ? "".b : data.read_bytes(size.read(:size_t))
+      ensure
+        Lib.billiard_result_free(ptr)
+      end
     end
 
     # Yields every Result until none is pending.
@@ -463,6 +571,14 @@ module Billiard
       nil
     end
 
+    # Stops now: every worker is killed and reaped, and every unfinished
+    # task ends :abandoned (their results stay collectable; submit raises
+    # ClosedError). Idempotent. #close still frees the pool.
+    def terminate
+      call { |h| Billiard.check(Lib.billiard_pool_terminate(h)) }
+      nil
+    end
+
     # An IO that is readable while results wait, for IO.select. It holds a
     # duplicate of the pool's fd, closed with the pool.
     def io
@@ -556,6 +672,32 @@ module Billiard
           end
         end
       end
+    end
+
+    # The C results (the caller frees them) of the tasks +ids+ in order,
+    # inside one entry into the pool: each waited for (+timeout+), or with
+    # +ready_after_first+ the first waited for and the others up to the
+    # first that is not in yet.
+    def waited(ids, timeout, ready_after_first:)
+      out = FFI::MemoryPointer.new(:pointer)
+      taken = []
+      call do |h|
+        ids.each do |id|
+          # A result that is in already is taken without releasing the GVL.
+          rc = Lib.billiard_task_wait_now(h, id, 0, out)
+          break if rc == ETIMEDOUT && ready_after_first && !taken.empty?
+
+          if rc == ETIMEDOUT && timeout != 0
+            rc = Billiard.sliced(timeout) { |ms| Lib.billiard_task_wait(h, id, ms, out) }
+          end
+          Billiard.check(rc)
+          taken << out.read_pointer
+        end
+      end
+      taken
+    rescue Exception # rubocop:disable Lint/RescueException
+      taken.each { |ptr| Lib.billiard_result_free(ptr) }
+      raise
     end
 
     def take(timeout)
@@ -705,3 +847,5 @@ module Billiard
     Lib.billiard_version
   end
 end
+
+require_relative "billiard/fork_pool"

@@ -1,0 +1,246 @@
+# frozen_string_literal: true
+
+# Ruby blocks in supervised workers: Billiard.map, Billiard.each and
+# Billiard::Pool.fork, with real forked workers.
+require "minitest/autorun"
+require "tmpdir"
+require_relative "../lib/billiard"
+require_relative "helpers"
+
+# Loaded before any pool: the workers, forks of this process, have it.
+LOADED_BEFORE = { answer: 42 }.freeze
+
+class MapError < StandardError; end
+
+# An exception Marshal cannot carry (it holds an IO).
+class UnmarshalableError < StandardError
+  def initialize(message)
+    super
+    @io = $stdout
+  end
+end
+
+class MapTest < Minitest::Test
+  include TestHelpers
+
+  # The pids of this process's children now (none should outlive a map).
+  def children
+    Dir["/proc/#{Process.pid}/task/*/children"].flat_map { |f| File.read(f).split.map(&:to_i) }
+  end
+
+  def parent_of(pid)
+    stat = File.read("/proc/#{pid}/stat")
+    Integer(stat[(stat.rindex(")") + 2)..].split[1])
+  end
+
+  def test_map_runs_the_block_with_its_closure_in_order
+    factor = 3
+    captured = { offset: 1 }
+    values = Billiard.map((1..50).to_a, workers: 4) { |x| x * factor + captured[:offset] + LOADED_BEFORE[:answer] }
+    assert_equal((1..50).map { |x| x * 3 + 1 + 42 }, values)
+    assert_equal [], children, "no process of the pool is left"
+  end
+
+  def test_workers_are_forks_of_this_process_not_this_process
+    pids = Billiard.map((1..8).to_a, workers: 2) { |_| [Process.pid, Process.ppid] }
+    assert(pids.none? { |pid, _| pid == Process.pid })
+    # Each worker is a fork of the pool's fork server, itself a fork of this process.
+    servers = pids.map(&:last).uniq
+    assert_equal 1, servers.size
+    refute_equal Process.pid, servers.first
+    assert_operator pids.map(&:first).uniq.size, :<=, 2
+  end
+
+  def test_values_and_items_cross_as_marshal_data
+    items = [nil, 1.5, "bytes\0".b, :sym, [1, [2]], { "k" => Struct.new(:a).new(1).to_a }, 2**80]
+    assert_equal items, Billiard.map(items, workers: 2) { |x| x }
+  end
+
+  def test_empty_items_and_no_block
+    assert_equal [], Billiard.map([]) { |x| x }
+    assert_raises(ArgumentError) { Billiard.map([1]) }
+  end
+
+  def test_a_raise_reraises_here_with_the_worker_backtrace_and_cancels_the_rest
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    error = assert_raises(MapError) do
+      Billiard.map([1, 2, 3, 4], workers: 2) do |x|
+        raise MapError, "item #{x} is bad" if x == 1
+
+        sleep 60
+      end
+    end
+    assert_equal "item 1 is bad", error.message
+    # The worker's frames first (the block's line), then the caller's.
+    assert_match(/test_map\.rb:\d+:in `block .*in test_a_raise/, error.backtrace.first)
+    assert(error.backtrace.any? { |f| f.include?("in `test_a_raise") && !f.include?("block") })
+    refute(error.backtrace.any? { |f| f.include?("lib/billiard") }, error.backtrace.join("\n"))
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 30,
+                    "the sleeping items were cancelled"
+    assert_equal [], children
+  end
+
+  def test_per_item_results_keep_every_other_item
+    results = Billiard.map([4, 0, 2, 0], workers: 2, per_item: true) { |x| 8 / x }
+    assert_equal [true, false, true, false], results.map(&:ok?)
+    assert_equal [2, nil, 4, nil], results.map(&:value)
+    assert_kind_of ZeroDivisionError, results[1].error
+    assert_raises(ZeroDivisionError) { results[3].value! }
+    assert_equal 2, results[0].value!
+  end
+
+  def test_a_worker_that_dies_gives_worker_lost_for_its_item
+    results = Billiard.map([1, 2, 3], workers: 2, per_item: true) do |x|
+      Process.kill(:KILL, Process.pid) if x == 2
+      x
+    end
+    assert_equal [1, nil, 3], results.map(&:value)
+    assert_kind_of Billiard::WorkerLost, results[1].error
+    assert_equal :worker_lost, results[1].error.result.outcome
+    assert_equal Signal.list["KILL"], results[1].error.result.signal
+    error = assert_raises(Billiard::WorkerLost) { Billiard.map([1], workers: 1) { |_| exit!(3) } }
+    assert_equal 3, error.result.exit_code
+  end
+
+  def test_hard_time_limit_per_call
+    results = Billiard.map([0, 30], workers: 2, per_item: true, hard_time_limit: 1) do |x|
+      sleep x
+      x
+    end
+    assert_equal 0, results[0].value
+    assert_kind_of Billiard::TimeLimitExceeded, results[1].error
+    assert_raises(Billiard::TimeLimitExceeded) { Billiard.map([30], hard_time_limit: 0.5) { |x| sleep x } }
+  end
+
+  def test_soft_time_limit_raises_in_the_block
+    values = Billiard.map([30], soft_time_limit: 0.5) do |x|
+      sleep x
+      :slept
+    rescue Billiard::SoftTimeLimitExceeded
+      :stopped
+    end
+    assert_equal [:stopped], values
+    assert_raises(Billiard::SoftTimeLimitExceeded) { Billiard.map([30], soft_time_limit: 0.5) { |x| sleep x } }
+  end
+
+  def test_hard_memory_limit_per_call
+    results = Billiard.map([1, 2], workers: 2, per_item: true, hard_memory_limit: 1 << 30) do |x|
+      x == 2 ? ("x" * (2 << 30)).bytesize : x
+    end
+    assert_equal 1, results[0].value
+    assert_kind_of NoMemoryError, results[1].error
+  end
+
+  def test_max_tasks_per_worker
+    pids = Billiard.map((1..6).to_a, workers: 1, max_tasks_per_worker: 2) { |_| Process.pid }
+    assert_equal 3, pids.uniq.size
+    assert_equal pids.each_slice(2).map(&:uniq).map(&:size), [1, 1, 1]
+  end
+
+  def test_what_marshal_cannot_carry_is_an_error_of_that_item
+    results = Billiard.map([1, 2, 3], workers: 2, per_item: true) do |x|
+      case x
+      when 2 then proc { x }
+      when 3 then raise UnmarshalableError, "holds an IO"
+      else x
+      end
+    end
+    assert_equal 1, results[0].value
+    assert_kind_of TypeError, results[1].error
+    assert_kind_of Billiard::RemoteError, results[2].error
+    assert_equal "UnmarshalableError", results[2].error.remote_class
+    assert_match(/holds an IO/, results[2].error.message)
+    assert_match(/test_map\.rb/, results[2].error.backtrace.first)
+  end
+
+  def test_each_runs_the_block_for_its_effects_and_returns_the_items
+    Dir.mktmpdir do |dir|
+      items = %w[a b c]
+      assert_same items, Billiard.each(items, workers: 2) { |x| File.write(File.join(dir, x), x.upcase) }
+      assert_equal %w[A B C], items.map { |x| File.read(File.join(dir, x)) }
+      results = Billiard.each([1, 0], per_item: true) { |x| 1 / x }
+      assert_equal [true, false], results.map(&:ok?)
+    end
+  end
+
+  def test_fork_pool_takes_many_submits
+    factor = 2
+    pool = Billiard::Pool.fork(workers: 2) { |x| x * factor }
+    futures = (1..200).map { |x| pool.submit(x) }
+    assert_equal (1..200).map { |x| x * 2 }, futures.map(&:value)
+    assert_equal [2, 4, 6], pool.map([1, 2, 3])
+    assert_equal 7, pool.submit(3.5).value(30)
+    failing = pool.submit(nil)
+    assert_raises(NoMethodError) { failing.value }
+    assert_kind_of NoMethodError, failing.result.error
+    assert_equal [1, 2], pool.each([1, 2])
+    stats = pool.stats
+    assert_equal 2, stats[:workers]
+    assert_equal 0, stats[:queued]
+  ensure
+    pool&.close
+  end
+
+  def test_fork_pool_resize_restart_workers_terminate
+    pool = Billiard::Pool.fork(workers: 1) { |x| x == :sleep ? sleep(60) : Process.pid }
+    first = pool.submit(:pid).value(30)
+    pool.resize(3)
+    wait_for { pool.stats[:workers] == 3 }
+    assert_equal 3, pool.workers.size
+    pool.restart
+    wait_for { !pool.worker_pids.include?(first) && pool.stats[:workers] == 3 }
+    refute_equal first, pool.submit(:pid).value(30)
+    sleeper = pool.submit(:sleep)
+    wait_for { pool.pool.started?(sleeper.id) }
+    pids = pool.worker_pids
+    pool.terminate
+    assert_raises(Billiard::Abandoned) { sleeper.value(30) }
+    assert(pids.none? { |pid| alive?(pid) })
+    assert_raises(Billiard::ClosedError) { pool.submit(1) }
+    pool.close
+    assert pool.closed?
+    assert_equal [], children
+  end
+
+  def test_fork_pool_future_cancel_and_per_task_limit
+    pool = Billiard::Pool.fork(workers: 1) { |x| sleep x }
+    slow = pool.submit(60)
+    assert slow.cancel
+    assert_raises(Billiard::Cancelled) { slow.value(30) }
+    assert_raises(Billiard::TimeLimitExceeded) { pool.submit(60, hard_time_limit: 0.5).value(30) }
+    assert_raises(Billiard::TimeoutError) { pool.submit(2).value(0.05) }
+  ensure
+    pool&.close(wait: false)
+  end
+
+  def test_fork_pool_map_raises_and_the_pool_lives_on_with_nothing_left_behind
+    pool = Billiard::Pool.fork(workers: 2) do |x|
+      case x
+      when 0 then raise MapError, "zero"
+      when 60 then sleep x
+      when -1 then nil
+      else x
+      end
+    end
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    # Items before the failure whose value is nil count as done too.
+    assert_raises(MapError) { pool.map([-1, 0, 60, 60, 1]) }
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 30
+    assert_equal 0, pool.stats[:uncollected], "the cancelled tasks' results were taken"
+    assert_equal [1, 2], pool.map([1, 2])
+  ensure
+    pool&.close(wait: false)
+  end
+
+  def test_fork_pool_needs_a_block
+    assert_raises(ArgumentError) { Billiard::Pool.fork(workers: 1) }
+  end
+
+  def wait_for(timeout = 30)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+    until yield
+      flunk "timed out" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+      sleep 0.02
+    end
+  end
+end
