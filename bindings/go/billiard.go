@@ -132,9 +132,15 @@ type Options struct {
 	HardTimeLimit time.Duration     // per task: the worker is stopped; 0: none
 	KillGrace     time.Duration     // SIGTERM to SIGKILL; 0: the default (1 s)
 	MaxTasks      uint64            // per worker, then it is replaced; 0: no limit
-	MaxQueued     int               // Submit blocks beyond this; 0: unbounded
-	StartTimeout  time.Duration     // for New; 0: as long as it takes
-	Notices       bool              // keep started and soft-limit notices for Notices
+	// SoftMemoryLimit (bytes): a worker whose private memory is above it
+	// after a task is replaced; 0: none.
+	SoftMemoryLimit uint64
+	// HardMemoryLimit (bytes): a worker's address space cannot grow past
+	// it (a Go worker's failed allocation is fatal: MemoryLimit); 0: none.
+	HardMemoryLimit uint64
+	MaxQueued       int           // Submit blocks beyond this; 0: unbounded
+	StartTimeout    time.Duration // for New; 0: as long as it takes
+	Notices         bool          // keep started and soft-limit notices for Notices
 }
 
 // TaskOptions are per-task settings for SubmitWith.
@@ -270,6 +276,16 @@ func New(argv []string, opts *Options) (*Pool, error) {
 	if opts.MaxTasks > 0 {
 		steps = append(steps, func() C.int {
 			return C.billiard_config_set_max_tasks_per_worker(cfg, C.uint64_t(opts.MaxTasks), 0)
+		})
+	}
+	if opts.SoftMemoryLimit > 0 {
+		steps = append(steps, func() C.int {
+			return C.billiard_config_set_soft_memory_limit(cfg, C.uint64_t(opts.SoftMemoryLimit))
+		})
+	}
+	if opts.HardMemoryLimit > 0 {
+		steps = append(steps, func() C.int {
+			return C.billiard_config_set_hard_memory_limit(cfg, C.uint64_t(opts.HardMemoryLimit))
 		})
 	}
 	if opts.Notices {

@@ -20,6 +20,9 @@ import (
 // The test binary is also the worker program: started by a pool with
 // GOBILLIARD_TEST_WORKER set, it serves tasks instead of running tests.
 func TestMain(m *testing.M) {
+	// A worker of a NewSelf pool serves the typed handlers of
+	// handlers_test.go and exits here.
+	billiard.Init()
 	if os.Getenv("GOBILLIARD_TEST_WORKER") != "" {
 		if dir := os.Getenv("GOBILLIARD_TEST_HOOKS"); dir != "" {
 			os.Exit(billiard.WorkerMainHooks(handle, billiard.Hooks{

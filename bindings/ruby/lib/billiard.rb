@@ -17,11 +17,21 @@ module Billiard
   ABI_VERSION = 100
   SONAME = "libbilliard.so.0.1"
 
-  # The C API. $LIBBILLIARD_PATH names the library file; otherwise the
-  # soname is found by the system loader.
+  # The library to load: $LIBBILLIARD_PATH if set; else the copy the gem
+  # built when it was installed (billiard/libbilliard.so next to this file
+  # or on the load path); else the soname, found by the system loader
+  # (after `make install`).
+  def self.library_path
+    return ENV["LIBBILLIARD_PATH"] if ENV["LIBBILLIARD_PATH"]
+
+    built = [__dir__, *$LOAD_PATH].map { |dir| File.join(dir.to_s, "billiard", "libbilliard.so") }
+    built.find { |path| File.file?(path) } || SONAME
+  end
+
+  # The C API, from Billiard.library_path.
   module Lib
     extend FFI::Library
-    ffi_lib(ENV["LIBBILLIARD_PATH"] || SONAME)
+    ffi_lib(Billiard.library_path)
 
     class TaskOpts < FFI::Struct
       layout :struct_size, :uint32, :flags, :uint32, :tag, :uint64,
