@@ -112,6 +112,33 @@ def test_the_cards_quickstart_runs_with_only_its_import_changed(tmp_path, contex
     assert proc.stdout == "[0, 1, 4, 9, 16]\n"
 
 
+def test_fork_context_keeps_closures_and_state_without_importing_main_again(tmp_path):
+    # Under "fork" the workers are forks of this process (through a fork
+    # server it forks): a lambda initializer with a closure, and state made
+    # before the pool, are there; the script's top level runs once.
+    proc = run_script(tmp_path, """
+        import os
+        from libbilliard import Pool
+
+        with open("top-level-runs", "a") as f:
+            f.write(f"{os.getpid()}\\n")
+        STATE = {}
+
+        def read_state(key):
+            return STATE.get(key), os.getpid()
+
+        if __name__ == "__main__":
+            STATE["loaded"] = "before the pool"
+            secret = "captured"
+            with Pool(2, context="fork", initializer=lambda: STATE.update(init=secret)) as pool:
+                values = pool.map(read_state, ["loaded", "init"])
+            print(values[0][0], values[1][0], all(pid != os.getpid() for _, pid in values))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "before the pool captured True\n"
+    assert len((tmp_path / "top-level-runs").read_text().split()) == 1
+
+
 @pytest.mark.parametrize("context", CONTEXTS)
 def test_functions_and_classes_of_the_main_script_work_in_workers(tmp_path, context):
     proc = run_script(tmp_path, f"""
