@@ -9,6 +9,8 @@
 #   make bench-quick  the same, small, to prove it runs (CI)
 #   make bench-python the Python Pool rows alone (part of both)
 #   make bench-celery Celery on libbilliard against prefork (part of both)
+#   make bench-ruby   Billiard.map against Parallel.map (part of both)
+#   make bench-go     the Go binding's Map against os/exec per item (part of both)
 CARGO   ?= cargo
 CC      ?= cc
 PROFILE ?= debug
@@ -19,6 +21,7 @@ LDLIBS  := -L$(OUTDIR) -Wl,-rpath,$(abspath $(OUTDIR)) -lbilliard -pthread
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
 .PHONY: lib quickstart examples test test-loaded bench bench-quick bench-python bench-celery \
+	bench-ruby bench-go \
 	bench-setup \
 	release-lib clean \
 	install uninstall test-c-checked test-bindings test-install-bindings test-python python-tests \
@@ -120,11 +123,15 @@ bench: bench-setup build/idle_rss
 	$(CARGO) bench --bench pool
 	$(MAKE) bench-python
 	$(MAKE) bench-celery
+	$(MAKE) bench-ruby
+	$(MAKE) bench-go
 
 bench-quick: bench-setup build/idle_rss
 	$(CARGO) bench --bench pool -- --quick
 	$(MAKE) bench-python BENCH_PYTHON_FLAGS=--quick
 	$(MAKE) bench-celery BENCH_PYTHON_FLAGS=--quick
+	$(MAKE) bench-ruby BENCH_FLAGS=--quick
+	$(MAKE) bench-go BENCH_FLAGS=-quick
 
 # billiard's Pool API from Python: libbilliard.Pool (pip-installed into the
 # benchmark's environment) against billiard and multiprocessing.Pool.
@@ -139,6 +146,18 @@ bench-celery: bench-setup
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall \
 		--no-deps ./bindings/python
 	$(BENCH_VENV)/bin/python bench/celery_pool.py $(BENCH_PYTHON_FLAGS)
+
+# Ruby: Billiard.map against Parallel.map (Debian's ruby-parallel), on the
+# release library.
+bench-ruby: release-lib
+	env LIBBILLIARD_PATH=$(abspath target/release/libbilliard.so) ruby bench/ruby_map.rb $(BENCH_FLAGS)
+
+# Go: the typed Map against one os/exec per item, on the release library
+# (cgo through its uninstalled billiard.pc).
+bench-go: release-lib
+	cd bench/go_map && env PKG_CONFIG_PATH=$(abspath target/release/pkgconfig) \
+		GOCACHE=$(abspath target/go/cache) GOPATH=$(abspath target/go/path) \
+		GOFLAGS=-mod=mod GOPROXY=off go run . $(BENCH_FLAGS)
 
 # Where `make install` puts things (GNU names; DESTDIR for staging).
 PREFIX     ?= /usr/local

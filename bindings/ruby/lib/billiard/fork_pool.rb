@@ -34,16 +34,16 @@ module Billiard
     end
   end
 
-  # How a block's work travels: the payload is Marshal.dump(item); the
-  # reply is one tag byte and Marshal data (the value, or the exception).
+  # How a block's work travels: the payload is Marshal.dump(item), the
+  # reply Marshal.dump(value), or of a Raised holding the exception.
   module Marshalled
-    VALUE = "v".b.freeze
-    RAISED = "e".b.freeze
+    # A block's exception on its way back (never a block's value).
+    Raised = Struct.new(:error)
 
     # The worker's side: the reply to +payload+ for +block+. A signal Ruby
     # turned into an exception and exit pass (the worker ends as they say).
     def self.serve(block, payload)
-      VALUE + Marshal.dump(block.call(Marshal.load(payload)))
+      Marshal.dump(block.call(Marshal.load(payload)))
     rescue SignalException, SystemExit
       raise
     rescue Exception => e # rubocop:disable Lint/RescueException
@@ -51,15 +51,15 @@ module Billiard
       # below are this library's and the fork's.
       frames = e.backtrace || []
       e.set_backtrace(frames.take_while { |frame| !frame.start_with?(__FILE__) })
-      RAISED + dump_error(e)
+      dump_error(e)
     end
 
     def self.dump_error(error)
-      Marshal.dump(error)
+      Marshal.dump(Raised.new(error))
     rescue StandardError
       remote = RemoteError.new(error.class.name, error.message)
       remote.set_backtrace(error.backtrace || [])
-      Marshal.dump(remote)
+      Marshal.dump(Raised.new(remote))
     end
 
     # The caller's side: +reply+ (a task's reply String, or the
@@ -70,15 +70,12 @@ module Billiard
     def self.load(reply, caller_backtrace)
       return ItemResult.new(nil, TaskError.for(reply)) if reply.is_a?(Result)
 
-      body = reply.byteslice(1..)
-      case reply.byteslice(0, 1)
-      when VALUE then ItemResult.new(Marshal.load(body), nil)
-      when RAISED
-        error = Marshal.load(body)
-        error.set_backtrace((error.backtrace || []) + caller_backtrace.reject { |f| f.start_with?(__FILE__) })
-        ItemResult.new(nil, error)
-      else raise Error.new(EINVAL, "a worker sent a reply with no tag")
-      end
+      value = Marshal.load(reply)
+      return ItemResult.new(value, nil) unless value.is_a?(Raised)
+
+      error = value.error
+      error.set_backtrace((error.backtrace || []) + caller_backtrace.reject { |f| f.start_with?(__FILE__) })
+      ItemResult.new(nil, error)
     end
   end
 
