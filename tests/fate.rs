@@ -385,3 +385,29 @@ fn the_event_handler_may_free_other_pools_but_not_wait_for_its_own() {
         );
     }
 }
+
+/// The counters add up when a cancel meets a task's end: a task cancelled
+/// as its worker finished it ends at once, but stays at the head of that
+/// worker until its dropped result arrives. `stats` counted it as running
+/// beside the tasks left, which overflowed `queued` (a panic in a debug
+/// build, BILLIARD_EPANIC through the C API; the Ruby ForkPool test caught
+/// it).
+#[test]
+fn stats_add_up_when_a_cancel_meets_the_task_end() {
+    let pool = Pool::new(config(1).kill_grace(ms(100))).unwrap();
+    for round in 0..300u64 {
+        let r = 1 + round % 6;
+        let a = submit(&pool, &format!("sleep:{r}"));
+        std::thread::sleep(Duration::from_micros(r * 1000 - 300 + (round % 5) * 120));
+        let _ = pool.cancel(a);
+        let s = pool.stats();
+        assert!(s.running + s.queued <= 1, "round {round}: {s:?}");
+        let _ = pool.wait_task(a, LONG).unwrap();
+        let s = pool.stats();
+        assert_eq!(
+            (s.running, s.queued, s.uncollected),
+            (0, 0, 0),
+            "round {round}: {s:?}"
+        );
+    }
+}

@@ -689,7 +689,7 @@ impl Pool {
             }
             s.running += st.running_task(w).is_some() as usize;
         }
-        s.queued = st.tasks.len() - s.running;
+        s.queued = st.tasks.len().saturating_sub(s.running);
         s
     }
 

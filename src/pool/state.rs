@@ -670,11 +670,13 @@ impl State {
         }
     }
 
-    /// The task worker `w` runs now: the oldest it holds, if it started it.
+    /// The task worker `w` runs now: the oldest it holds, if it started it
+    /// and it has not ended. (A task cancelled as its worker finished it
+    /// ends at once but stays at the head until its dropped result comes.)
     pub(crate) fn running_task(&self, w: &Worker) -> Option<u64> {
         let &id = w.tasks.first()?;
         let started = w.acked == Some(id) || w.area.progress().started_at(id).is_some();
-        started.then_some(id)
+        (started && self.tasks.get(&id).is_some()).then_some(id)
     }
 
     /// Results waiting to be collected.

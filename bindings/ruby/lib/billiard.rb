@@ -292,18 +292,10 @@ module Billiard
 
     # With a block: yields the pool, then closes it (waiting for its tasks,
     # or not when the block raised) and returns the block's value.
-    def self.open(argv = nil, **options)
-      pool = new(argv, **options)
-      return pool unless block_given?
+    def self.open(argv = nil, **options, &block)
+      return new(argv, **options) unless block
 
-      begin
-        value = yield pool
-      rescue Exception
-        pool.close(wait: false)
-        raise
-      end
-      pool.close
-      value
+      Thread.handle_interrupt(Object => :never) { Billiard.closing(new(argv, **options), &block) }
     end
 
     # Frees a pool pointer: FFI::AutoPointer's releaser, called once, by
@@ -377,11 +369,17 @@ module Billiard
           Billiard.check(Lib.send(setter, cfg, Integer(bytes)))
         end
         out = FFI::MemoryPointer.new(:pointer)
-        Billiard.check(Lib.billiard_pool_new(cfg, out))
+        # An interrupt (Thread#raise, Ctrl-C) waits until the new pool is
+        # held by its AutoPointer: raised in between (as the blocking call
+        # returns), it left the pool and its workers with nothing to free
+        # them.
+        Thread.handle_interrupt(Object => :never) do
+          Billiard.check(Lib.billiard_pool_new(cfg, out))
+          @ptr = FFI::AutoPointer.new(out.read_pointer, self.class.method(:release))
+        end
       ensure
         Lib.billiard_config_free(cfg)
       end
-      @ptr = FFI::AutoPointer.new(out.read_pointer, self.class.method(:release))
       @io = nil
       @unbounded = max_queued.zero?
       # The close rule: calls enter the gate; close shuts it (later calls
@@ -828,17 +826,36 @@ module Billiard
     FFI::Function.new(:int, %i[pointer int]) do |_ctx, server_fd|
       Process.fork do
         code = 2
-        begin
+        # The pool may be made with interrupts deferred (Pool.open,
+        # Billiard.map); the fork inherits that, and the workers must see
+        # SIGTERM at once (it ends them) and the soft limit's signal.
+        Thread.handle_interrupt(Object => :immediate) do
           set_soft_limit_signal(soft_limit_raises)
           hooks, _keep = self.hooks(after_fork, at_exit)
           code = Lib.billiard_forkserver_serve(server_fd, trampoline(handler), nil, hooks)
-        ensure
-          exit!(code.negative? ? 2 : code)
         end
+      ensure
+        exit!(code.negative? ? 2 : code)
       end
     rescue StandardError
       -1
     end
+  end
+
+  # Yields +pool+, then closes it (waiting for its tasks; at once if the
+  # block raised) and returns the block's value. The caller made the pool
+  # with interrupts deferred (Thread.handle_interrupt(Object => :never)):
+  # they reach only the block and the closing wait, so the pool is closed
+  # whatever interrupts the thread.
+  def self.closing(pool)
+    Thread.handle_interrupt(Object => :immediate) do
+      value = yield pool
+      pool.close
+      value
+    end
+  rescue Exception # rubocop:disable Lint/RescueException
+    pool.close(wait: false)
+    raise
   end
 
   # A signal number from a name (:KILL, "SIGUSR1") or a number.

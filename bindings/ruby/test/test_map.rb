@@ -80,6 +80,15 @@ class MapTest < Minitest::Test
     assert_equal [], children
   end
 
+  def test_an_interrupted_map_leaves_no_process
+    thread = Thread.new { Billiard.map([60, 60], workers: 2) { |x| sleep x } }
+    thread.report_on_exception = false
+    wait_for { children.size >= 1 } # the fork server
+    thread.raise(Interrupt)
+    assert_raises(Interrupt) { thread.join }
+    assert_equal [], children
+  end
+
   def test_per_item_results_keep_every_other_item
     results = Billiard.map([4, 0, 2, 0], workers: 2, per_item: true) { |x| 8 / x }
     assert_equal [true, false, true, false], results.map(&:ok?)

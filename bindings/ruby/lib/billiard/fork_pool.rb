@@ -255,15 +255,14 @@ module Billiard
     return [] if items.empty?
 
     workers = [workers || Etc.nprocessors, items.size].min
-    pool = ForkPool.new(workers: workers, **options, &block)
-    begin
-      values = pool.run(items, per_item: per_item, any_order: true, where: caller)
-    rescue Exception # rubocop:disable Lint/RescueException
-      pool.close(wait: false) # the rest are cancelled: stop at once
-      raise
+    where = caller
+    # The pool is closed whatever interrupts the call (Billiard.closing):
+    # at once after a raise, in order when every task is in.
+    Thread.handle_interrupt(Object => :never) do
+      Billiard.closing(ForkPool.new(workers: workers, **options, &block)) do |pool|
+        pool.run(items, per_item: per_item, any_order: true, where: where)
+      end
     end
-    pool.close # every task is in: the workers exit in order
-    values
   end
 
   # Billiard.map for the block's effects: returns +items+ (the ItemResults
