@@ -241,6 +241,17 @@ class MapTest < Minitest::Test
     pool&.close(wait: false)
   end
 
+  def test_readme_map_example_runs
+    require "open3"
+    readme = File.read(File.expand_path("../README.md", __dir__))
+    code = readme.split("```ruby\n").map { |block| block.split("```", 2)[0] }.find { |b| b.include?("Billiard.map(") }
+    variable, expected = code[/^(\w+) = Billiard\.map.*# => (.*)$/, 0].then { |line| [line[/^\w+/], line[/# => (.*)$/, 1]] }
+    env = { "RUBYLIB" => File.expand_path("../lib", __dir__) }
+    out, err, status = Open3.capture3(env, RbConfig.ruby, "-e", "#{code}\np #{variable}")
+    assert status.success?, err
+    assert_equal "#{expected}\n", out
+  end
+
   def test_fork_pool_needs_a_block
     assert_raises(ArgumentError) { Billiard::Pool.fork(workers: 1) }
   end

@@ -259,7 +259,7 @@ class PoolTest < Minitest::Test
     require "open3"
     require "tmpdir"
     readme = File.read(File.expand_path("../README.md", __dir__))
-    code = readme.split("```ruby\n", 2)[1].split("```", 2)[0]
+    code = readme.split("```ruby\n").map { |block| block.split("```", 2)[0] }.find { |b| b.include?("# worker.rb") }
     host, worker = code.split("# worker.rb\n")
     Dir.mktmpdir do |dir|
       File.write(File.join(dir, "host.rb"), host)
