@@ -242,11 +242,12 @@ module Billiard
   # picks the subclass for the outcome); Billiard.map raises these for an
   # item whose task ended so.
   class TaskError < StandardError
+    # The task's Result (nil for a MemoryLimitExceeded raised in a block).
     attr_reader :result
 
-    def initialize(result)
+    def initialize(result, message = nil)
       @result = result
-      super("task #{result.task_id}: #{result.outcome}: #{result.data}")
+      super(message || "task #{result.task_id}: #{result.outcome}: #{result.data}")
     end
 
     # The error for +result+'s outcome: a subclass where one is defined.
@@ -260,7 +261,8 @@ module Billiard
   class WorkerLost < TaskError; end
   # The task passed its hard time limit and its worker was stopped.
   class TimeLimitExceeded < TaskError; end
-  # The worker died out of memory under the hard memory limit.
+  # The worker died out of memory under the hard memory limit, or (from
+  # Billiard.map and ForkPool) the block's allocation failed under it.
   class MemoryLimitExceeded < TaskError; end
   # The task was cancelled.
   class Cancelled < TaskError; end

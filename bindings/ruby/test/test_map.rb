@@ -137,7 +137,15 @@ class MapTest < Minitest::Test
       x == 2 ? ("x" * (2 << 30)).bytesize : x
     end
     assert_equal 1, results[0].value
-    assert_kind_of NoMemoryError, results[1].error
+    assert_kind_of Billiard::MemoryLimitExceeded, results[1].error
+    assert_match(/hard memory limit is #{1 << 30} bytes/, results[1].error.message)
+    assert_nil results[1].error.result
+    assert_match(/test_map\.rb/, results[1].error.backtrace.first)
+    assert_raises(Billiard::MemoryLimitExceeded) do
+      Billiard.map([2 << 30], hard_memory_limit: 1 << 30) { |n| ("x" * n).bytesize }
+    end
+    # Without a limit a NoMemoryError is the block's own.
+    assert_kind_of NoMemoryError, Billiard.map([1], per_item: true) { |_| raise NoMemoryError, "own" }[0].error
   end
 
   def test_max_tasks_per_worker

@@ -42,11 +42,18 @@ module Billiard
 
     # The worker's side: the reply to +payload+ for +block+. A signal Ruby
     # turned into an exception and exit pass (the worker ends as they say).
-    def self.serve(block, payload)
+    # Under a hard memory limit (+memory_limit+ bytes), a NoMemoryError is
+    # that limit: it goes back as MemoryLimitExceeded.
+    def self.serve(block, payload, memory_limit)
       Marshal.dump(block.call(Marshal.load(payload)))
     rescue SignalException, SystemExit
       raise
     rescue Exception => e # rubocop:disable Lint/RescueException
+      if e.is_a?(NoMemoryError) && memory_limit
+        limited = MemoryLimitExceeded.new(nil, "#{e.message} (the hard memory limit is #{memory_limit} bytes)")
+        limited.set_backtrace(e.backtrace || [])
+        e = limited
+      end
       # The worker's backtrace ends where the block was called: the frames
       # below are this library's and the fork's.
       frames = e.backtrace || []
@@ -133,8 +140,9 @@ module Billiard
     def initialize(workers: 0, soft_limit_raises: true, **options, &block)
       raise ArgumentError, "Billiard::Pool.fork needs a block" unless block
 
+      limit = options[:hard_memory_limit]
       @pool = Pool.new(workers: workers, soft_limit_raises: soft_limit_raises,
-                       handler: ->(payload) { Marshalled.serve(block, payload) }, **options)
+                       handler: ->(payload) { Marshalled.serve(block, payload, limit) }, **options)
     end
 
     # Submits +item+ (Marshal-able) and returns its Future. Per-task limits
