@@ -12,14 +12,6 @@ require_relative "helpers"
 class FrameworksTest < Minitest::Test
   include TestHelpers
 
-  def wait_until(timeout = 30)
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
-    until yield
-      flunk "timed out" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-      sleep 0.01
-    end
-  end
-
   def parent_of(pid)
     stat = File.read("/proc/#{pid}/stat")
     Integer(stat[(stat.rindex(")") + 2)..].split[1])

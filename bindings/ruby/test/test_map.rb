@@ -28,11 +28,6 @@ class MapTest < Minitest::Test
     Dir["/proc/#{Process.pid}/task/*/children"].flat_map { |f| File.read(f).split.map(&:to_i) }
   end
 
-  def parent_of(pid)
-    stat = File.read("/proc/#{pid}/stat")
-    Integer(stat[(stat.rindex(")") + 2)..].split[1])
-  end
-
   def test_map_runs_the_block_with_its_closure_in_order
     factor = 3
     captured = { offset: 1 }
@@ -83,7 +78,7 @@ class MapTest < Minitest::Test
   def test_an_interrupted_map_leaves_no_process
     thread = Thread.new { Billiard.map([60, 60], workers: 2) { |x| sleep x } }
     thread.report_on_exception = false
-    wait_for { children.size >= 1 } # the fork server
+    wait_until { children.size >= 1 } # the fork server
     thread.raise(Interrupt)
     assert_raises(Interrupt) { thread.join }
     assert_equal [], children
@@ -202,13 +197,13 @@ class MapTest < Minitest::Test
     pool = Billiard::Pool.fork(workers: 1) { |x| x == :sleep ? sleep(60) : Process.pid }
     first = pool.submit(:pid).value(30)
     pool.resize(3)
-    wait_for { pool.stats[:workers] == 3 }
+    wait_until { pool.stats[:workers] == 3 }
     assert_equal 3, pool.workers.size
     pool.restart
-    wait_for { !pool.worker_pids.include?(first) && pool.stats[:workers] == 3 }
+    wait_until { !pool.worker_pids.include?(first) && pool.stats[:workers] == 3 }
     refute_equal first, pool.submit(:pid).value(30)
     sleeper = pool.submit(:sleep)
-    wait_for { pool.pool.started?(sleeper.id) }
+    wait_until { pool.pool.started?(sleeper.id) }
     pids = pool.worker_pids
     pool.terminate
     assert_raises(Billiard::Abandoned) { sleeper.value(30) }
@@ -262,13 +257,5 @@ class MapTest < Minitest::Test
 
   def test_fork_pool_needs_a_block
     assert_raises(ArgumentError) { Billiard::Pool.fork(workers: 1) }
-  end
-
-  def wait_for(timeout = 30)
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
-    until yield
-      flunk "timed out" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-      sleep 0.02
-    end
   end
 end
