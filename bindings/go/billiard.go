@@ -10,6 +10,11 @@
 // billiard_config_set_fork_server_callback, which Python and Ruby use):
 // a forked Go runtime does not survive. Results are copied into Go memory
 // and the C results freed at once. No library thread ever calls into Go.
+//
+// Typed helpers sit on top, in the re-exec style: Handle registers a
+// handler by name, Init (first in main) serves the handlers in a worker,
+// NewSelf starts a pool of this program, and Map, Submit, Await and Decode
+// carry values as JSON (handlers.go).
 package billiard
 
 /*

@@ -185,6 +185,10 @@ module Billiard
                   first = ids.size - left
                   @pool.take_replies(ids[first, MAP_SLICE]).each_with_index.map { |r, i| [ids[first + i], r] }
                 end
+        # Only another waiter on the pool could take them: any_order is for
+        # a pool with none.
+        raise Error.new(ENOTFOUND, "#{left} results were taken by another waiter") if pairs.empty?
+
         pairs.each do |id, reply|
           left -= 1
           done[i = index.fetch(id)] = true
@@ -197,6 +201,7 @@ module Billiard
       end
       values
     end
+
     # Runs the block for each item, as #map does, and returns +items+ (the
     # ItemResults with +per_item+).
     def each(items, per_item: false, **limits)
