@@ -328,6 +328,11 @@ module Billiard
                    hard_time_limit: nil, kill_grace: nil, max_tasks_per_worker: nil,
                    soft_memory_limit: nil, hard_memory_limit: nil, max_queued: 0, notices: false)
       raise ArgumentError, "a worker program (argv) or a handler, not both" if argv.nil? == handler.nil?
+      if handler && Billiard.forked_worker?
+        # Ruby aborts on Process.fork in a process the library forked.
+        raise Error.new(EINVAL, "a pool of forks (handler:, Billiard.map, Pool.fork) cannot start " \
+                                "inside a worker of one: Ruby cannot fork there; use a worker program (argv)")
+      end
       if argv && (after_fork || at_exit || soft_limit_raises)
         raise ArgumentError, "after_fork, at_exit and soft_limit_raises go with handler:; " \
                              "a worker program passes them to worker_main"
@@ -832,6 +837,7 @@ module Billiard
         # Billiard.map); the fork inherits that, and the workers must see
         # SIGTERM at once (it ends them) and the soft limit's signal.
         Thread.handle_interrupt(Object => :immediate) do
+          @forked_worker = true
           set_soft_limit_signal(soft_limit_raises)
           hooks, _keep = self.hooks(after_fork, at_exit)
           code = Lib.billiard_forkserver_serve(server_fd, trampoline(handler), nil, hooks)
@@ -842,6 +848,12 @@ module Billiard
     rescue StandardError
       -1
     end
+  end
+
+  # Whether this process is a fork server of a handler: pool or one of its
+  # workers (forked by the library, where Ruby's own fork aborts).
+  def self.forked_worker?
+    @forked_worker == true
   end
 
   # Yields +pool+, then closes it (waiting for its tasks; at once if the

@@ -255,6 +255,13 @@ class MapTest < Minitest::Test
     assert_equal "#{expected}\n", out
   end
 
+  def test_a_map_inside_a_block_is_an_error_not_a_crash
+    results = Billiard.map([1], per_item: true) { |x| Billiard.map([x]) { |y| y } }
+    assert_kind_of Billiard::Error, results[0].error
+    assert_match(/cannot start inside a worker/, results[0].error.message)
+    refute Billiard.forked_worker?
+  end
+
   def test_fork_pool_needs_a_block
     assert_raises(ArgumentError) { Billiard::Pool.fork(workers: 1) }
   end
