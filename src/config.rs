@@ -65,7 +65,9 @@ pub struct Config {
     pub(crate) keep_fds: Vec<RawFd>,
     pub(crate) max_frame: usize,
     pub(crate) max_queued: usize,
-    pub(crate) prefetch: usize,
+    /// `None`: the default, [`DEFAULT_PREFETCH`], or 1 under a soft memory
+    /// limit ([`Config::effective_prefetch`]).
+    pub(crate) prefetch: Option<usize>,
     pub(crate) use_pidfd: bool,
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) program: WorkerProgram,
@@ -214,7 +216,7 @@ impl Config {
             keep_fds: Vec::new(),
             max_frame: DEFAULT_MAX_FRAME,
             max_queued: 0,
-            prefetch: DEFAULT_PREFETCH,
+            prefetch: None,
             use_pidfd: true,
             start_timeout: None,
             program: WorkerProgram::default(),
@@ -272,7 +274,9 @@ impl Config {
     /// resident memory (pages only it holds: not its peak, and not pages it
     /// still shares with the host or fork server it was forked from) is
     /// above `bytes` takes no more tasks and is replaced once those already
-    /// sent to it are done. `None`: no limit.
+    /// sent to it are done. `None`: no limit. With a limit the prefetch
+    /// window defaults to 1, so that none are sent ahead (a window set with
+    /// [`Config::prefetch`] stands).
     pub fn soft_memory_limit(mut self, bytes: Option<u64>) -> Result<Self> {
         self.limits.soft_memory = check_bytes(bytes, "soft memory limit")?;
         Ok(self)
@@ -467,7 +471,7 @@ impl Config {
     }
 
     /// Most tasks in flight to one worker at a time (at least 1; default
-    /// [`DEFAULT_PREFETCH`]). Above 1, a busy worker is sent its next tasks
+    /// [`DEFAULT_PREFETCH`], or 1 with a soft memory limit). Above 1, a busy worker is sent its next tasks
     /// before it asks, many frames per write, which is what makes tiny tasks
     /// fast; idle workers are always served first. The cost: a task waiting
     /// behind a long one in a worker's window waits for it even if another
@@ -478,8 +482,20 @@ impl Config {
                 "prefetch must be between 1 and {MAX_PREFETCH}, not {n}"
             )));
         }
-        self.prefetch = n;
+        self.prefetch = Some(n);
         Ok(self)
+    }
+
+    /// The prefetch window the pool uses: the one set with
+    /// [`Config::prefetch`]; else 1 under a soft memory limit (a worker
+    /// over it must hold no task sent ahead, which it would still run),
+    /// else [`DEFAULT_PREFETCH`].
+    pub(crate) fn effective_prefetch(&self) -> usize {
+        match (self.prefetch, self.limits.soft_memory) {
+            (Some(n), _) => n,
+            (None, Some(_)) => 1,
+            (None, None) => DEFAULT_PREFETCH,
+        }
     }
 
     /// How long [`crate::Pool::new`] waits for every worker to say hello

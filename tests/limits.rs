@@ -618,3 +618,27 @@ fn events_report_starts_exits_losses_and_failure_on_the_supervisor_thread() {
     );
     *pool_slot.lock().unwrap() = None;
 }
+
+#[test]
+fn under_a_soft_memory_limit_no_task_waits_in_a_worker_that_passed_it() {
+    // Submitted together: with the default window, the worker that grew
+    // past the limit on the first task still ran the ones sent ahead to it.
+    // Under a soft memory limit the window is 1, so each "hold" task runs
+    // on a fresh worker; a window set explicitly stands.
+    for (prefetch, fresh) in [(None, true), (Some(8), false)] {
+        let mut cfg = config(1).soft_memory_limit(Some(32 << 20)).unwrap();
+        if let Some(n) = prefetch {
+            cfg = cfg.prefetch(n).unwrap();
+        }
+        let pool = Pool::new(cfg).unwrap();
+        let ids: Vec<u64> = (0..3)
+            .map(|_| pool.submit(b"hold:64", &TaskOptions::default()).unwrap())
+            .collect();
+        let pids: Vec<i32> = ids
+            .iter()
+            .map(|&id| pool.wait_task(id, LONG).unwrap().pid)
+            .collect();
+        let distinct = pids[0] != pids[1] && pids[1] != pids[2] && pids[0] != pids[2];
+        assert_eq!(distinct, fresh, "prefetch {prefetch:?}: pids {pids:?}");
+    }
+}

@@ -1,6 +1,7 @@
 package billiard_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,9 @@ import (
 
 	billiard "github.com/billiard/billiard/bindings/go"
 )
+
+// kept is what the "grow" handler keeps alive in a worker.
+var kept [][]byte
 
 // point is a struct that crosses as JSON.
 type point struct {
@@ -35,6 +39,11 @@ func init() {
 		return point{X: p.Y, Y: p.X, Name: strings.ToUpper(p.Name)}, nil
 	})
 	billiard.Handle("pid", func(context.Context, struct{}) (int, error) { return os.Getpid(), nil })
+	// Keeps 64 MiB, written, for the rest of the worker's life.
+	billiard.Handle("grow", func(context.Context, struct{}) (int, error) {
+		kept = append(kept, bytes.Repeat([]byte{1}, 64<<20))
+		return os.Getpid(), nil
+	})
 	// Waits d, or until its context ends (the soft time limit).
 	billiard.Handle("wait", func(ctx context.Context, d time.Duration) (string, error) {
 		select {
@@ -215,6 +224,22 @@ func TestSelfPoolVerbs(t *testing.T) {
 	st, err := pool.Stats()
 	if err != nil || st.Workers != 3 || st.Outcomes[billiard.OK] != 1 {
 		t.Fatalf("stats %+v, %v", st, err)
+	}
+}
+
+func TestSelfPoolSoftMemoryLimit(t *testing.T) {
+	// Every task leaves 64 MiB in its worker, over the 32 MiB limit: each
+	// runs on a fresh worker.
+	pool := newSelf(t, &billiard.Options{Workers: 1, SoftMemoryLimit: 32 << 20})
+	pids, err := billiard.Map[struct{}, int](minute(t), pool, "grow", make([]struct{}, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pids[0] == pids[1] || pids[1] == pids[2] || pids[0] == pids[2] {
+		t.Fatalf("a worker above the limit served again: %v", pids)
+	}
+	if st, _ := pool.Stats(); st.Recycles < 2 {
+		t.Fatalf("recycles %d", st.Recycles)
 	}
 }
 

@@ -380,7 +380,8 @@ pub unsafe extern "C" fn billiard_config_set_max_queued(
     update(cfg, |c| Ok(c.max_queued(n)))
 }
 
-/// Most tasks in flight to one worker (1 to 256; default 16). Above 1, a
+/// Most tasks in flight to one worker (1 to 256; default 16, or 1 with a
+/// soft memory limit). Above 1, a
 /// busy worker is sent its next tasks before it asks, many per write (fast
 /// tiny tasks); idle workers are always served first. A task queued behind
 /// a long one in a worker's window waits for it even if another worker
@@ -568,6 +569,8 @@ pub unsafe extern "C" fn billiard_config_set_max_tasks_per_worker(
 /// only that worker holds (Private_Clean + Private_Dirty in
 /// /proc/PID/smaps_rollup), so neither its peak nor pages a FORK worker
 /// still shares with the host count, and a fresh worker never recycles.
+/// With a limit the prefetch window defaults to 1, so that no task is sent
+/// ahead to a worker that passes it (billiard_config_set_prefetch stands).
 #[no_mangle]
 pub unsafe extern "C" fn billiard_config_set_soft_memory_limit(
     cfg: *mut billiard_config,

@@ -214,7 +214,7 @@ impl Pool {
             results_fd.as_raw_fd(),
             epoll.clone(),
             wake_fd.as_raw_fd(),
-            config.prefetch,
+            config.effective_prefetch(),
         )
         .map_err(|e| Error::io("timerfd_create", e))?;
         state.notice_kinds = config.notices;

@@ -149,6 +149,18 @@ class MapTest < Minitest::Test
     assert_equal pids.each_slice(2).map(&:uniq).map(&:size), [1, 1, 1]
   end
 
+  def test_soft_memory_limit_replaces_a_worker_that_grew
+    # Each task leaves 64 MiB behind in its worker: over the 32 MiB limit,
+    # so every task runs on a fresh worker.
+    pids = Billiard.map((1..3).to_a, workers: 1, soft_memory_limit: 32 << 20) do |_|
+      $kept = "x" * (64 << 20)
+      Process.pid
+    end
+    assert_equal 3, pids.uniq.size
+    same = Billiard.map((1..3).to_a, workers: 1, soft_memory_limit: 256 << 20) { |_| Process.pid }
+    assert_equal 1, same.uniq.size
+  end
+
   def test_what_marshal_cannot_carry_is_an_error_of_that_item
     results = Billiard.map([1, 2, 3], workers: 2, per_item: true) do |x|
       case x
