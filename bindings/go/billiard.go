@@ -143,9 +143,13 @@ type Options struct {
 	// HardMemoryLimit (bytes): a worker's address space cannot grow past
 	// it (a Go worker's failed allocation is fatal: MemoryLimit); 0: none.
 	HardMemoryLimit uint64
-	MaxQueued       int           // Submit blocks beyond this; 0: unbounded
-	StartTimeout    time.Duration // for New; 0: as long as it takes
-	Notices         bool          // keep started and soft-limit notices for Notices
+	// Prefetch: most tasks in flight to one worker; 0: the library's
+	// default (16, or 1 with a SoftMemoryLimit). 1 sends a task only to
+	// an idle worker.
+	Prefetch     int
+	MaxQueued    int           // Submit blocks beyond this; 0: unbounded
+	StartTimeout time.Duration // for New; 0: as long as it takes
+	Notices      bool          // keep started and soft-limit notices for Notices
 }
 
 // TaskOptions are per-task settings for SubmitWith.
@@ -292,6 +296,9 @@ func New(argv []string, opts *Options) (*Pool, error) {
 		steps = append(steps, func() C.int {
 			return C.billiard_config_set_hard_memory_limit(cfg, C.uint64_t(opts.HardMemoryLimit))
 		})
+	}
+	if opts.Prefetch > 0 {
+		steps = append(steps, func() C.int { return C.billiard_config_set_prefetch(cfg, C.uint32_t(opts.Prefetch)) })
 	}
 	if opts.Notices {
 		steps = append(steps, func() C.int {

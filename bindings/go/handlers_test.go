@@ -243,6 +243,16 @@ func TestSelfPoolSoftMemoryLimit(t *testing.T) {
 	}
 }
 
+func TestPrefetchReachesThePool(t *testing.T) {
+	if _, err := billiard.NewSelf(&billiard.Options{Workers: 1, Prefetch: 1000}); !errors.Is(err, billiard.ErrInvalid) {
+		t.Fatalf("prefetch 1000: %v", err)
+	}
+	pool := newSelf(t, &billiard.Options{Workers: 2, Prefetch: 1})
+	if v, err := billiard.Map[int, int](minute(t), pool, "square", []int{3, 4}); err != nil || v[1] != 16 {
+		t.Fatalf("got %v, %v", v, err)
+	}
+}
+
 func TestHandleRejectsBadNames(t *testing.T) {
 	for _, name := range []string{"", "a\nb", "square"} {
 		func() {

@@ -83,6 +83,7 @@ module Billiard
     attach_function :billiard_config_set_worker_env, %i[pointer string string], :int
     attach_function :billiard_config_set_worker_cwd, %i[pointer string], :int
     attach_function :billiard_config_set_max_queued, %i[pointer size_t], :int
+    attach_function :billiard_config_set_prefetch, %i[pointer uint32], :int
     attach_function :billiard_config_set_soft_time_limit, %i[pointer uint64], :int
     attach_function :billiard_config_set_hard_time_limit, %i[pointer uint64], :int
     attach_function :billiard_config_set_kill_grace, %i[pointer uint64], :int
@@ -321,12 +322,14 @@ module Billiard
     # soft_time_limit, hard_time_limit, kill_grace, max_tasks_per_worker,
     # soft_memory_limit (a worker above it after a task is replaced),
     # hard_memory_limit (a worker's address space cannot grow past it),
-    # max_queued, notices (true: keep started and soft-limit notices for
-    # #notices).
+    # max_queued, prefetch (most tasks in flight to one worker: default 16,
+    # 1 with a soft memory limit; 1 sends a task only to an idle worker),
+    # notices (true: keep started and soft-limit notices for #notices).
     def initialize(argv = nil, workers: 0, handler: nil, after_fork: nil, at_exit: nil,
                    soft_limit_raises: false, start_method: :spawn, env: {}, cwd: nil, soft_time_limit: nil,
                    hard_time_limit: nil, kill_grace: nil, max_tasks_per_worker: nil,
-                   soft_memory_limit: nil, hard_memory_limit: nil, max_queued: 0, notices: false)
+                   soft_memory_limit: nil, hard_memory_limit: nil, max_queued: 0, prefetch: nil,
+                   notices: false)
       raise ArgumentError, "a worker program (argv) or a handler, not both" if argv.nil? == handler.nil?
       if handler && Billiard.forked_worker?
         # Ruby aborts on Process.fork in a process the library forked.
@@ -360,6 +363,7 @@ module Billiard
         env.each { |k, v| Billiard.check(Lib.billiard_config_set_worker_env(cfg, k.to_s, v.to_s)) }
         Billiard.check(Lib.billiard_config_set_worker_cwd(cfg, cwd.to_s)) if cwd
         Billiard.check(Lib.billiard_config_set_max_queued(cfg, max_queued))
+        Billiard.check(Lib.billiard_config_set_prefetch(cfg, prefetch)) if prefetch
         { billiard_config_set_soft_time_limit: soft_time_limit,
           billiard_config_set_hard_time_limit: hard_time_limit,
           billiard_config_set_kill_grace: kill_grace }.each do |setter, seconds|

@@ -143,6 +143,12 @@ class MapTest < Minitest::Test
     assert_kind_of NoMemoryError, Billiard.map([1], per_item: true) { |_| raise NoMemoryError, "own" }[0].error
   end
 
+  def test_prefetch_reaches_the_pool
+    assert_equal [2, 4], Billiard.map([1, 2], workers: 2, prefetch: 1) { |x| x * 2 }
+    error = assert_raises(Billiard::Error) { Billiard.map([1], prefetch: 1000) { |x| x } }
+    assert_match(/prefetch/, error.message)
+  end
+
   def test_max_tasks_per_worker
     pids = Billiard.map((1..6).to_a, workers: 1, max_tasks_per_worker: 2) { |_| Process.pid }
     assert_equal 3, pids.uniq.size
