@@ -410,9 +410,11 @@ module Billiard
     end
 
     # Submits each of +datas+ in order (the options as for #submit) and
-    # returns their task ids: one entry into the pool for all of them. If
-    # one fails, the error is raised and the tasks before it stay
-    # submitted.
+    # returns their task ids: one entry into the pool for all of them. A
+    # data may be an Array of Strings, its parts: they are copied one after
+    # the other into a buffer reused for every task (the library copies
+    # each task), not joined into a fresh String. If one fails, the error
+    # is raised and the tasks before it stay submitted.
     def submit_all(datas, tag: 0, soft_time_limit: nil, hard_time_limit: nil, block: true)
       opts = Lib::TaskOpts.new
       Lib.billiard_task_opts_init(opts)
@@ -423,10 +425,18 @@ module Billiard
       id = FFI::MemoryPointer.new(:uint64)
       # Only a bounded queue makes a submit wait: the others keep the GVL.
       submit = @unbounded || !block ? Lib.method(:billiard_pool_submit_now) : Lib.method(:billiard_pool_submit)
+      scratch = nil
       call do |h|
         datas.map do |data|
-          data = data.to_s
-          Billiard.check(submit.call(h, data, data.bytesize, opts, id))
+          if data.is_a?(Array)
+            size = data.sum(&:bytesize)
+            scratch = FFI::MemoryPointer.new(:uint8, size) if scratch.nil? || scratch.size < size
+            data.inject(0) { |offset, part| scratch.put_bytes(offset, part) && offset + part.bytesize }
+            Billiard.check(submit.call(h, scratch, size, opts, id))
+          else
+            data = data.to_s
+            Billiard.check(submit.call(h, data, data.bytesize, opts, id))
+          end
           id.read(:uint64)
         end
       end
@@ -735,7 +745,8 @@ module Billiard
   end
 
   # The C task handler calling +handler+ with each payload (a binary
-  # String); the reply is its value (to_s); an exception fails the task.
+  # String); the reply is its value (to_s; an Array's parts in turn); an
+  # exception fails the task.
   #
   # Nothing may leave the block by an exception (it would unwind through
   # the library's C frames): a signal Ruby turned into an exception
@@ -744,8 +755,10 @@ module Billiard
   # fails the task.
   def self.trampoline(handler)
     FFI::Function.new(:int, %i[pointer pointer size_t pointer]) do |_ctx, input, length, reply|
-      out = handler.call(length.zero? ? "".b : input.read_bytes(length)).to_s
-      Lib.billiard_reply_write(reply, out, out.bytesize).zero? ? 0 : 1
+      out = handler.call(length.zero? ? "".b : input.read_bytes(length))
+      # An Array's parts are appended one after the other (no copy joins them).
+      parts = out.is_a?(Array) ? out.map(&:to_s) : [out.to_s]
+      parts.all? { |part| Lib.billiard_reply_write(reply, part, part.bytesize).zero? } ? 0 : 1
     rescue SignalException => e
       die_of(e.signo)
     rescue SystemExit => e

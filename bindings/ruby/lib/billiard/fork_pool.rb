@@ -34,18 +34,37 @@ module Billiard
     end
   end
 
-  # How a block's work travels: the payload is Marshal.dump(item), the
-  # reply Marshal.dump(value), or of a Raised holding the exception.
+  # How a block's work travels. An item or a value is Marshal data, except
+  # a plain String (no instance variables; binary, UTF-8 or US-ASCII),
+  # which goes as one tag byte and its bytes: Marshal would copy a big one
+  # twice more on each side. Marshal data starts with its version byte
+  # (4), never a tag. A block's exception goes back as Marshal data of a
+  # Raised holding it.
   module Marshalled
     # A block's exception on its way back (never a block's value).
     Raised = Struct.new(:error)
 
-    # The worker's side: the reply to +payload+ for +block+. A signal Ruby
-    # turned into an exception and exit pass (the worker ends as they say).
-    # Under a hard memory limit (+memory_limit+ bytes), a NoMemoryError is
-    # that limit: it goes back as MemoryLimitExceeded.
+    RAW_TAGS = { Encoding::BINARY => "b", Encoding::UTF_8 => "u", Encoding::US_ASCII => "a" }.freeze
+    RAW_ENCODINGS = RAW_TAGS.to_h { |encoding, tag| [tag.ord, encoding] }.freeze
+
+    # +value+ as the parts of its encoding (appended in turn).
+    def self.parts(value)
+      tag = value.instance_of?(String) && value.instance_variables.empty? && RAW_TAGS[value.encoding]
+      tag ? [tag, value] : [Marshal.dump(value)]
+    end
+
+    # The value +data+ (a binary String) encodes.
+    def self.load_value(data)
+      encoding = RAW_ENCODINGS[data.getbyte(0)]
+      encoding ? data.byteslice(1..).force_encoding(encoding) : Marshal.load(data)
+    end
+
+    # The worker's side: the reply to +payload+ for +block+ (its parts). A
+    # signal Ruby turned into an exception and exit pass (the worker ends
+    # as they say). Under a hard memory limit (+memory_limit+ bytes), a
+    # NoMemoryError is that limit: it goes back as MemoryLimitExceeded.
     def self.serve(block, payload, memory_limit)
-      Marshal.dump(block.call(Marshal.load(payload)))
+      parts(block.call(load_value(payload)))
     rescue SignalException, SystemExit
       raise
     rescue Exception => e # rubocop:disable Lint/RescueException
@@ -77,7 +96,7 @@ module Billiard
     def self.load(reply, caller_backtrace)
       return ItemResult.new(nil, TaskError.for(reply)) if reply.is_a?(Result)
 
-      value = Marshal.load(reply)
+      value = load_value(reply)
       return ItemResult.new(value, nil) unless value.is_a?(Raised)
 
       error = value.error
@@ -128,6 +147,12 @@ module Billiard
   class ForkPool
     # How many results #map takes in one entry into the pool.
     MAP_SLICE = 256
+    # Most tasks, and bytes of payload, #map keeps in flight: items go in
+    # as results come out, so a big map holds little memory at a time
+    # (fresh memory is page faults: 100 items of 1 MiB all at once cost
+    # a third more time).
+    WINDOW = 4096
+    WINDOW_BYTES = 64 << 20
 
     # The Billiard::Pool underneath (for notices, task_status, signal, io).
     attr_reader :pool
@@ -153,7 +178,7 @@ module Billiard
 
     # Submits every item (one entry into the pool) and returns their Futures.
     def submit_all(items, soft_time_limit: nil, hard_time_limit: nil)
-      payloads = items.map { |item| Marshal.dump(item) }
+      payloads = items.map { |item| Marshalled.parts(item) }
       @pool.submit_all(payloads, soft_time_limit: soft_time_limit, hard_time_limit: hard_time_limit)
            .map { |id| Future.new(self, id) }
     end
@@ -171,27 +196,44 @@ module Billiard
     # are taken as they come, so a failure raises as soon as it is in;
     # else in order (other threads may wait for their own tasks), and the
     # cancelled tasks' results are collected before the raise. +where+ is
-    # the caller's backtrace, for raised errors. :nodoc:
+    # the caller's backtrace, for raised errors. Items go in as results come
+    # out, at most WINDOW tasks or WINDOW_BYTES of payload in flight (and
+    # never fewer than two per worker). :nodoc:
     def run(items, per_item:, any_order:, where:, **limits)
-      ids = @pool.submit_all(items.map { |item| Marshal.dump(item) }, **limits)
-      index = ids.each_with_index.to_h
-      values = Array.new(ids.size)
-      done = Array.new(ids.size, false)
-      left = ids.size
-      while left.positive?
+      ids = []
+      index = {}
+      sizes = []
+      values = Array.new(items.size)
+      done = Array.new(items.size, false)
+      taken = 0
+      in_flight = 0
+      least = 2 * [@pool.stats[:target], 1].max
+      while taken < items.size
+        # Refill the window.
+        batch = []
+        while ids.size + batch.size < items.size &&
+              (ids.size + batch.size - taken < least ||
+               (ids.size + batch.size - taken < WINDOW && in_flight < WINDOW_BYTES))
+          parts = Marshalled.parts(items[ids.size + batch.size])
+          sizes << parts.sum(&:bytesize)
+          in_flight += sizes.last
+          batch << parts
+        end
+        @pool.submit_all(batch, **limits).each { |id| index[id] = ids.size; ids << id } unless batch.empty?
+
         pairs = if any_order
                   @pool.take_any_replies(MAP_SLICE)
                 else
-                  first = ids.size - left
-                  @pool.take_replies(ids[first, MAP_SLICE]).each_with_index.map { |r, i| [ids[first + i], r] }
+                  @pool.take_replies(ids[taken, MAP_SLICE]).each_with_index.map { |r, i| [ids[taken + i], r] }
                 end
         # Only another waiter on the pool could take them: any_order is for
         # a pool with none.
-        raise Error.new(ENOTFOUND, "#{left} results were taken by another waiter") if pairs.empty?
+        raise Error.new(ENOTFOUND, "#{items.size - taken} results were taken by another waiter") if pairs.empty?
 
         pairs.each do |id, reply|
-          left -= 1
+          taken += 1
           done[i = index.fetch(id)] = true
+          in_flight -= sizes[i]
           item = Marshalled.load(reply, where)
           values[i] = per_item ? item : item.value!
         rescue Exception # rubocop:disable Lint/RescueException
