@@ -12,6 +12,9 @@ LOADED_BEFORE = { answer: 42 }.freeze
 
 class MapError < StandardError; end
 
+# A String subclass (Marshal keeps its class).
+class TaggedString < String; end
+
 # An exception Marshal cannot carry (it holds an IO).
 class UnmarshalableError < StandardError
   def initialize(message)
@@ -49,6 +52,44 @@ class MapTest < Minitest::Test
   def test_values_and_items_cross_as_marshal_data
     items = [nil, 1.5, "bytes\0".b, :sym, [1, [2]], { "k" => Struct.new(:a).new(1).to_a }, 2**80]
     assert_equal items, Billiard.map(items, workers: 2) { |x| x }
+  end
+
+  def test_more_items_than_the_window_in_order
+    n = Billiard::ForkPool::WINDOW * 2 + 7
+    assert_equal (0...n).map { |x| x * 3 }, Billiard.map((0...n).to_a, workers: 2) { |x| x * 3 }
+    # More bytes than the window holds: 80 items of 1 MiB, each returned.
+    big = Array.new(80) { |i| i.chr * (1 << 20) }
+    assert_equal big.map(&:bytesize), Billiard.map(big, workers: 2) { |s| s.reverse }.map(&:bytesize)
+  end
+
+  def test_a_failure_stops_items_not_sent_yet
+    Dir.mktmpdir do |dir|
+      log = File.join(dir, "ran")
+      n = Billiard::ForkPool::WINDOW * 3
+      assert_raises(MapError) do
+        Billiard.map((0...n).to_a, workers: 2) do |x|
+          raise MapError, "first" if x.zero?
+
+          File.write(log, "#{x}\n", mode: "a")
+        end
+      end
+      ran = File.exist?(log) ? File.readlines(log).size : 0
+      assert_operator ran, :<, n - 1, "every item ran though the first failed"
+    end
+  end
+
+  def test_strings_keep_their_encoding_and_class
+    items = ["bytes\xff".b, "ünï", "ascii".encode("US-ASCII"), "latin".encode("ISO-8859-1"), Class.new(String).new("sub")]
+    back = Billiard.map(items[0, 4], workers: 2) { |s| s }
+    assert_equal items[0, 4], back
+    assert_equal items[0, 4].map(&:encoding), back.map(&:encoding)
+    # A subclass of String crosses as Marshal data (its class is kept).
+    named = Billiard.map([TaggedString.new("t")]) { |s| [s.class.name, s] }.first
+    assert_equal ["TaggedString", "t"], [named[0], named[1].to_s]
+    assert_instance_of TaggedString, named[1]
+    with_ivar = +"ivar"
+    with_ivar.instance_variable_set(:@note, 1)
+    assert_equal 1, Billiard.map([with_ivar]) { |s| s.instance_variable_get(:@note) }.first
   end
 
   def test_empty_items_and_no_block
