@@ -198,12 +198,21 @@ class MapTest < Minitest::Test
 
   def test_soft_memory_limit_replaces_a_worker_that_grew
     # Each task leaves 64 MiB behind in its worker: over the 32 MiB limit,
-    # so every task runs on a fresh worker.
-    pids = Billiard.map((1..3).to_a, workers: 1, soft_memory_limit: 32 << 20) do |_|
-      $kept = "x" * (64 << 20)
-      Process.pid
-    end
-    assert_equal 3, pids.uniq.size
+    # so every task runs on a fresh worker. In a fresh process: a worker's
+    # growth counts only pages it maps anew, and memory this test process
+    # freed earlier (other tests) would be reused in place, unseen.
+    require "open3"
+    script = <<~RUBY
+      require "billiard"
+      pids = Billiard.map((1..3).to_a, workers: 1, soft_memory_limit: 32 << 20) do |_|
+        $kept = "x" * (64 << 20)
+        Process.pid
+      end
+      puts pids.uniq.size
+    RUBY
+    out, err, status = Open3.capture3({ "RUBYLIB" => File.expand_path("../lib", __dir__) }, RbConfig.ruby, "-e", script)
+    assert status.success?, err
+    assert_equal "3\n", out
     same = Billiard.map((1..3).to_a, workers: 1, soft_memory_limit: 256 << 20) { |_| Process.pid }
     assert_equal 1, same.uniq.size
   end
