@@ -781,11 +781,17 @@ module Billiard
   # with soft_limit_raises: true.
   class SoftTimeLimitExceeded < StandardError; end
 
-  # The soft limit's signal (SIGUSR1), which Ruby turns into an exception
-  # by default: with +raises+, a SoftTimeLimitExceeded in the task when its
-  # soft limit passed; else the library's own handler (a blocking call
-  # returns early; Billiard.soft_limit_reached? says why).
-  def self.set_soft_limit_signal(raises)
+  # A worker's signals. SIGTERM at its default action: a stop ends the
+  # worker at once, also while it waits in the library for its next task
+  # (Ruby runs its handler only when the VM gets control, which a worker
+  # waiting there never gives it: every stop of an idle worker waited out
+  # the kill grace, 1 s). The soft limit's signal (SIGUSR1), which Ruby
+  # turns into an exception by default: with +raises+, a
+  # SoftTimeLimitExceeded in the task when its soft limit passed; else the
+  # library's own handler (a blocking call returns early;
+  # Billiard.soft_limit_reached? says why).
+  def self.set_worker_signals(raises)
+    Signal.trap("TERM", "SYSTEM_DEFAULT")
     if raises
       Signal.trap("USR1") { raise SoftTimeLimitExceeded, "the task's soft time limit passed" if soft_limit_reached? }
     else
@@ -835,7 +841,7 @@ module Billiard
   # With +soft_limit_raises+, a task whose soft time limit passes gets
   # Billiard::SoftTimeLimitExceeded raised in it.
   def self.worker_main(after_fork: nil, at_exit: nil, soft_limit_raises: false, &handler)
-    set_soft_limit_signal(soft_limit_raises)
+    set_worker_signals(soft_limit_raises)
     callback = trampoline(handler)
     hooks, keep = self.hooks(after_fork, at_exit)
     rc = Lib.billiard_worker_main_hooks(callback, nil, hooks)
@@ -855,7 +861,7 @@ module Billiard
         # SIGTERM at once (it ends them) and the soft limit's signal.
         Thread.handle_interrupt(Object => :immediate) do
           @forked_worker = true
-          set_soft_limit_signal(soft_limit_raises)
+          set_worker_signals(soft_limit_raises)
           hooks, _keep = self.hooks(after_fork, at_exit)
           code = Lib.billiard_forkserver_serve(server_fd, trampoline(handler), nil, hooks)
         end

@@ -331,6 +331,16 @@ class MapTest < Minitest::Test
     refute Billiard.forked_worker?
   end
 
+  def test_idle_workers_stop_at_once_not_after_the_kill_grace
+    # Ruby's SIGTERM handler never runs in a worker waiting in the library
+    # for its next task: a stop waited for the SIGKILL after the grace.
+    pool = Billiard::Pool.fork(workers: 2, kill_grace: 60) { |x| x }
+    assert_equal [1], pool.map([1])
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    pool.close(wait: false)
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 30
+  end
+
   def test_fork_pool_needs_a_block
     assert_raises(ArgumentError) { Billiard::Pool.fork(workers: 1) }
   end

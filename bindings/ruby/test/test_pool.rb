@@ -255,6 +255,14 @@ class PoolTest < Minitest::Test
     end
   end
 
+  def test_idle_worker_programs_stop_at_once_not_after_the_kill_grace
+    pool = Billiard::Pool.new(WORKER, workers: 2, kill_grace: 60)
+    assert_equal "x", pool.wait_task(pool.submit("echo:x"), 30).value
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    pool.close(wait: false)
+    assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 30
+  end
+
   def test_readme_example_runs
     require "open3"
     require "tmpdir"
