@@ -168,17 +168,24 @@ class MapTest < Minitest::Test
     assert_raises(Billiard::SoftTimeLimitExceeded) { Billiard.map([30], soft_time_limit: 0.5) { |x| sleep x } }
   end
 
+  # This process's address space now, in bytes: a fork starts with all of
+  # it, so a hard memory limit is set above it.
+  def address_space
+    File.read("/proc/self/status")[/^VmSize:\s+(\d+) kB/, 1].to_i * 1024
+  end
+
   def test_hard_memory_limit_per_call
-    results = Billiard.map([1, 2], workers: 2, per_item: true, hard_memory_limit: 1 << 30) do |x|
+    limit = address_space + (512 << 20)
+    results = Billiard.map([1, 2], workers: 2, per_item: true, hard_memory_limit: limit) do |x|
       x == 2 ? ("x" * (2 << 30)).bytesize : x
     end
     assert_equal 1, results[0].value
     assert_kind_of Billiard::MemoryLimitExceeded, results[1].error
-    assert_match(/hard memory limit is #{1 << 30} bytes/, results[1].error.message)
+    assert_match(/hard memory limit is #{limit} bytes/, results[1].error.message)
     assert_nil results[1].error.result
     assert_match(/test_map\.rb/, results[1].error.backtrace.first)
     assert_raises(Billiard::MemoryLimitExceeded) do
-      Billiard.map([2 << 30], hard_memory_limit: 1 << 30) { |n| ("x" * n).bytesize }
+      Billiard.map([2 << 30], hard_memory_limit: address_space + (512 << 20)) { |n| ("x" * n).bytesize }
     end
     # Without a limit a NoMemoryError is the block's own.
     assert_kind_of NoMemoryError, Billiard.map([1], per_item: true) { |_| raise NoMemoryError, "own" }[0].error
