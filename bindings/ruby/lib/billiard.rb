@@ -428,6 +428,7 @@ module Billiard
       scratch = nil
       call do |h|
         datas.map do |data|
+          data = data.first if data.is_a?(Array) && data.size == 1
           if data.is_a?(Array)
             size = data.sum(&:bytesize)
             scratch = FFI::MemoryPointer.new(:uint8, size) if scratch.nil? || scratch.size < size
