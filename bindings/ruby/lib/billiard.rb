@@ -845,6 +845,7 @@ module Billiard
     set_worker_signals(soft_limit_raises)
     callback = trampoline(handler)
     hooks, keep = self.hooks(after_fork, at_exit)
+    settle_ffi_dispatcher
     rc = Lib.billiard_worker_main_hooks(callback, nil, hooks)
     keep.clear
     check(rc)
@@ -853,8 +854,17 @@ module Billiard
   # The fork-server callback of a Pool.new(handler: ...): forks this
   # process (Process.fork); the child serves as the pool's fork server and
   # leaves with exit! (the host's at_exit blocks are the host's).
+  #
+  # The server's C functions (the task handler, the hooks) are made here,
+  # in this process, once: making an FFI::Function starts the ffi gem's
+  # callback thread, and one started in the server could hold the GVL at
+  # the moment the server forks a worker, which then waited for the GVL
+  # forever (a worker hung in its after-fork hook, once in a full run).
   def self.server_forker(handler, after_fork, at_exit, soft_limit_raises)
+    serve = trampoline(handler)
+    hooks, keep = self.hooks(after_fork, at_exit)
     FFI::Function.new(:int, %i[pointer int]) do |_ctx, server_fd|
+      keep # the hooks' functions live as long as this callback
       Process.fork do
         code = 2
         # The pool may be made with interrupts deferred (Pool.open,
@@ -863,14 +873,27 @@ module Billiard
         Thread.handle_interrupt(Object => :immediate) do
           @forked_worker = true
           set_worker_signals(soft_limit_raises)
-          hooks, _keep = self.hooks(after_fork, at_exit)
-          code = Lib.billiard_forkserver_serve(server_fd, trampoline(handler), nil, hooks)
+          code = Lib.billiard_forkserver_serve(server_fd, serve, nil, hooks)
         end
       ensure
         exit!(code.negative? ? 2 : code)
       end
     rescue StandardError
       -1
+    end
+  end
+
+  # Waits (up to 5 s) until the ffi gem's callback thread, which the first
+  # FFI::Function starts, is parked outside the GVL. Under :forkserver this
+  # process is then forked by the library without Ruby knowing; a fork
+  # taken while that thread still held the GVL, starting up, left the
+  # worker waiting for it forever.
+  def self.settle_ffi_dispatcher
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 5
+    Thread.list.each do |thread|
+      next unless thread.name == "FFI Callback Dispatcher"
+
+      Thread.pass while thread.status == "run" && Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
     end
   end
 

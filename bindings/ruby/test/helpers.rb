@@ -13,6 +13,12 @@ module TestHelpers
     end
   end
 
+  # The parent of process +pid+.
+  def parent_of(pid)
+    stat = File.read("/proc/#{pid}/stat")
+    Integer(stat[(stat.rindex(")") + 2)..].split[1])
+  end
+
   def alive?(pid)
     stat = File.read("/proc/#{pid}/stat")
     stat[stat.rindex(")") + 2] != "Z"

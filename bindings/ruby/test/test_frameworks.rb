@@ -12,11 +12,6 @@ require_relative "helpers"
 class FrameworksTest < Minitest::Test
   include TestHelpers
 
-  def parent_of(pid)
-    stat = File.read("/proc/#{pid}/stat")
-    Integer(stat[(stat.rindex(")") + 2)..].split[1])
-  end
-
   def test_started_notice_and_status_before_the_result
     Billiard::Pool.open(WORKER, workers: 2, notices: true) do |pool|
       assert_equal [], pool.notices

@@ -49,6 +49,19 @@ class MapTest < Minitest::Test
     assert_operator pids.map(&:first).uniq.size, :<=, 2
   end
 
+  def test_the_fork_server_has_one_thread
+    # A thread in the server (the ffi gem's callback thread, started by
+    # making an FFI::Function there) could hold the GVL as the server forks
+    # a worker, which then hung in its first call into Ruby.
+    pool = Billiard::Pool.fork(workers: 2) { |x| x }
+    assert_equal [1], pool.map([1])
+    servers = pool.worker_pids.map { |pid| parent_of(pid) }.uniq
+    assert_equal 1, servers.size
+    assert_equal 1, Dir["/proc/#{servers.first}/task/*"].size, "threads in the fork server"
+  ensure
+    pool&.close
+  end
+
   def test_values_and_items_cross_as_marshal_data
     items = [nil, 1.5, "bytes\0".b, :sym, [1, [2]], { "k" => Struct.new(:a).new(1).to_a }, 2**80]
     assert_equal items, Billiard.map(items, workers: 2) { |x| x }
