@@ -471,9 +471,9 @@ impl Config {
     }
 
     /// Most tasks in flight to one worker at a time (at least 1; default
-    /// [`DEFAULT_PREFETCH`], or 1 with a soft memory limit). Above 1, a busy worker is sent its next tasks
-    /// before it asks, many frames per write, which is what makes tiny tasks
-    /// fast; idle workers are always served first. The cost: a task waiting
+    /// [`DEFAULT_PREFETCH`], or 1 with a soft memory limit). Above 1, a busy
+    /// worker is sent its next tasks before it asks, many frames per write,
+    /// which is what makes tiny tasks fast; idle workers are always served first. The cost: a task waiting
     /// behind a long one in a worker's window waits for it even if another
     /// worker becomes free. 1 sends a task only to an idle worker.
     pub fn prefetch(mut self, n: usize) -> Result<Self> {

@@ -381,12 +381,11 @@ pub unsafe extern "C" fn billiard_config_set_max_queued(
 }
 
 /// Most tasks in flight to one worker (1 to 256; default 16, or 1 with a
-/// soft memory limit). Above 1, a
-/// busy worker is sent its next tasks before it asks, many per write (fast
-/// tiny tasks); idle workers are always served first. A task queued behind
-/// a long one in a worker's window waits for it even if another worker
-/// frees up: 1 sends a task only to an idle worker. BILLIARD_EINVAL if out
-/// of range.
+/// soft memory limit). Above 1, a busy worker is sent its next tasks before
+/// it asks, many per write (fast tiny tasks); idle workers are always
+/// served first. A task queued behind a long one in a worker's window
+/// waits for it even if another worker frees up: 1 sends a task only to an
+/// idle worker. BILLIARD_EINVAL if out of range.
 #[no_mangle]
 pub unsafe extern "C" fn billiard_config_set_prefetch(cfg: *mut billiard_config, n: u32) -> c_int {
     update(cfg, |c| c.prefetch(n as usize))

@@ -689,6 +689,9 @@ impl Pool {
             }
             s.running += st.running_task(w).is_some() as usize;
         }
+        // Every running task is pending (State::running_task): a count
+        // that says otherwise is a bug the tests must see.
+        debug_assert!(s.running <= st.tasks.len(), "{s:?}");
         s.queued = st.tasks.len().saturating_sub(s.running);
         s
     }
