@@ -758,8 +758,12 @@ module Billiard
     FFI::Function.new(:int, %i[pointer pointer size_t pointer]) do |_ctx, input, length, reply|
       out = handler.call(length.zero? ? "".b : input.read_bytes(length))
       # An Array's parts are appended one after the other (no copy joins them).
-      parts = out.is_a?(Array) ? out.map(&:to_s) : [out.to_s]
-      parts.all? { |part| Lib.billiard_reply_write(reply, part, part.bytesize).zero? } ? 0 : 1
+      written = if out.is_a?(Array)
+                  out.all? { |part| reply_write(reply, part) }
+                else
+                  reply_write(reply, out)
+                end
+      written ? 0 : 1
     rescue SignalException => e
       die_of(e.signo)
     rescue SystemExit => e
@@ -769,6 +773,12 @@ module Billiard
       Lib.billiard_reply_error(reply, "#{e.class}: #{e.message}".delete("\0"))
       1
     end
+  end
+
+  # Appends +data+ (to_s) to a task's reply; whether it went in.
+  def self.reply_write(reply, data)
+    data = data.to_s
+    Lib.billiard_reply_write(reply, data, data.bytesize).zero?
   end
 
   # Ends this process by +signo+ with its default action.

@@ -361,6 +361,16 @@ class MapTest < Minitest::Test
     assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 30
   end
 
+  def test_a_process_fork_inside_a_block_loses_that_item_only
+    # Ruby aborts when a process the library forked forks again.
+    results = Billiard.map([1, 2], workers: 2, per_item: true) do |x|
+      Process.wait(Process.fork { exit!(0) }) if x == 1
+      x
+    end
+    assert_kind_of Billiard::WorkerLost, results[0].error
+    assert_equal 2, results[1].value
+  end
+
   def test_fork_pool_needs_a_block
     assert_raises(ArgumentError) { Billiard::Pool.fork(workers: 1) }
   end

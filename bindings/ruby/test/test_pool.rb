@@ -263,6 +263,22 @@ class PoolTest < Minitest::Test
     assert_operator Process.clock_gettime(Process::CLOCK_MONOTONIC) - started, :<, 30
   end
 
+  def test_worker_main_waits_for_the_ffi_callback_thread_to_park
+    # In a fresh process, the first FFI::Function starts the ffi gem's
+    # callback thread, which runs for a moment before it parks; a
+    # :forkserver program must not be forked by the library before then.
+    require "open3"
+    script = <<~RUBY
+      require "billiard"
+      FFI::Function.new(:int, [:int]) { |x| x }
+      Billiard.settle_ffi_dispatcher
+      puts Thread.list.select { |t| t.name == "FFI Callback Dispatcher" }.map(&:status).inspect
+    RUBY
+    out, err, status = Open3.capture3({ "RUBYLIB" => File.expand_path("../lib", __dir__) }, RbConfig.ruby, "-e", script)
+    assert status.success?, err
+    assert_equal "[\"sleep\"]\n", out
+  end
+
   def test_readme_example_runs
     require "open3"
     require "tmpdir"
