@@ -1,6 +1,7 @@
 package billiard
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -84,42 +85,64 @@ func Init() {
 // serveTyped is the worker's handler: it finds the handler the payload
 // names and runs it, with a context cancelled at the soft time limit.
 func serveTyped(payload []byte) ([]byte, error) {
-	name, request, ok := strings.Cut(string(payload), "\n")
+	name, request, ok := bytes.Cut(payload, []byte{'\n'})
 	if !ok {
 		return nil, errors.New("billiard: a task without a handler name")
 	}
 	handlersMu.RLock()
-	fn := handlers[name]
+	fn := handlers[string(name)]
 	handlersMu.RUnlock()
 	if fn == nil {
 		return nil, fmt.Errorf("billiard: no handler named %q in this worker", name)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go watchSoftLimit(ctx, cancel)
-	return fn(ctx, []byte(request))
+	watch := watchSoftLimit(cancel)
+	defer watch.end()
+	return fn(ctx, request)
 }
 
 // softLimitPoll is how often a running typed handler's soft time limit
 // is checked (a load from shared memory).
 const softLimitPoll = 10 * time.Millisecond
 
-// watchSoftLimit cancels the task's context once its soft time limit
-// passes; it ends with the task.
-func watchSoftLimit(ctx context.Context, cancel context.CancelFunc) {
-	tick := time.NewTicker(softLimitPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if SoftLimitReached() {
-				cancel()
-				return
-			}
-		}
+// softWatch checks a task's soft time limit every softLimitPoll from a
+// timer, and cancels the task's context once it passed. A timer, not a
+// goroutine per task: a task shorter than the interval costs a timer
+// added and stopped.
+type softWatch struct {
+	mu     sync.Mutex
+	timer  *time.Timer
+	cancel context.CancelFunc
+	ended  bool
+}
+
+func watchSoftLimit(cancel context.CancelFunc) *softWatch {
+	w := &softWatch{cancel: cancel}
+	w.mu.Lock() // check waits until timer is set
+	w.timer = time.AfterFunc(softLimitPoll, w.check)
+	w.mu.Unlock()
+	return w
+}
+
+func (w *softWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.ended:
+	case SoftLimitReached():
+		w.cancel()
+	default:
+		w.timer.Reset(softLimitPoll)
 	}
+}
+
+// end stops the checks (the task returned).
+func (w *softWatch) end() {
+	w.mu.Lock()
+	w.ended = true
+	w.timer.Stop()
+	w.mu.Unlock()
 }
 
 // NewSelf starts a pool whose workers run this program (os.Executable)
