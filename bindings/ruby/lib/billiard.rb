@@ -424,7 +424,7 @@ module Billiard
       opts[:hard_time_limit_ms] = limit_ms(hard_time_limit)
       id = FFI::MemoryPointer.new(:uint64)
       # Only a bounded queue makes a submit wait: the others keep the GVL.
-      submit = @unbounded || !block ? Lib.method(:billiard_pool_submit_now) : Lib.method(:billiard_pool_submit)
+      now = @unbounded || !block
       scratch = nil
       call do |h|
         datas.map do |data|
@@ -433,11 +433,17 @@ module Billiard
             size = data.sum(&:bytesize)
             scratch = FFI::MemoryPointer.new(:uint8, size) if scratch.nil? || scratch.size < size
             data.inject(0) { |offset, part| scratch.put_bytes(offset, part) && offset + part.bytesize }
-            Billiard.check(submit.call(h, scratch, size, opts, id))
+            data = scratch
           else
             data = data.to_s
-            Billiard.check(submit.call(h, data, data.bytesize, opts, id))
+            size = data.bytesize
           end
+          rc = if now
+                 Lib.billiard_pool_submit_now(h, data, size, opts, id)
+               else
+                 Lib.billiard_pool_submit(h, data, size, opts, id)
+               end
+          Billiard.check(rc)
           id.read(:uint64)
         end
       end
