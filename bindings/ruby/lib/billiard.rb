@@ -270,6 +270,15 @@ module Billiard
   # The pool stopped (terminate, a failed pool) before the task could run.
   class Abandoned < TaskError; end
 
+  # A wait: first with timeout 0 keeping the GVL (the block gets now =
+  # true: a result that is in already is taken without releasing it), then,
+  # unless +timeout+ is 0, in slices as Billiard.sliced. Returns the code.
+  def self.now_then_sliced(timeout)
+    rc = yield 0, true
+    rc = sliced(timeout) { |ms| yield ms, false } if rc == ETIMEDOUT && timeout != 0
+    rc
+  end
+
   # Calls a blocking library call (given the ms it may block) in slices
   # until it returns something other than ETIMEDOUT or +timeout+ seconds
   # (nil: forever) pass; returns its code.
@@ -490,8 +499,9 @@ module Billiard
       out = FFI::MemoryPointer.new(:pointer)
       taken = []
       call do |h|
-        rc = Lib.billiard_pool_wait_now(h, 0, out)
-        rc = Billiard.sliced(timeout) { |ms| Lib.billiard_pool_wait(h, ms, out) } if rc == ETIMEDOUT && timeout != 0
+        rc = Billiard.now_then_sliced(timeout) do |ms, now|
+          now ? Lib.billiard_pool_wait_now(h, 0, out) : Lib.billiard_pool_wait(h, ms, out)
+        end
         return [] if rc == ENOTFOUND
 
         Billiard.check(rc)
@@ -719,13 +729,12 @@ module Billiard
       taken = []
       call do |h|
         ids.each do |id|
-          # A result that is in already is taken without releasing the GVL.
-          rc = Lib.billiard_task_wait_now(h, id, 0, out)
-          break if rc == ETIMEDOUT && ready_after_first && !taken.empty?
-
-          if rc == ETIMEDOUT && timeout != 0
-            rc = Billiard.sliced(timeout) { |ms| Lib.billiard_task_wait(h, id, ms, out) }
+          patient = taken.empty? || !ready_after_first
+          rc = Billiard.now_then_sliced(patient ? timeout : 0) do |ms, now|
+            now ? Lib.billiard_task_wait_now(h, id, 0, out) : Lib.billiard_task_wait(h, id, ms, out)
           end
+          break if rc == ETIMEDOUT && !patient
+
           Billiard.check(rc)
           taken << out.read_pointer
         end
