@@ -15,9 +15,13 @@ from setuptools.command.sdist import sdist
 from setuptools_rust import Binding, RustExtension
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# What cargo needs to build the library (the crate, not its tests or docs).
-CRATE = ["Cargo.toml", "Cargo.lock", "build.rs", "billiard.map", "billiard.pc.in", "README.md",
-         "src", "benches"]
+
+
+def crate_files():
+    """What cargo needs to build the library (the crate, not its tests or
+    docs): bindings/crate-files, which the Ruby gem reads too."""
+    with open(os.path.join(HERE, "..", "crate-files")) as f:
+        return [line.strip() for line in f if line.strip() and not line.startswith("#")]
 
 
 def crate_dir():
@@ -34,7 +38,7 @@ class SdistWithCrate(sdist):
     def make_release_tree(self, base_dir, files):
         super().make_release_tree(base_dir, files)
         source = os.path.join(HERE, crate_dir())
-        for name in CRATE:
+        for name in crate_files():
             src, dst = os.path.join(source, name), os.path.join(base_dir, "rust", name)
             if os.path.isdir(src):
                 shutil.copytree(src, dst, ignore=shutil.ignore_patterns("target", "__pycache__"))

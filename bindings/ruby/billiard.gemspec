@@ -1,20 +1,21 @@
 # frozen_string_literal: true
 
 # `gem build billiard.gemspec` in the repository first copies the crate
-# into ext/billiard/crate/ (the files cargo needs: the same list as the
-# Python package's sdist, in bindings/python/setup.py), so the gem builds
-# libbilliard with cargo when it is installed, away from the repository.
+# into ext/billiard/crate/ (the files bindings/crate-files lists, as the
+# Python sdist does), so the gem builds libbilliard with cargo when it is
+# installed, away from the repository.
 require "fileutils"
-
-CRATE = %w[Cargo.toml Cargo.lock build.rs billiard.map billiard.pc.in README.md src benches].freeze
 
 here = __dir__
 repository = File.expand_path("../..", here)
 staged = File.join(here, "ext", "billiard", "crate")
-if File.exist?(File.join(repository, "Cargo.toml")) && File.exist?(File.join(repository, "billiard.map"))
+crate_files = File.join(repository, "bindings", "crate-files")
+if File.exist?(crate_files)
   FileUtils.rm_rf(staged)
   FileUtils.mkdir_p(staged)
-  CRATE.each { |name| FileUtils.cp_r(File.join(repository, name), staged) }
+  File.readlines(crate_files, chomp: true).reject { |line| line.empty? || line.start_with?("#") }.each do |name|
+    FileUtils.cp_r(File.join(repository, name), staged)
+  end
 end
 
 Gem::Specification.new do |spec|
