@@ -16,6 +16,10 @@ unless system(cargo, "--version", out: File::NULL, err: File::NULL)
 end
 
 here = __dir__
+unless File.exist?(File.join(here, "crate", "Cargo.toml"))
+  abort "billiard: this gem carries no crate (it was built outside the billiard repository); " \
+        "build it with `gem build billiard.gemspec` in bindings/ruby of a checkout"
+end
 dest = RbConfig::CONFIG.fetch("sitearchdir")
 File.write(File.join(here, "Makefile"), <<~MAKE)
   CARGO = #{cargo.shellescape}
