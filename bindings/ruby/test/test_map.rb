@@ -92,10 +92,10 @@ class MapTest < Minitest::Test
   end
 
   def test_strings_keep_their_encoding_and_class
-    items = ["bytes\xff".b, "ünï", "ascii".encode("US-ASCII"), "latin".encode("ISO-8859-1"), Class.new(String).new("sub")]
-    back = Billiard.map(items[0, 4], workers: 2) { |s| s }
-    assert_equal items[0, 4], back
-    assert_equal items[0, 4].map(&:encoding), back.map(&:encoding)
+    items = ["bytes\xff".b, "ünï", "ascii".encode("US-ASCII"), "latin".encode("ISO-8859-1")]
+    back = Billiard.map(items, workers: 2) { |s| s }
+    assert_equal items, back
+    assert_equal items.map(&:encoding), back.map(&:encoding)
     # A subclass of String crosses as Marshal data (its class is kept).
     named = Billiard.map([TaggedString.new("t")]) { |s| [s.class.name, s] }.first
     assert_equal ["TaggedString", "t"], [named[0], named[1].to_s]
